@@ -1,0 +1,155 @@
+"""The ``tinydistill`` command: one thin function per subcommand (parse, load config, call the API, print)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tinydistill.config import Config, load_config
+from tinydistill.errors import TinyDistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil a large transformer text classifier into a small, fast one (TinyBERT recipe).")
+_state = {"debug": False}
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. -s prediction.losses.temperature=2")]
+OutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="output folder (overrides output_dir)")]
+TeacherOpt = Annotated[Optional[str], typer.Option("--teacher", help="teacher model folder or hub id")]
+StudentOpt = Annotated[Optional[str], typer.Option("--student", help="student preset name or model folder")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression")]
+DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout folder of the task")]
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False) -> None:
+    _state["debug"] = debug
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _config(config: Path | None, overrides: list[str] | None, output: str | None = None, teacher: str | None = None,
+            student: str | None = None, task: str | None = None, data_dir: str | None = None) -> Config:
+    sets = list(overrides or [])
+    if output:
+        sets.append(f"output_dir={output}")
+    if teacher:
+        sets.append(f"teacher={teacher}")
+    if task:
+        sets.append(f"data.task={task}")
+    if data_dir:
+        sets.append(f"data.dir={data_dir}")
+    cfg = load_config(config, sets)
+    if student:
+        from tinydistill.config import StudentConfig
+        from tinydistill.students import PRESETS
+
+        spec = StudentConfig(preset=student) if student in PRESETS else StudentConfig(checkpoint=student)
+        cfg = cfg.model_copy(update={"student": spec})
+    return cfg
+
+
+@app.command()
+def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
+             task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+    """Stage 2: fine-tune a pre-trained teacher on the task (keeps the best dev checkpoint)."""
+    from tinydistill.stages import finetune as run
+
+    out = run(_config(config, set_, output, teacher, None, task, data_dir))
+    typer.echo(f"fine-tuned teacher written to {out}")
+
+
+@app.command()
+def general(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
+            student: StudentOpt = None,
+            corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None) -> None:
+    """Stage 1: general distillation of a pre-trained teacher into a new student on unlabelled text."""
+    from tinydistill.stages import general as run
+
+    cfg = _config(config, (set_ or []) + ([f"general.corpus={corpus}"] if corpus else []), output, teacher, student)
+    typer.echo(f"general student written to {run(cfg)}")
+
+
+@app.command()
+def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction | both")] = "both",
+            config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
+            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+    """Stages 3-4: task distillation from a fine-tuned teacher (intermediate layers, prediction layer, or both)."""
+    from tinydistill.stages import distill as run
+
+    out = run(_config(config, set_, output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
+    typer.echo(f"distilled student written to {out}")
+
+
+@app.command()
+def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
+             student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+    """All four stages from one config; a re-run skips the stages already finished."""
+    from tinydistill.pipeline import format_summary, pipeline as run
+
+    summary = run(_config(config, set_, output, teacher, student, task, data_dir), log=typer.echo)
+    typer.echo(format_summary(summary))
+
+
+@app.command()
+def demo(output: OutOpt = None, set_: SetOpt = None,
+         max_train: Annotated[int, typer.Option(help="training articles (of 1,780)")] = 1200) -> None:
+    """The four-stage recipe on BBC News with the MiniLM teacher, offline; prints teacher vs student."""
+    from tinydistill.demo import demo_config
+    from tinydistill.pipeline import format_summary, pipeline as run
+
+    cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
+    typer.echo(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
+               f"student {cfg.student.preset}; output in {cfg.output_dir}")
+    typer.echo(format_summary(run(cfg, log=typer.echo)))
+
+
+@app.command()
+def evaluate(model: Annotated[str, typer.Argument(help="model folder to score")],
+             split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
+             config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+    """The task's metrics for a model folder on a split; prints JSON."""
+    from tinydistill.evaluate import evaluate as run
+
+    typer.echo(json.dumps(run(_config(config, set_, task=task, data_dir=data_dir), model, split), indent=2))
+
+
+def main() -> None:
+    """Entry point: user errors are one line on stderr and exit 2; --debug shows tracebacks."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except TinyDistillError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the unfinished stage wrote no output folder", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if _state["debug"]:
+            traceback.print_exc()
+        typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   "(run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Typed configuration for every stage: one YAML schema, validated up front with clear messages.
+
+A config file holds any subset of the sections below; every subcommand reads the sections it needs.
+CLI overrides are ``dotted.key=value`` strings (the value is parsed as YAML), applied before validation.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tinydistill.errors import TinyDistillError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the labelled task data comes from and how it is tokenised."""
+
+    task: str = Field("sst-2", description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
+                      "or 'classification' / 'regression' for your own files")
+    dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
+    train_file: str | None = Field(None, description="CSV / TSV / JSONL file, or a folder with one sub-folder per label")
+    dev_file: str | None = None
+    test_file: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="label names in id order; default: sorted labels of train")
+    hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
+    hf_config: str | None = None
+    max_length: int = Field(128, ge=8, le=8192)
+    max_train_examples: int | None = Field(None, ge=1, description="seeded random subset of train")
+    max_eval_examples: int | None = Field(None, ge=1, description="first N rows of the evaluation split")
+
+
+class TrainConfig(_Strict):
+    """Optimisation settings of one stage (AdamW, linear warmup and decay)."""
+
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: end of each epoch)")
+    log_every: int = Field(10, ge=1)
+
+
+LayerMap = Literal["uniform", "last"] | list[tuple[int, int]]
+
+
+class LossConfig(_Strict):
+    """Weights of each loss term (0 switches a term off) and their settings."""
+
+    soft_weight: float = Field(0.0, ge=0, description="prediction-layer soft loss (or MSE for regression)")
+    hard_weight: float = Field(0.0, ge=0, description="cross-entropy (or MSE) to the gold labels")
+    temperature: float = Field(1.0, gt=0)
+    soft_loss: Literal["ce", "kl"] = "ce"
+    t2_scaling: bool = Field(True, description="multiply the soft loss by T^2 (Hinton et al.)")
+    embedding_weight: float = Field(0.0, ge=0)
+    hidden_weight: float = Field(0.0, ge=0)
+    attention_weight: float = Field(0.0, ge=0)
+    mode: Literal["masked", "tinybert"] = Field("masked", description="masked: padding excluded from every mean; "
+                                                 "tinybert: the reference implementation's arithmetic")
+    layer_map: LayerMap = Field("uniform", description="uniform | last | [[student_layer, teacher_layer], ...] 1-based")
+
+    @property
+    def intermediate(self) -> bool:
+        return (self.embedding_weight + self.hidden_weight + self.attention_weight) > 0
+
+    @property
+    def prediction(self) -> bool:
+        return (self.soft_weight + self.hard_weight) > 0
+
+
+class StudentConfig(_Strict):
+    """How the student is made: exactly one of preset, explicit shape, teacher layers, or checkpoint."""
+
+    preset: str | None = Field(None, description="tinybert-4l-312d | tinybert-6l-768d")
+    layers: int | None = Field(None, ge=1)
+    hidden: int | None = Field(None, ge=8)
+    heads: int | None = Field(None, ge=1)
+    ffn: int | None = Field(None, ge=8)
+    teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to copy (DistilBERT-style)")
+    every_k_teacher_layers: int | None = Field(None, ge=1, description="copy teacher layers k, 2k, 3k, ...")
+    checkpoint: str | None = Field(None, description="an existing model folder, e.g. the output of `general`")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "StudentConfig":
+        shape = [self.layers, self.hidden, self.heads, self.ffn]
+        sources = {
+            "preset": self.preset is not None,
+            "layers/hidden/heads/ffn": any(v is not None for v in shape),
+            "teacher_layers": self.teacher_layers is not None,
+            "every_k_teacher_layers": self.every_k_teacher_layers is not None,
+            "checkpoint": self.checkpoint is not None,
+        }
+        chosen = [k for k, v in sources.items() if v]
+        if len(chosen) != 1:
+            raise ValueError(f"give exactly one of {', '.join(sources)}; got {chosen or 'none'}")
+        if sources["layers/hidden/heads/ffn"] and any(v is None for v in shape):
+            raise ValueError("an explicit student shape needs all of layers, hidden, heads, ffn")
+        if self.hidden is not None and self.heads is not None and self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class FinetuneStage(_Strict):
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(learning_rate=2e-5, epochs=3))
+
+
+class DistillStage(_Strict):
+    train: TrainConfig
+    losses: LossConfig
+
+
+class GeneralStage(DistillStage):
+    enabled: bool = True
+    corpus: str | None = Field(None, description="text file (one passage per line) or folder of them; "
+                               "default: the task's training text")
+    max_passages: int | None = Field(None, ge=1)
+    max_length: int = Field(128, ge=8, le=8192)
+
+
+def _intermediate_losses() -> LossConfig:
+    return LossConfig(embedding_weight=1.0, hidden_weight=1.0, attention_weight=1.0)
+
+
+class Config(_Strict):
+    """The whole configuration; see examples/ for annotated YAML files."""
+
+    output_dir: str = "runs/tinydistill"
+    seed: int = 42
+    cpu: bool = Field(False, description="force CPU even where an accelerator exists")
+    teacher: str | None = Field(None, description="teacher model folder or hub id")
+    student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
+    data: DataConfig = Field(default_factory=DataConfig)
+    general: GeneralStage = Field(default_factory=lambda: GeneralStage(
+        train=TrainConfig(learning_rate=1e-4, epochs=3), losses=_intermediate_losses()))
+    finetune: FinetuneStage = Field(default_factory=FinetuneStage)
+    intermediate: DistillStage = Field(default_factory=lambda: DistillStage(
+        train=TrainConfig(learning_rate=5e-5, epochs=10), losses=_intermediate_losses()))
+    prediction: DistillStage = Field(default_factory=lambda: DistillStage(
+        train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)))
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise TinyDistillError(f"override {dotted!r}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise TinyDistillError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(model, err["loc"][:-1])
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+        return f"{loc}: unknown key{hint}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
+    for part in path:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_from_dict(tree: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Validate a plain dict (plus ``key=value`` overrides) into a :class:`Config`.
+
+    Sections given partially are merged over each stage's defaults, except ``student``, which is
+    taken whole (its sources are exclusive).
+    """
+    tree = dict(tree or {})
+    for item in overrides or []:
+        _set_dotted(tree, *_parse_override(item))
+    defaults = Config().model_dump(exclude={"student"})
+    try:
+        return Config.model_validate(_merge(defaults, tree))
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e, Config) for e in exc.errors())
+        raise TinyDistillError(f"invalid config: {problems}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or none, for the defaults) and apply ``dotted.key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise TinyDistillError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise TinyDistillError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise TinyDistillError(f"config {path} must be a mapping of sections, got {type(tree).__name__}")
+    return config_from_dict(tree, overrides)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved configuration as YAML (written beside every stage output)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,47 @@
+"""Tokenise examples once, then batch them with dynamic padding (each batch padded to its longest row)."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from tinydistill.data.readers import Examples
+
+
+class EncodedDataset(Dataset):
+    """Pre-tokenised rows: dicts of input_ids / attention_mask / (token_type_ids) / (labels), unpadded."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def encode_examples(ex: Examples, tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
+    """Tokenise (and truncate) every example; labels ride along as ``labels``."""
+    enc = tokenizer(ex.texts, ex.pairs, truncation=True, max_length=max_length)
+    keys = list(enc.keys())
+    rows = [{k: enc[k][i] for k in keys} for i in range(len(ex))]
+    if ex.labels is not None:
+        for row, label in zip(rows, ex.labels):
+            row["labels"] = label
+    return EncodedDataset(rows)
+
+
+def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
+    """Unlabelled passages cut into windows of at most ``max_length`` tokens (no text is thrown away)."""
+    enc = tokenizer(passages, truncation=True, max_length=max_length, return_overflowing_tokens=True)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return EncodedDataset([{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))])
+
+
+def make_loader(data: EncodedDataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
+                shuffle: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader with dynamic padding; shuffling is seeded so runs repeat."""
+    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)

@@ -1,0 +1,272 @@
+"""Read labelled examples from GLUE TSVs, generic CSV / TSV / JSONL files, or Hugging Face datasets.
+
+Every reader returns :class:`Examples`; one place (:func:`read_split`) turns raw label strings into
+ids through the task's label set, so label maps are decided here and nowhere else.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinydistill.config import DataConfig
+from tinydistill.data.tasks import TaskSpec, glue_task, normalise_task_name
+from tinydistill.errors import TinyDistillError
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Examples:
+    """Texts (and optional second texts) with label ids (classification) or floats (regression)."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: list[int] | list[float] | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the rest of the toolkit needs to know about the task being trained."""
+
+    name: str
+    label_names: list[str] | None  # None: regression
+    metric: str
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+
+def _read_rows(path: Path, delimiter: str, quoting: int) -> list[dict[str, str]]:
+    """Rows of a delimited file as dicts (the header row names the columns)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter=delimiter, quoting=quoting))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        return []
+    header, body = rows[0], rows[1:]
+    return [dict(zip(header, r)) for r in body]
+
+
+def _read_glue_tsv(path: Path, spec: TaskSpec) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = [r for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    if spec.headerless_columns and spec.text not in rows[0]:  # CoLA train/dev have no header row
+        return [dict(zip(spec.headerless_columns, r)) for r in rows]
+    return [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TinyDistillError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise TinyDistillError(f"{path}:{n}: each line must be a JSON object")
+            rows.append(row)
+    return rows
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """Rows of a CSV, TSV or JSONL file (by extension), each a dict keyed by column name."""
+    path = Path(path)
+    if not path.exists():
+        raise TinyDistillError(f"data file not found: {path}")
+    if path.is_dir():
+        raise TinyDistillError(f"{path} is a folder; expected a .csv, .tsv or .jsonl file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".jsonl", ".json"):
+            return _read_jsonl(path)
+        if suffix == ".csv":
+            return _read_rows(path, ",", csv.QUOTE_MINIMAL)
+        if suffix in (".tsv", ".txt"):
+            return _read_rows(path, "\t", csv.QUOTE_NONE)
+    except UnicodeDecodeError as exc:
+        raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    raise TinyDistillError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .jsonl)")
+
+
+def _column(rows: list[dict], name: str | None, source: str, required: bool = True) -> list | None:
+    if name is None:
+        return None
+    if rows and name not in rows[0]:
+        if not required:
+            return None
+        raise TinyDistillError(f"{source}: no column {name!r}; columns are {', '.join(map(str, rows[0]))}")
+    values = [r.get(name) for r in rows]
+    for i, v in enumerate(values):
+        if v is None:
+            if not required:
+                return None
+            raise TinyDistillError(f"{source}: row {i + 1} has no value in column {name!r} (ragged row?)")
+    return values
+
+
+def _label_ids(raw: list, task: TaskInfo, source: str) -> list[int] | list[float]:
+    if task.is_regression:
+        out = []
+        for i, v in enumerate(raw):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not a number") from None
+            if not math.isfinite(x):
+                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not finite")
+            out.append(x)
+        return out
+    index = {name: i for i, name in enumerate(task.label_names)}
+    ids = []
+    for i, v in enumerate(raw):
+        key = str(v).strip()
+        if key not in index:
+            raise TinyDistillError(f"{source}: row {i + 1}: label {key!r} is not in the label set "
+                                   f"{task.label_names}; fix the row or set data.labels")
+        ids.append(index[key])
+    return ids
+
+
+def _split_file(cfg: DataConfig, split: str) -> Path | None:
+    spec = glue_task(cfg.task)
+    if cfg.dir is not None:
+        return Path(cfg.dir) / f"{split}.tsv"
+    given = {"train": cfg.train_file, "dev": cfg.dev_file, "test": cfg.test_file}[split]
+    if given is None and spec is not None:
+        raise TinyDistillError(f"GLUE task {cfg.task!r} needs data.dir (a folder with train.tsv, dev.tsv, test.tsv)")
+    return Path(given) if given else None
+
+
+def _raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | None]:
+    spec = glue_task(cfg.task)
+    if cfg.hf_dataset:
+        return _hf_rows(cfg, split), f"{cfg.hf_dataset}[{split}]", spec
+    path = _split_file(cfg, split)
+    if path is None:
+        raise TinyDistillError(f"no {split} data: set data.{split}_file")
+    if not path.exists():
+        raise TinyDistillError(f"{split} file not found: {path}")
+    if spec is not None and path.suffix.lower() == ".tsv":
+        if path.is_dir():
+            raise TinyDistillError(f"{path} is a folder; expected a GLUE .tsv file")
+        try:
+            return _read_glue_tsv(path, spec), str(path), spec
+        except UnicodeDecodeError as exc:
+            raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return read_table(path), str(path), spec
+
+
+def _hf_rows(cfg: DataConfig, split: str) -> list[dict]:
+    try:
+        import datasets
+    except ImportError:
+        raise TinyDistillError("data.hf_dataset needs the `datasets` package: pip install 'tinydistill[datasets]'") from None
+    hf_split = {"dev": "validation"}.get(split, split)
+    try:
+        ds = datasets.load_dataset(cfg.hf_dataset, cfg.hf_config, split=hf_split)
+    except Exception as exc:  # network, unknown id, missing split: all reported the same way
+        raise TinyDistillError(f"could not load {cfg.hf_dataset} ({hf_split}): {str(exc).splitlines()[0]}") from None
+    feature = ds.features.get(cfg.label_column)
+    names = getattr(feature, "names", None)
+    rows = ds.to_list()
+    if names:
+        for r in rows:
+            if isinstance(r.get(cfg.label_column), int) and r[cfg.label_column] >= 0:
+                r[cfg.label_column] = names[r[cfg.label_column]]
+            elif r.get(cfg.label_column) == -1:
+                r.pop(cfg.label_column)
+    return rows
+
+
+def task_info(cfg: DataConfig) -> TaskInfo:
+    """The task's label set and metric. Custom classification labels come from data.labels or train."""
+    spec = glue_task(cfg.task)
+    if spec is not None:
+        return TaskInfo(spec.name, None if spec.is_regression else list(cfg.labels or spec.labels), spec.metric)
+    name = normalise_task_name(cfg.task)
+    if name == "regression":
+        return TaskInfo(name, None, "pearson")
+    if cfg.labels:
+        return TaskInfo(name, list(cfg.labels), "accuracy")
+    rows, source, _ = _raw_rows(cfg, "train")
+    raw = _column(rows, cfg.label_column, source)
+    if not raw:
+        raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
+    return TaskInfo(name, sorted({str(v).strip() for v in raw}), "accuracy")
+
+
+def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0,
+               require_labels: bool = True) -> Examples:
+    """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples`."""
+    if split not in SPLITS:
+        raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
+    rows, source, spec = _raw_rows(cfg, split)
+    text_col = spec.text if spec else cfg.text_column
+    pair_col = spec.text_pair if spec else cfg.text_pair_column
+    label_col = spec.label if spec else cfg.label_column
+    if not rows:
+        raise TinyDistillError(f"{source} has no examples")
+    texts = _column(rows, text_col, source)
+    pairs = _column(rows, pair_col, source)
+    raw_labels = _column(rows, label_col, source, required=require_labels)
+    labels = _label_ids(raw_labels, task, source) if raw_labels is not None else None
+    for i, t in enumerate(texts):
+        if not str(t).strip():
+            raise TinyDistillError(f"{source}: row {i + 1} has an empty text in column {text_col!r}")
+    ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source)
+    limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
+    if limit is not None and limit < len(ex):
+        keep = sorted(random.Random(seed).sample(range(len(ex)), limit)) if split == "train" else range(limit)
+        ex = subset(ex, list(keep))
+    return ex
+
+
+def subset(ex: Examples, index: list[int]) -> Examples:
+    return Examples([ex.texts[i] for i in index], [ex.pairs[i] for i in index] if ex.pairs else None,
+                    [ex.labels[i] for i in index] if ex.labels is not None else None, ex.source)
+
+
+def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:
+    """Unlabelled passages for general distillation: one per non-empty line of a file, or of every
+    ``*.txt`` file in a folder (sorted by name)."""
+    path = Path(path)
+    if not path.exists():
+        raise TinyDistillError(f"corpus not found: {path}")
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
+    if not files:
+        raise TinyDistillError(f"corpus folder {path} holds no .txt files")
+    passages: list[str] = []
+    for f in files:
+        try:
+            with f.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        passages.append(line.strip())
+                        if max_passages and len(passages) >= max_passages:
+                            return passages
+        except UnicodeDecodeError as exc:
+            raise TinyDistillError(f"{f} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if not passages:
+        raise TinyDistillError(f"corpus {path} holds no text")
+    return passages

@@ -1,0 +1,109 @@
+"""Turn a loss config into the list of weighted loss terms a stage optimises.
+
+The training loop only sees ``LossTerm``s: a name, a weight and a function of the step's
+:class:`StepContext`. Losses stay pure (tensors in, scalar out); capture only records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from tinydistill import losses as L
+from tinydistill.capture import Recorder
+from tinydistill.config import LossConfig
+from tinydistill.errors import TinyDistillError
+from tinydistill.mapping import LayerPairs
+
+
+@dataclass
+class StepContext:
+    """Everything one step's loss terms may read."""
+
+    attention_mask: Tensor  # (B, L)
+    labels: Tensor | None  # (B,)
+    student_logits: Tensor | None  # (B, C)
+    teacher_logits: Tensor | None  # (B, C)
+    student: Recorder | None
+    teacher: Recorder | None
+    projections: nn.ModuleDict
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    name: str
+    weight: float
+    fn: Callable[[StepContext], Tensor]
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """Which layers each model must record: hidden (0 = embeddings) and attention layers, 1-based."""
+
+    student_hidden: list[int]
+    student_attention: list[int]
+    teacher_hidden: list[int]
+    teacher_attention: list[int]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.student_hidden or self.student_attention)
+
+
+def capture_plan(cfg: LossConfig, pairs: LayerPairs) -> CapturePlan:
+    hidden_s = ([0] if cfg.embedding_weight else []) + ([s for s, _ in pairs] if cfg.hidden_weight else [])
+    hidden_t = ([0] if cfg.embedding_weight else []) + ([t for _, t in pairs] if cfg.hidden_weight else [])
+    att_s = [s for s, _ in pairs] if cfg.attention_weight else []
+    att_t = [t for _, t in pairs] if cfg.attention_weight else []
+    return CapturePlan(hidden_s, att_s, hidden_t, att_t)
+
+
+def make_projections(cfg: LossConfig, pairs: LayerPairs, student_width: int, teacher_width: int) -> nn.ModuleDict:
+    """One learnable Linear(student_width -> teacher_width) per distilled hidden layer, and one for the
+    embeddings. They train with the student, live in the training state, and are never exported."""
+    names = (["embeddings"] if cfg.embedding_weight else []) + ([f"layer_{s}" for s, _ in pairs] if cfg.hidden_weight else [])
+    return nn.ModuleDict({n: nn.Linear(student_width, teacher_width) for n in names})
+
+
+def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teacher: bool) -> list[LossTerm]:
+    """The weighted terms of a stage, in a fixed order: soft, hard, embedding, hidden, attention."""
+    terms: list[LossTerm] = []
+    if cfg.soft_weight:
+        if not has_teacher:
+            raise TinyDistillError("soft_weight needs a teacher")
+        if regression:
+            soft = lambda c: L.regression_mse(c.student_logits, c.teacher_logits)  # noqa: E731
+        else:
+            fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
+            soft = lambda c: fn(c.student_logits, c.teacher_logits, cfg.temperature, cfg.t2_scaling)  # noqa: E731
+        terms.append(LossTerm("soft", cfg.soft_weight, soft))
+    if cfg.hard_weight:
+        hard = L.regression_mse if regression else L.hard_cross_entropy
+        terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels)))
+    if cfg.embedding_weight:
+        terms.append(LossTerm("embedding", cfg.embedding_weight, lambda c: L.hidden_mse(
+            c.projections["embeddings"](c.student.hidden[0]), c.teacher.hidden[0], c.attention_mask, cfg.mode)))
+    if cfg.hidden_weight:
+        def hidden(c: StepContext) -> Tensor:  # summed over mapped layers, as TinyBERT does
+            return torch.stack([L.hidden_mse(c.projections[f"layer_{s}"](c.student.hidden[s]), c.teacher.hidden[t],
+                                             c.attention_mask, cfg.mode) for s, t in pairs]).sum()
+        terms.append(LossTerm("hidden", cfg.hidden_weight, hidden))
+    if cfg.attention_weight:
+        def attention(c: StepContext) -> Tensor:
+            return torch.stack([L.attention_mse(c.student.score(s), c.teacher.score(t), c.attention_mask, cfg.mode)
+                                for s, t in pairs]).sum()
+        terms.append(LossTerm("attention", cfg.attention_weight, attention))
+    if not terms:
+        raise TinyDistillError("every loss weight is 0: nothing to train")
+    return terms
+
+
+def check_compatible(cfg: LossConfig, student_config, teacher_config) -> None:
+    """Refuse loss settings the two architectures cannot support, before any training starts."""
+    if cfg.attention_weight and student_config.num_attention_heads != teacher_config.num_attention_heads:
+        raise TinyDistillError(
+            f"attention distillation needs equal head counts (student {student_config.num_attention_heads}, "
+            f"teacher {teacher_config.num_attention_heads}); set attention_weight: 0 or give the student "
+            f"{teacher_config.num_attention_heads} heads")

@@ -1,0 +1,69 @@
+"""Stage output folders: written under a temporary name and renamed into place only when complete,
+so a crash never leaves a folder that looks finished."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tinydistill.errors import TinyDistillError
+
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "tinydistill.yaml"
+TRAINING_STATE_DIR = "training_state"
+
+
+def is_complete(folder: str | Path) -> bool:
+    """A finished stage output: the folder exists and holds its metrics file (written last)."""
+    return (Path(folder) / METRICS_FILE).is_file()
+
+
+class StagingDir:
+    """``with StagingDir(out) as tmp:`` write into ``tmp``; on success it is renamed to ``out``.
+
+    On an exception the temporary folder is removed and ``out`` is left untouched.
+    """
+
+    def __init__(self, final: str | Path, overwrite: bool = True) -> None:
+        self.final = Path(final)
+        self.tmp = self.final.with_name(f".{self.final.name}.tmp-{uuid.uuid4().hex[:8]}")
+        self.overwrite = overwrite
+
+    def __enter__(self) -> Path:
+        if self.final.exists() and not self.overwrite:
+            raise TinyDistillError(f"output folder {self.final} already exists")
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as exc:
+            raise TinyDistillError(f"cannot write to {self.final.parent}: {exc.strerror}") from None
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.final)
+        return False
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary file, flush, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=float)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_metrics(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / METRICS_FILE).read_text(encoding="utf-8"))

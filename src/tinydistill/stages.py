@@ -1,0 +1,183 @@
+"""The recipe's stages as small configurations of the one training loop.
+
+- :func:`finetune`  (stage 2): the teacher learns the task (hard labels).
+- :func:`general`   (stage 1): a pre-trained teacher's embeddings, hidden states and attention scores
+  into a new student, on unlabelled text.
+- :func:`distill`   (stages 3 and 4): task distillation, ``intermediate`` (embedding + hidden +
+  attention losses), ``prediction`` (soft targets, optional hard labels), or ``both`` in sequence.
+
+Each writes a model folder that loads with plain ``transformers``, plus ``metrics.json`` and the
+resolved config; the folder appears only once complete.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from accelerate.utils import set_seed
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import Subset
+
+from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, dump_config
+from tinydistill.data.loaders import encode_examples, encode_passages, make_loader
+from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
+from tinydistill.errors import TinyDistillError
+from tinydistill.mapping import resolve_map
+from tinydistill.models import check_vocab, freeze, load_backbone, load_classifier, load_tokenizer
+from tinydistill.objectives import build_terms, capture_plan, check_compatible, make_projections
+from tinydistill.outputs import CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, write_json
+from tinydistill.students import build_student
+from tinydistill.trainer import StageRun, TrainResult, train
+
+Stage = Literal["intermediate", "prediction", "both"]
+PROBE_BATCHES = 8
+
+
+def _require_teacher(cfg: Config) -> str:
+    if not cfg.teacher:
+        raise TinyDistillError("no teacher given: set `teacher:` in the config or pass --teacher")
+    return cfg.teacher
+
+
+def _student_tokenizer(spec: StudentConfig):
+    if spec.checkpoint and (Path(spec.checkpoint) / "tokenizer_config.json").exists():
+        return load_tokenizer(spec.checkpoint)
+    return None
+
+
+def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, batch_size: int, eval_batch_size: int):
+    train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
+    dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
+    train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length)
+    dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
+    return (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed),
+            make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
+            make_loader(Subset(dev_ds, range(min(len(dev_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
+                        eval_batch_size, shuffle=False))
+
+
+def _save(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict | None, cfg: Config,
+          metrics: dict) -> None:
+    """Model + tokenizer (plain transformers), projections in training_state/, config, metrics last."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if projections is not None and len(projections):
+        (folder / TRAINING_STATE_DIR).mkdir()
+        save_file({k: v.detach().cpu().contiguous() for k, v in projections.state_dict().items()},
+                  str(folder / TRAINING_STATE_DIR / "projections.safetensors"))
+    (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
+    write_json(folder / METRICS_FILE, metrics)
+
+
+def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | None) -> dict:
+    return {"stage": stage, "parameters": sum(p.numel() for p in model.parameters()),
+            "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
+            "train_seconds": round(result.seconds, 2), "objective_before": result.objective_before,
+            "objective_after": result.objective_after, "history": result.history}
+
+
+def _output(cfg: Config, output_dir: str | Path | None) -> Path:
+    return Path(output_dir or cfg.output_dir)
+
+
+def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
+    """Stage 2: fine-tune ``cfg.teacher`` (a pre-trained model) on ``cfg.data``; keeps the best dev checkpoint.
+
+    Returns the output folder (a sequence classifier with the task's labels in ``config.id2label``).
+    """
+    out = _output(cfg, output_dir)
+    task = task_info(cfg.data)
+    tokenizer = load_tokenizer(_require_teacher(cfg))
+    set_seed(cfg.seed)
+    model = load_classifier(cfg.teacher, task, who="teacher")
+    tcfg = cfg.finetune.train
+    train_loader, dev_loader, probe = _task_loaders(cfg, tokenizer, task, tcfg.batch_size, tcfg.eval_batch_size)
+    terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
+    run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
+    with StagingDir(out) as tmp:
+        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune")
+        final = result.best or (result.evals[-1] if result.evals else None)
+        _save(tmp, run.student, tokenizer, None, cfg, _metrics("finetune", result, run.student, final))
+    return out
+
+
+def _distill_run(cfg: Config, stage_cfg: DistillStage, teacher: nn.Module, student: nn.Module, tokenizer,
+                 loaders: tuple, task: TaskInfo | None, select_best: bool) -> StageRun:
+    losses = stage_cfg.losses
+    check_compatible(losses, student.config, teacher.config)
+    pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    plan = capture_plan(losses, pairs) if losses.intermediate else None
+    projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
+    terms = build_terms(losses, pairs, task is not None and task.is_regression, has_teacher=True)
+    train_loader, eval_loader, probe = loaders
+    return StageRun(student, teacher, terms, plan, projections, train_loader, eval_loader, probe, task, select_best)
+
+
+def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
+    """Stage 1: distil a pre-trained (not fine-tuned) ``cfg.teacher`` into a new ``cfg.student`` on
+    unlabelled text (``cfg.general.corpus``, or the task's training text when unset), with the
+    embedding, hidden-state and attention losses. Writes a bare encoder (no task head)."""
+    out = _output(cfg, output_dir)
+    g = cfg.general
+    if g.losses.prediction:
+        raise TinyDistillError("general distillation has no labels or task logits: set general.losses "
+                               "soft_weight and hard_weight to 0")
+    tokenizer = load_tokenizer(_require_teacher(cfg))
+    if g.corpus:
+        passages = read_corpus(g.corpus, g.max_passages)
+    else:
+        ex = read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed, require_labels=False)
+        passages = [t if not ex.pairs else f"{t} {p}" for t, p in zip(ex.texts, ex.pairs or ex.texts)]
+        passages = passages[: g.max_passages] if g.max_passages else passages
+    data = encode_passages(passages, tokenizer, g.max_length)
+    set_seed(cfg.seed)
+    teacher = freeze(load_backbone(cfg.teacher))
+    student = build_student(cfg.student, teacher, task=None)
+    check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+    bs = g.train.batch_size
+    loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed), None,
+               make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
+    run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
+    with StagingDir(out) as tmp:
+        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general")
+        metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
+        _save(tmp, run.student, tokenizer, run.projections, cfg, metrics)
+    return out
+
+
+def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
+    task = task_info(cfg.data)
+    teacher_name = _require_teacher(cfg)
+    tokenizer = load_tokenizer(teacher_name)
+    set_seed(cfg.seed)
+    teacher = freeze(load_classifier(teacher_name, task, who="teacher", require_head=True))
+    student = build_student(cfg.student, teacher, task)
+    check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+    stage_cfg: DistillStage = getattr(cfg, which)
+    t = stage_cfg.train
+    loaders = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
+    run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer, loaders, task,
+                       select_best=stage_cfg.losses.prediction)
+    with StagingDir(out) as tmp:
+        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which)
+        final = result.best or (result.evals[-1] if result.evals else None)
+        _save(tmp, run.student, tokenizer, run.projections, cfg, _metrics(which, result, run.student, final))
+    return out
+
+
+def distill(cfg: Config, stage: Stage = "both", output_dir: str | Path | None = None) -> Path:
+    """Task distillation from a fine-tuned ``cfg.teacher`` into ``cfg.student`` on ``cfg.data``.
+
+    ``intermediate`` / ``prediction`` write one folder at ``output_dir``; ``both`` runs intermediate
+    into ``output_dir/intermediate`` and then prediction, starting from it, into ``output_dir/prediction``
+    (returned). The prediction stage keeps its best dev checkpoint; the intermediate stage its last.
+    """
+    out = _output(cfg, output_dir)
+    if stage in ("intermediate", "prediction"):
+        return _distill_one(cfg, stage, out)
+    if stage != "both":
+        raise TinyDistillError(f"unknown stage {stage!r}: use intermediate, prediction or both")
+    first = _distill_one(cfg, "intermediate", out / "intermediate")
+    nxt = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(first))})
+    return _distill_one(nxt, "prediction", out / "prediction")

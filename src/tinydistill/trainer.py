@@ -1,0 +1,200 @@
+"""The one training loop every stage uses (Accelerate: devices, mixed precision, gradient accumulation).
+
+A stage hands in a student, an optional frozen teacher, weighted loss terms and what to capture; the
+loop knows nothing about which losses exist. One step: teacher forward (no grad, hooks record its
+mapped layers) -> student forward (hooks record) -> terms -> weighted sum -> backward -> step.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from tinydistill.capture import Recorder, capture
+from tinydistill.config import TrainConfig
+from tinydistill.data.readers import TaskInfo
+from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import evaluate_model
+from tinydistill.objectives import CapturePlan, LossTerm, StepContext
+
+
+class Trainee(nn.Module):
+    """What the optimizer trains: the student and its projections. The teacher is deliberately not a
+    submodule, so ``train()`` here cannot reach it and DDP never wraps it."""
+
+    def __init__(self, student: nn.Module, projections: nn.ModuleDict) -> None:
+        super().__init__()
+        self.student = student
+        self.projections = projections
+
+    def forward(self, **inputs):
+        return self.student(**inputs)
+
+
+@dataclass
+class StageRun:
+    """Everything a stage hands to :func:`train`."""
+
+    student: nn.Module
+    teacher: nn.Module | None
+    terms: list[LossTerm]
+    plan: CapturePlan | None
+    projections: nn.ModuleDict
+    train_loader: DataLoader
+    eval_loader: DataLoader | None = None  # labelled dev data, for metrics and best-checkpoint choice
+    probe_loader: DataLoader | None = None  # a few fixed batches on which the objective is reported
+    task: TaskInfo | None = None
+    select_best: bool = False
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    objective_before: dict | None = None
+    objective_after: dict | None = None
+
+
+def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in trainee.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+
+
+def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, terms: list[LossTerm],
+                 recs: tuple[Recorder | None, Recorder | None], projections: nn.ModuleDict) -> dict[str, Tensor]:
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    teacher_logits = None
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_logits = getattr(teacher(**inputs), "logits", None)
+    out = trainee(**inputs)
+    ctx = StepContext(batch["attention_mask"], batch.get("labels"), getattr(out, "logits", None), teacher_logits,
+                      recs[0], recs[1], projections)
+    return {t.name: t.fn(ctx) for t in terms}
+
+
+def _total(losses: dict[str, Tensor], terms: list[LossTerm]) -> Tensor:
+    return sum(t.weight * losses[t.name] for t in terms)
+
+
+@torch.no_grad()
+def _objective(trainee, teacher, loader, terms, recs, projections, device) -> dict[str, float]:
+    """Mean of each loss term (and the weighted total) over a fixed set of batches, in eval mode."""
+    was = trainee.training
+    trainee.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        losses = _step_losses(trainee, teacher, batch, terms, recs, projections)
+        losses["total"] = _total(losses, terms)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        n += 1
+    trainee.train(was)
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Path, desc: str) -> TrainResult:
+    """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``."""
+    AcceleratorState._reset_state(reset_partial_state=True)  # stages in one process may differ in precision
+    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum_steps,
+                      log_with="tensorboard", project_dir=str(log_dir))
+    acc.init_trackers(desc)
+    trainee = Trainee(run.student, run.projections)
+    optimizer = _optimizer(trainee, cfg)
+    steps_per_epoch = math.ceil(len(run.train_loader) / cfg.grad_accum_steps)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    trainee, optimizer, train_loader, scheduler = acc.prepare(trainee, optimizer, run.train_loader, scheduler)
+    eval_loader = acc.prepare(run.eval_loader) if run.eval_loader is not None else None
+    teacher = run.teacher.to(acc.device) if run.teacher is not None else None
+    inner = acc.unwrap_model(trainee)
+    projections = inner.projections
+    result = TrainResult(steps=0, seconds=0.0)
+    best_state, best_score = None, -math.inf
+
+    with ExitStack() as hooks:
+        plan = run.plan
+        s_rec = hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention)) if plan else None
+        t_rec = hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention)) if plan else None
+        recs = (s_rec, t_rec)
+        if run.probe_loader is not None:
+            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, projections, acc.device)
+
+        def evaluate_now(epoch: float) -> None:
+            nonlocal best_state, best_score
+            if eval_loader is None or run.task is None:
+                return
+            metrics = evaluate_model(inner.student, eval_loader, run.task, acc)
+            result.evals.append({"step": result.steps, "epoch": round(epoch, 3), **metrics})
+            acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=result.steps)
+            score = metrics[run.task.metric]
+            if run.select_best and score > best_score:
+                best_score = score
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in inner.student.state_dict().items()}
+                result.best = result.evals[-1]
+            tqdm.write(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+        start = time.perf_counter()
+        bar = tqdm(total=total, desc=desc, disable=None if acc.is_local_main_process else True, dynamic_ncols=True)
+        trainee.train()
+        while result.steps < total:
+            for batch in train_loader:
+                with acc.accumulate(trainee), (acc.autocast() if cfg.mixed_precision != "no" else nullcontext()):
+                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, projections)
+                    loss = _total(losses, run.terms)
+                    if not torch.isfinite(loss):
+                        raise TinyDistillError(f"the loss became {loss.item()} at step {result.steps} "
+                                               f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
+                                               "lower the learning rate, or turn off fp16")
+                    acc.backward(loss)
+                    if acc.sync_gradients and cfg.max_grad_norm:
+                        acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if not acc.sync_gradients:
+                    continue
+                result.steps += 1
+                bar.update(1)
+                if result.steps % cfg.log_every == 0 or result.steps == 1:
+                    row = {"step": result.steps, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                           **{k: v.item() for k, v in losses.items()}}
+                    result.history.append(row)
+                    acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=result.steps)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if cfg.eval_every and result.steps % cfg.eval_every == 0:
+                    evaluate_now(result.steps / steps_per_epoch)
+                if result.steps >= total:
+                    break
+            if not cfg.eval_every or result.steps % cfg.eval_every:
+                evaluate_now(result.steps / steps_per_epoch)
+        bar.close()
+        result.seconds = time.perf_counter() - start
+        if best_state is not None:
+            inner.student.load_state_dict(best_state)
+        if run.probe_loader is not None:
+            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, projections, acc.device)
+    acc.end_training()
+    run.student = inner.student
+    run.projections = projections
+    return result

