@@ -62,3 +62,25 @@ def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
     BertForSequenceClassification(cfg).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_pipeline_config(tmp_path, teacher_dir, glue, **extra):
+    from tinydistill.config import load_config
+
+    sets = [f"output_dir={tmp_path / 'run'}", f"teacher={teacher_dir}", "data.task=sst-2",
+            f"data.dir={glue / 'SST-2'}", "data.max_train_examples=96", "data.max_eval_examples=64",
+            "data.max_length=32", "student={layers: 2, hidden: 16, heads: 4, ffn: 32}"]
+    for stage in ("general", "finetune", "intermediate", "prediction"):
+        sets += [f"{stage}.train.epochs=3", f"{stage}.train.batch_size=16", f"{stage}.train.learning_rate=3e-3",
+                 f"{stage}.train.warmup_ratio=0"]
+    return load_config(None, sets + [f"{k}={v}" for k, v in extra.items()])
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_teacher_dir, glue):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    cfg = tiny_pipeline_config(tmp, tiny_teacher_dir, glue)
+    from tinydistill.pipeline import pipeline
+
+    summary = pipeline(cfg, log=lambda s: None)
+    return cfg, tmp / "run", summary

@@ -6,8 +6,8 @@ import sys
 import pytest
 from safetensors import safe_open
 
-from tinydistill.config import load_config
 from tinydistill.pipeline import STAGES, format_summary, pipeline
+from tests.conftest import tiny_pipeline_config
 
 LOAD_PLAIN = """
 import sys
@@ -20,24 +20,6 @@ for folder in sys.argv[1:]:
 assert not any(m.startswith("tinydistill") for m in sys.modules), "tinydistill was imported"
 print("loaded", len(sys.argv) - 1)
 """
-
-
-def tiny_pipeline_config(tmp_path, teacher_dir, glue, **extra):
-    sets = [f"output_dir={tmp_path / 'run'}", f"teacher={teacher_dir}", "data.task=sst-2",
-            f"data.dir={glue / 'SST-2'}", "data.max_train_examples=96", "data.max_eval_examples=64",
-            "data.max_length=32", "student={layers: 2, hidden: 16, heads: 4, ffn: 32}"]
-    for stage in ("general", "finetune", "intermediate", "prediction"):
-        sets += [f"{stage}.train.epochs=3", f"{stage}.train.batch_size=16", f"{stage}.train.learning_rate=3e-3",
-                 f"{stage}.train.warmup_ratio=0"]
-    return load_config(None, sets + [f"{k}={v}" for k, v in extra.items()])
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_teacher_dir, glue):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    cfg = tiny_pipeline_config(tmp, tiny_teacher_dir, glue)
-    summary = pipeline(cfg, log=lambda s: None)
-    return cfg, tmp / "run", summary
 
 
 def test_every_stage_output_loads_with_plain_transformers(finished_run):

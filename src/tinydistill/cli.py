@@ -27,11 +27,16 @@ DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout 
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False) -> None:
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or status lines")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per logged training step")] = False) -> None:
     _state["debug"] = debug
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
+    from tinydistill.ui import set_verbosity
+
+    set_verbosity(quiet=quiet, verbose=verbose)
+    hf_logging.set_verbosity_info() if verbose else hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
 
@@ -94,7 +99,7 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = Non
     """All four stages from one config; a re-run skips the stages already finished."""
     from tinydistill.pipeline import format_summary, pipeline as run
 
-    summary = run(_config(config, set_, output, teacher, student, task, data_dir), log=typer.echo)
+    summary = run(_config(config, set_, output, teacher, student, task, data_dir))
     typer.echo(format_summary(summary))
 
 
@@ -105,10 +110,27 @@ def demo(output: OutOpt = None, set_: SetOpt = None,
     from tinydistill.demo import demo_config
     from tinydistill.pipeline import format_summary, pipeline as run
 
+    from tinydistill.ui import say
+
     cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
-    typer.echo(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
+    say(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
                f"student: every 2nd teacher layer; output in {cfg.output_dir}")
-    typer.echo(format_summary(run(cfg, log=typer.echo)))
+    typer.echo(format_summary(run(cfg)))
+    typer.echo(f"report: {Path(cfg.output_dir) / 'report.html'}")
+
+
+@app.command()
+def compare(runs: Annotated[list[str], typer.Argument(help="pipeline run folders and/or stage folders")],
+            output: Annotated[str, typer.Option("--output", "-o", help="where to write the comparison")] = "compare",
+            split: Annotated[str, typer.Option(help="split every model is scored on")] = "dev",
+            config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """One table and one accuracy-vs-speed plot for several students and their teacher."""
+    from tinydistill.compare import compare as run
+    from tinydistill.report import table_markdown
+
+    cfg = _config(config, set_) if (config or set_) else None
+    typer.echo(table_markdown(run(runs, output, split, cfg)))
+    typer.echo(f"plot and report in {output}/")
 
 
 @app.command()

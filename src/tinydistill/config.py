@@ -132,6 +132,13 @@ class GeneralStage(DistillStage):
     max_length: int = Field(128, ge=8, le=8192)
 
 
+class ReportConfig(_Strict):
+    """The report written into every stage folder (report.html, report.md, plots/)."""
+
+    enabled: bool = True
+    speed_examples: int = Field(256, ge=1, description="dev rows timed for the latency/throughput table")
+
+
 def _intermediate_losses() -> LossConfig:
     return LossConfig(embedding_weight=1.0, hidden_weight=1.0, attention_weight=1.0)
 
@@ -152,6 +159,7 @@ class Config(_Strict):
         train=TrainConfig(learning_rate=5e-5, epochs=10), losses=_intermediate_losses()))
     prediction: DistillStage = Field(default_factory=lambda: DistillStage(
         train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)))
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -14,6 +14,7 @@ from tinydistill.config import Config
 from tinydistill.data.loaders import encode_examples, make_loader
 from tinydistill.data.readers import TaskInfo, read_split, task_info
 from tinydistill.errors import TinyDistillError
+from tinydistill.ui import track
 
 
 def compute_metrics(task: TaskInfo, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -43,7 +44,7 @@ def predict(model: nn.Module, loader: DataLoader, accelerator=None) -> tuple[np.
     model.eval()
     outs, golds = [], []
     device = next(model.parameters()).device
-    for batch in loader:
+    for batch in track(loader, "evaluate"):
         labels = batch.pop("labels", None)
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(**batch).logits.float()

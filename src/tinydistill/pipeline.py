@@ -5,6 +5,7 @@
     output_dir/3-intermediate  stage 3: task distillation, intermediate layers (student from stage 1)
     output_dir/4-prediction    stage 4: task distillation, prediction layer (student from stage 3)
     output_dir/summary.json    teacher vs student: metric, parameters, size, speed
+    output_dir/report.html     the run report (also report.md and plots/)
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Callable
 
 import torch
 
-from tinydistill.config import Config, StudentConfig
-from tinydistill.data.loaders import encode_examples
+from tinydistill.config import Config, StudentConfig, dump_config
+from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import is_complete, read_metrics, write_json
-from tinydistill.speed import count_parameters, measure_speed, size_on_disk
+from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
 from tinydistill.stages import distill, finetune, general
+from tinydistill.ui import say
 
 STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
 
@@ -32,28 +34,29 @@ def _run_or_skip(name: str, folder: Path, fn: Callable[[], Path], log: Callable[
     return fn()
 
 
-def summarize(cfg: Config, teacher_dir: Path, student_dir: Path, speed_examples: int = 256) -> dict:
-    """Teacher vs student on the dev set: metric, % kept, parameters, size on disk, speed (same run)."""
+def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict]:
+    """Stage 4's teacher-vs-student table, or (reports off) one measured now."""
+    table = read_metrics(student_dir).get("table")
+    if table:
+        return table
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(teacher_dir))
-    models = {"teacher": load_classifier(str(teacher_dir), task), "student": load_classifier(str(student_dir), task)}
-    dev = read_split(cfg.data, "dev", task, seed=cfg.seed)
-    data = encode_examples(dev, tokenizer, cfg.data.max_length)
-    data.rows = data.rows[:speed_examples]
-    speed = measure_speed(models, data, tokenizer)
-    rows = {}
-    for name, folder in (("teacher", teacher_dir), ("student", student_dir)):
-        dev_metrics = read_metrics(folder)["dev"] or {}
-        rows[name] = {"folder": str(folder), "metric": task.metric, "dev": dev_metrics.get(task.metric),
-                      "parameters": count_parameters(models[name]), "size_mb": size_on_disk(folder) / 2**20,
-                      **speed[name]}
+    entries = [ModelEntry(name, load_classifier(str(folder), task), folder, (read_metrics(folder)["dev"] or {}).get(task.metric))
+               for name, folder in (("teacher", teacher_dir), ("student", student_dir))]
+    data = encode_examples(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    return model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
+
+
+def summarize(cfg: Config, paths: dict[str, Path]) -> dict:
+    """Teacher vs student (metric, % kept, parameters, size, speed measured side by side) and one row per stage."""
+    rows = {r["model"]: r for r in _final_table(cfg, paths["2-teacher"], paths["4-prediction"])}
     t, s = rows["teacher"], rows["student"]
-    summary = {"task": task.name, "metric": task.metric, "threads": torch.get_num_threads(), "rows": rows,
-               "kept_percent": 100 * s["dev"] / t["dev"] if t["dev"] else None,
-               "speedup_batch32": s["examples_per_s"] / t["examples_per_s"],
-               "speedup_batch1": t["latency_ms"] / s["latency_ms"],
-               "compression": t["parameters"] / s["parameters"]}
-    return summary
+    return {"task": task_info(cfg.data).name, "metric": t["metric"], "threads": torch.get_num_threads(), "rows": rows,
+            "kept_percent": s["kept_percent"], "compression": t["parameters"] / s["parameters"],
+            "speedup_batch32": s["examples_per_s"] / t["examples_per_s"],
+            "speedup_batch1": t["latency_ms"] / s["latency_ms"],
+            "stages": {name: {k: v for k, v in read_metrics(p).items() if k not in ("history", "evals")}
+                       for name, p in paths.items() if is_complete(p)}}
 
 
 def format_summary(summary: dict) -> str:
@@ -61,8 +64,8 @@ def format_summary(summary: dict) -> str:
     head = f"{'model':<8} {summary['metric']:>18} {'params':>12} {'size MB':>9} {'ex/s @32':>10} {'ms @1':>8}"
     lines = [head, "-" * len(head)]
     for name, r in summary["rows"].items():
-        dev = f"{r['dev']:.4f}" if r["dev"] is not None else "n/a"
-        lines.append(f"{name:<8} {dev:>18} {r['parameters']:>12,} {r['size_mb']:>9.1f} "
+        score = f"{r['score']:.4f}" if r["score"] is not None else "n/a"
+        lines.append(f"{name:<8} {score:>18} {r['parameters']:>12,} {r['size_mb']:>9.1f} "
                      f"{r['examples_per_s']:>10.1f} {r['latency_ms']:>8.2f}")
     kept = f"{summary['kept_percent']:.1f}%" if summary["kept_percent"] is not None else "n/a"
     lines.append(f"student keeps {kept} of the teacher's {summary['metric']}, is {summary['compression']:.1f}x "
@@ -71,7 +74,16 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def pipeline(cfg: Config, log: Callable[[str], None] = print) -> dict:
+def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str, Path]) -> None:
+    """report.html / report.md for the whole run: final table, one row per stage, every stage's curves."""
+    stage_metrics = {name: read_metrics(p) for name, p in paths.items() if is_complete(p)}
+    plots = [p for name, m in stage_metrics.items() for p in plot_curves(m, out, prefix=f"{name}-")]
+    write_report(out, f"tinydistill pipeline: {summary['task']}",
+                 [("Teacher vs student", table_markdown(list(summary["rows"].values()))),
+                  ("Stages", stage_rows_markdown(stage_metrics))], plots, dump_config(cfg))
+
+
+def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
     paths = {name: out / name for name in STAGES}
@@ -86,10 +98,10 @@ def pipeline(cfg: Config, log: Callable[[str], None] = print) -> dict:
     _run_or_skip("stage 3 (intermediate-layer distillation)", paths["3-intermediate"],
                  lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]), log)
     pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(paths["3-intermediate"]))})
-    student = _run_or_skip("stage 4 (prediction-layer distillation)", paths["4-prediction"],
-                           lambda: distill(pred_cfg, "prediction", paths["4-prediction"]), log)
-    summary = summarize(cfg, teacher, student)
-    summary["stages"] = {name: {"folder": str(p), "seconds": read_metrics(p).get("train_seconds"),
-                                "dev": read_metrics(p).get("dev")} for name, p in paths.items() if is_complete(p)}
+    _run_or_skip("stage 4 (prediction-layer distillation)", paths["4-prediction"],
+                 lambda: distill(pred_cfg, "prediction", paths["4-prediction"]), log)
+    summary = summarize(cfg, paths)
     write_json(out / "summary.json", summary)
+    if cfg.report.enabled:
+        write_pipeline_report(cfg, out, summary, paths)
     return summary

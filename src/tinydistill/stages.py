@@ -20,13 +20,15 @@ from torch import nn
 from torch.utils.data import Subset
 
 from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, dump_config
-from tinydistill.data.loaders import encode_examples, encode_passages, make_loader
+from tinydistill.data.loaders import EncodedDataset, encode_examples, encode_passages, make_loader
 from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.models import check_vocab, freeze, load_backbone, load_classifier, load_tokenizer
 from tinydistill.objectives import build_terms, capture_plan, check_compatible, make_projections
-from tinydistill.outputs import CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, write_json
+from tinydistill.outputs import (CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, is_complete,
+                                 read_metrics, write_json)
+from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
 from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
 
@@ -47,19 +49,32 @@ def _student_tokenizer(spec: StudentConfig):
 
 
 def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, batch_size: int, eval_batch_size: int):
+    """(train, dev, probe) loaders and the encoded dev set (for the speed table)."""
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
     train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length)
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
-    return (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed),
-            make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
-            make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
-                        eval_batch_size, shuffle=False))
+    loaders = (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed),
+               make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
+               make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
+                           eval_batch_size, shuffle=False))
+    return loaders, dev_ds
 
 
-def _save(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict | None, cfg: Config,
-          metrics: dict) -> None:
-    """Model + tokenizer (plain transformers), projections in training_state/, config, metrics last."""
+def _report(cfg: Config, folder: Path, title: str, metrics: dict, entries: list[ModelEntry], data, tokenizer,
+            metric: str | None) -> None:
+    """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
+    if not cfg.report.enabled:
+        return
+    sample = EncodedDataset(data.rows[: cfg.report.speed_examples])
+    metrics["table"] = model_table(entries, sample, tokenizer, metric)
+    write_report(folder, title, [("Teacher vs student", table_markdown(metrics["table"])),
+                                 (f"Stage: {metrics['stage']}", stage_rows_markdown({metrics["stage"]: metrics}))],
+                 plot_curves(metrics, folder), dump_config(cfg))
+
+
+def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict | None, cfg: Config) -> None:
+    """Model + tokenizer (plain transformers), projections in training_state/, the resolved config."""
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if projections is not None and len(projections):
@@ -67,7 +82,6 @@ def _save(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict 
         save_file({k: v.detach().cpu().contiguous() for k, v in projections.state_dict().items()},
                   str(folder / TRAINING_STATE_DIR / "projections.safetensors"))
     (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
-    write_json(folder / METRICS_FILE, metrics)
 
 
 def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | None) -> dict:
@@ -75,6 +89,10 @@ def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | No
             "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
             "train_seconds": round(result.seconds, 2), "objective_before": result.objective_before,
             "objective_after": result.objective_after, "history": result.history}
+
+
+def _score(dev: dict | None, task: TaskInfo) -> float | None:
+    return None if not dev else dev.get(task.metric)
 
 
 def _output(cfg: Config, output_dir: str | Path | None) -> Path:
@@ -92,13 +110,17 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     set_seed(cfg.seed)
     model = load_classifier(cfg.teacher, task, who="teacher")
     tcfg = cfg.finetune.train
-    train_loader, dev_loader, probe = _task_loaders(cfg, tokenizer, task, tcfg.batch_size, tcfg.eval_batch_size)
+    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg.batch_size, tcfg.eval_batch_size)
     terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
     run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
     with StagingDir(out) as tmp:
         result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune")
         final = result.best or (result.evals[-1] if result.evals else None)
-        _save(tmp, run.student, tokenizer, None, cfg, _metrics("finetune", result, run.student, final))
+        _save_model(tmp, run.student, tokenizer, None, cfg)
+        metrics = _metrics("finetune", result, run.student, final)
+        _report(cfg, tmp, f"Stage 2: teacher fine-tuning ({task.name})", metrics,
+                [ModelEntry("teacher", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
+        write_json(tmp / METRICS_FILE, metrics)
     return out
 
 
@@ -142,7 +164,11 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     with StagingDir(out) as tmp:
         result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general")
         metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
-        _save(tmp, run.student, tokenizer, run.projections, cfg, metrics)
+        _save_model(tmp, run.student, tokenizer, run.projections, cfg)
+        _report(cfg, tmp, "Stage 1: general distillation", metrics,
+                [ModelEntry("teacher", teacher, Path(cfg.teacher), None), ModelEntry("student", run.student, tmp, None)],
+                data, tokenizer, None)
+        write_json(tmp / METRICS_FILE, metrics)
     return out
 
 
@@ -156,7 +182,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
     stage_cfg: DistillStage = getattr(cfg, which)
     t = stage_cfg.train
-    train_loader, dev_loader, probe = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
+    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
     # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
     scored = stage_cfg.losses.prediction
     run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
@@ -164,7 +190,14 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     with StagingDir(out) as tmp:
         result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which)
         final = result.best or (result.evals[-1] if result.evals else None)
-        _save(tmp, run.student, tokenizer, run.projections, cfg, _metrics(which, result, run.student, final))
+        _save_model(tmp, run.student, tokenizer, run.projections, cfg)
+        metrics = _metrics(which, result, run.student, final)
+        teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
+        number = {"intermediate": 3, "prediction": 4}[which]
+        _report(cfg, tmp, f"Stage {number}: {which}-layer distillation ({task.name})", metrics,
+                [ModelEntry("teacher", teacher, Path(teacher_name), teacher_score),
+                 ModelEntry("student", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
+        write_json(tmp / METRICS_FILE, metrics)
     return out
 
 

@@ -18,7 +18,6 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from tinydistill.capture import Recorder, capture
@@ -27,6 +26,7 @@ from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext
+from tinydistill.ui import detail, progress, say
 
 
 class Trainee(nn.Module):
@@ -152,10 +152,10 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                 best_score = score
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in inner.student.state_dict().items()}
                 result.best = result.evals[-1]
-            tqdm.write(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            say(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
         start = time.perf_counter()
-        bar = tqdm(total=total, desc=desc, disable=None if acc.is_local_main_process else True, dynamic_ncols=True)
+        bar = progress(total, desc)
         trainee.train()
         while result.steps < total:
             for batch in train_loader:
@@ -182,6 +182,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                     result.history.append(row)
                     acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=result.steps)
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    detail(f"[{desc}] " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))
                 if cfg.eval_every and result.steps % cfg.eval_every == 0:
                     evaluate_now(result.steps / steps_per_epoch)
                 if result.steps >= total:

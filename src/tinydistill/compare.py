@@ -1,0 +1,88 @@
+"""``tinydistill compare``: several students and their teacher in one table and one accuracy-vs-speed plot.
+
+Every model is re-scored on the same split and timed side by side in this run, so the rows are
+comparable even when the runs used different evaluation slices or machines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tinydistill.config import Config, load_config  # noqa: E402
+from tinydistill.data.loaders import EncodedDataset, encode_examples, make_loader  # noqa: E402
+from tinydistill.data.readers import read_split, task_info  # noqa: E402
+from tinydistill.errors import TinyDistillError  # noqa: E402
+from tinydistill.evaluate import evaluate_model  # noqa: E402
+from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
+from tinydistill.outputs import CONFIG_FILE, is_complete, read_metrics, write_json  # noqa: E402
+from tinydistill.report import ModelEntry, model_table, table_markdown, write_report  # noqa: E402
+
+
+def model_folders(paths: list[str | Path]) -> list[Path]:
+    """Expand run folders (a pipeline run: its teacher and final student) into model folders, teacher first."""
+    folders: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "summary.json").is_file():
+            folders += [p / "2-teacher", p / "4-prediction"]
+        elif is_complete(p):
+            folders.append(p)
+        else:
+            raise TinyDistillError(f"{p} is neither a finished stage folder nor a pipeline run")
+    unique = list(dict.fromkeys(f.resolve() for f in folders))
+    teachers = [f for f in unique if read_metrics(f).get("stage") == "finetune"]
+    return teachers + [f for f in unique if f not in teachers]
+
+
+def _label(folder: Path) -> str:
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not beaten on both speed (x) and score (y), sorted by speed."""
+    keep = [i for i, (x, y) in enumerate(points)
+            if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for x2, y2 in points)]
+    return sorted(keep, key=lambda i: points[i][0])
+
+
+def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: str = "dev",
+            cfg: Config | None = None) -> list[dict]:
+    """Score and time every model on one split; write compare.json, compare.png and a report."""
+    folders = model_folders(paths)
+    cfg = cfg or load_config(folders[0] / CONFIG_FILE)
+    task = task_info(cfg.data)
+    tokenizer = load_tokenizer(str(folders[0]))
+    data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    loader = make_loader(data, tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
+    entries = []
+    for folder in folders:
+        model = load_classifier(str(folder), task, who=str(folder))
+        entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric]))
+    rows = model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "compare.json", {"task": task.name, "split": split, "rows": rows})
+    plot = _plot(rows, task.metric, out / "compare.png")
+    write_report(out, f"Comparison on {task.name} ({split})", [("Models", table_markdown(rows))], [plot], None)
+    return rows
+
+
+def _plot(rows: list[dict], metric: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs, ys = [r["examples_per_s"] for r in rows], [r["score"] for r in rows]
+    sizes = [max(30.0, 6 * r["size_mb"]) for r in rows]
+    ax.scatter(xs, ys, s=sizes, alpha=0.6, c=["tab:red"] + ["tab:blue"] * (len(rows) - 1))
+    for r, x, y in zip(rows, xs, ys):
+        ax.annotate(f"{r['model']}\n{r['size_mb']:.0f} MB", (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points")
+    front = pareto(list(zip(xs, ys)))
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="gray", label="frontier")
+    ax.set(xlabel="throughput at batch 32 (examples/s)", ylabel=metric, title="accuracy vs speed (marker area ~ size)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,177 @@
+"""Run reports people look at: ``report.html`` (one self-contained file, images embedded) and
+``report.md`` (PNG files beside it) in every stage folder and pipeline run.
+
+Contents: the resolved configuration and the environment; curves over steps (total loss and each
+loss term, learning rate, dev metric at each evaluation); the final teacher-vs-student table
+(task metric, % kept, parameters, size on disk, latency at batch 1, throughput at batch 32, all
+measured in the same run); for the pipeline, one row per stage.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from tinydistill.speed import count_parameters, measure_speed, size_on_disk  # noqa: E402
+
+PLOTS_DIR = "plots"
+NON_TERMS = {"step", "lr", "loss"}
+
+
+@dataclass
+class ModelEntry:
+    """A model to put in the final table: in memory, where it is saved, and its dev score (if any)."""
+
+    name: str
+    model: nn.Module
+    folder: Path
+    score: float | None
+
+
+def environment() -> dict[str, str]:
+    import accelerate
+    import transformers
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__, "device": device, "threads": str(torch.get_num_threads()),
+            "cpu cores": str(os.cpu_count()), "platform": platform.platform()}
+
+
+def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) -> list[dict]:
+    """One row per model; speed measured here, side by side (interleaved), on the same batches.
+    ``% kept`` is relative to the first entry (the teacher)."""
+    speed = measure_speed({e.name: e.model for e in entries}, data, tokenizer) if data is not None else {}
+    rows = []
+    for e in entries:
+        ref = entries[0].score
+        rows.append({"model": e.name, "metric": metric, "score": e.score,
+                     "kept_percent": 100 * e.score / ref if (e.score is not None and ref) else None,
+                     "parameters": count_parameters(e.model), "size_mb": size_on_disk(e.folder) / 2**20,
+                     "latency_ms": speed.get(e.name, {}).get("latency_ms"),
+                     "examples_per_s": speed.get(e.name, {}).get("examples_per_s")})
+    return rows
+
+
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def table_markdown(rows: list[dict]) -> str:
+    metric = next((r["metric"] for r in rows if r["metric"]), "metric")
+    lines = [f"| model | {metric} | % kept | parameters | size (MB) | latency @1 (ms) | throughput @32 (ex/s) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {_fmt(r['score'], '.4f')} | {_fmt(r['kept_percent'], '.1f')} | "
+                     f"{r['parameters']:,} | {r['size_mb']:.1f} | {_fmt(r['latency_ms'], '.2f')} | "
+                     f"{_fmt(r['examples_per_s'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def stage_rows_markdown(stages: dict[str, dict]) -> str:
+    lines = ["| stage | steps | train time (s) | objective before → after | dev |", "|---|---:|---:|---|---|"]
+    for name, m in stages.items():
+        before, after = (m.get("objective_before") or {}).get("total"), (m.get("objective_after") or {}).get("total")
+        dev = ", ".join(f"{k} {v:.4f}" for k, v in (m.get("dev") or {}).items() if k not in ("step", "epoch"))
+        lines.append(f"| {name} | {m.get('steps', '–')} | {_fmt(m.get('train_seconds'), '.1f')} | "
+                     f"{_fmt(before, '.4g')} → {_fmt(after, '.4g')} | {dev or '–'} |")
+    return "\n".join(lines)
+
+
+def plot_curves(metrics: dict, folder: Path, prefix: str = "") -> list[Path]:
+    """PNG plots of one stage's history: losses (total and each term), learning rate, dev metrics."""
+    history, evals = metrics.get("history") or [], metrics.get("evals") or []
+    out_dir = folder / PLOTS_DIR
+    out_dir.mkdir(exist_ok=True)
+    paths = []
+    if history:
+        steps = [h["step"] for h in history]
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        ax.plot(steps, [h["loss"] for h in history], label="total", color="black", linewidth=2)
+        terms = [k for k in history[0] if k not in NON_TERMS]
+        for k in terms:
+            ax.plot(steps, [h[k] for h in history], label=k)
+        if all(h[k] > 0 for h in history for k in ["loss", *terms]):
+            ax.set_yscale("log")
+        ax.set(xlabel="step", ylabel="loss", title=f"{prefix}training loss")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out_dir / f"{prefix}loss.png"))
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        ax.plot(steps, [h["lr"] for h in history], color="tab:purple")
+        ax.set(xlabel="step", ylabel="learning rate", title=f"{prefix}learning rate")
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out_dir / f"{prefix}lr.png"))
+    if evals:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for k in [k for k in evals[0] if k not in ("step", "epoch")]:
+            ax.plot([e["step"] for e in evals], [e[k] for e in evals], marker="o", label=k)
+        ax.set(xlabel="step", ylabel="dev", title=f"{prefix}dev metric at each evaluation")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out_dir / f"{prefix}dev.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}
+img{max-width:100%;display:block;margin:.5em 0}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+
+
+def _md_table_to_html(md: str, table_id: str) -> str:
+    rows = [r.strip().strip("|").split("|") for r in md.splitlines() if r.strip() and not r.startswith("|---")]
+    head, body = rows[0], rows[1:]
+    out = [f'<table id="{table_id}"><thead><tr>' + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr></thead><tbody>"]
+    for r in body:
+        out.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>")
+    return "".join(out) + "</tbody></table>"
+
+
+def write_report(folder: Path, title: str, sections: list[tuple[str, str]], plots: list[Path],
+                 config_yaml: str | None) -> None:
+    """Write ``report.md`` and a self-contained ``report.html`` into ``folder``.
+
+    sections: (heading, markdown table) pairs, shown first (the final table leads).
+    """
+    env = environment()
+    md = [f"# {title}", ""]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for i, (heading, table) in enumerate(sections):
+        md += [f"## {heading}", "", table, ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", _md_table_to_html(table, "final-table" if i == 0 else f"table-{i}")]
+    if plots:
+        md += ["## Curves", ""]
+        body.append("<h2>Curves</h2>")
+        for p in plots:
+            rel = p.relative_to(folder).as_posix()
+            md += [f"![{p.stem}]({rel})", ""]
+            data = base64.b64encode(p.read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,{data}">')
+    env_text = "\n".join(f"{k}: {v}" for k, v in env.items())
+    md += ["## Environment", "", "```", env_text, "```", ""]
+    body += ["<h2>Environment</h2>", f"<pre>{html.escape(env_text)}</pre>"]
+    if config_yaml:
+        md += ["## Configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
+        body += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_yaml)}</pre>"]
+    (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    (folder / "report.html").write_text(page, encoding="utf-8")

@@ -1,0 +1,47 @@
+"""What the user sees while work runs: progress bars and messages, with --quiet / --verbose.
+
+Progress bars show rate and ETA on a terminal and stay silent when output is not one (CI logs stay
+readable); ``quiet`` silences bars and messages; ``verbose`` adds a line per logged training step.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+_state = {"quiet": False, "verbose": False}
+
+
+def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    _state["quiet"], _state["verbose"] = quiet, verbose and not quiet
+
+
+def is_verbose() -> bool:
+    return _state["verbose"]
+
+
+def progress(total: int, desc: str) -> tqdm:
+    """A bar over ``total`` units: on a terminal unless quiet; never in pipes."""
+    return tqdm(total=total, desc=desc, disable=True if _state["quiet"] else None, dynamic_ncols=True,
+                leave=False, file=sys.stderr)
+
+
+def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar (same rules as :func:`progress`)."""
+    return iter(tqdm(items, desc=desc, total=total, disable=True if _state["quiet"] else None,
+                     dynamic_ncols=True, leave=False, file=sys.stderr))
+
+
+def say(message: str) -> None:
+    """A status line (stdout), kept clear of any bar; nothing when quiet."""
+    if not _state["quiet"]:
+        tqdm.write(message, file=sys.stdout)
+
+
+def detail(message: str) -> None:
+    """A line shown only with --verbose."""
+    if _state["verbose"]:
+        tqdm.write(message, file=sys.stdout)
