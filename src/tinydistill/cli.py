@@ -12,6 +12,8 @@ import typer
 
 from tinydistill.config import Config, load_config
 from tinydistill.errors import TinyDistillError
+from tinydistill.outputs import is_main_process
+from tinydistill.ui import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil a large transformer text classifier into a small, fast one (TinyBERT recipe).")
@@ -24,6 +26,7 @@ TeacherOpt = Annotated[Optional[str], typer.Option("--teacher", help="teacher mo
 StudentOpt = Annotated[Optional[str], typer.Option("--student", help="student preset name or model folder")]
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression")]
 DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout folder of the task")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")]
 
 
 @app.callback()
@@ -61,36 +64,42 @@ def _config(config: Path | None, overrides: list[str] | None, output: str | None
     return cfg
 
 
+def _with_resume(overrides: list[str] | None, resume: bool) -> list[str]:
+    return list(overrides or []) + (["resume=true"] if resume else [])
+
+
 @app.command()
 def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-             task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+             task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False) -> None:
     """Stage 2: fine-tune a pre-trained teacher on the task (keeps the best dev checkpoint)."""
     from tinydistill.stages import finetune as run
 
-    out = run(_config(config, set_, output, teacher, None, task, data_dir))
-    typer.echo(f"fine-tuned teacher written to {out}")
+    out = run(_config(config, _with_resume(set_, resume), output, teacher, None, task, data_dir))
+    say(f"fine-tuned teacher written to {out}")
 
 
 @app.command()
 def general(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
             student: StudentOpt = None,
-            corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None) -> None:
+            corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None,
+            resume: ResumeOpt = False) -> None:
     """Stage 1: general distillation of a pre-trained teacher into a new student on unlabelled text."""
     from tinydistill.stages import general as run
 
-    cfg = _config(config, (set_ or []) + ([f"general.corpus={corpus}"] if corpus else []), output, teacher, student)
-    typer.echo(f"general student written to {run(cfg)}")
+    cfg = _config(config, _with_resume(set_, resume) + ([f"general.corpus={corpus}"] if corpus else []), output,
+                  teacher, student)
+    say(f"general student written to {run(cfg)}")
 
 
 @app.command()
 def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction | both")] = "both",
             config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False) -> None:
     """Stages 3-4: task distillation from a fine-tuned teacher (intermediate layers, prediction layer, or both)."""
     from tinydistill.stages import distill as run
 
-    out = run(_config(config, set_, output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
-    typer.echo(f"distilled student written to {out}")
+    out = run(_config(config, _with_resume(set_, resume), output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
+    say(f"distilled student written to {out}")
 
 
 @app.command()
@@ -100,7 +109,8 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = Non
     from tinydistill.pipeline import format_summary, pipeline as run
 
     summary = run(_config(config, set_, output, teacher, student, task, data_dir))
-    typer.echo(format_summary(summary))
+    if is_main_process():
+        typer.echo(format_summary(summary))
 
 
 @app.command()
@@ -109,8 +119,6 @@ def demo(output: OutOpt = None, set_: SetOpt = None,
     """The four-stage recipe on BBC News with the MiniLM teacher, offline; prints teacher vs student."""
     from tinydistill.demo import demo_config
     from tinydistill.pipeline import format_summary, pipeline as run
-
-    from tinydistill.ui import say
 
     cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
     say(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "

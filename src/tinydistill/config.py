@@ -54,6 +54,7 @@ class TrainConfig(_Strict):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: end of each epoch)")
     log_every: int = Field(10, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1, description="save a resumable training state every N steps")
 
 
 LayerMap = Literal["uniform", "last"] | list[tuple[int, int]]
@@ -149,6 +150,7 @@ class Config(_Strict):
     output_dir: str = "runs/tinydistill"
     seed: int = 42
     cpu: bool = Field(False, description="force CPU even where an accelerator exists")
+    resume: bool = Field(False, description="continue each stage from its newest complete checkpoint")
     teacher: str | None = Field(None, description="teacher model folder or hub id")
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
     data: DataConfig = Field(default_factory=DataConfig)

@@ -28,7 +28,7 @@ class StepContext:
     teacher_logits: Tensor | None  # (B, C)
     student: Recorder | None
     teacher: Recorder | None
-    projections: nn.ModuleDict
+    projected: dict[str, Tensor]  # student hidden states through their projections, keyed like the projections
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,11 @@ def capture_plan(cfg: LossConfig, pairs: LayerPairs) -> CapturePlan:
     return CapturePlan(hidden_s, att_s, hidden_t, att_t)
 
 
+def projection_layer(name: str) -> int:
+    """The hidden layer a projection reads: 'embeddings' -> 0, 'layer_3' -> 3."""
+    return 0 if name == "embeddings" else int(name.removeprefix("layer_"))
+
+
 def make_projections(cfg: LossConfig, pairs: LayerPairs, student_width: int, teacher_width: int) -> nn.ModuleDict:
     """One learnable Linear(student_width -> teacher_width) per distilled hidden layer, and one for the
     embeddings. They train with the student, live in the training state, and are never exported."""
@@ -84,11 +89,11 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
         terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels)))
     if cfg.embedding_weight:
         terms.append(LossTerm("embedding", cfg.embedding_weight, lambda c: L.hidden_mse(
-            c.projections["embeddings"](c.student.hidden[0]), c.teacher.hidden[0], c.attention_mask, cfg.mode)))
+            c.projected["embeddings"], c.teacher.hidden[0], c.attention_mask, cfg.mode)))
     if cfg.hidden_weight:
         def hidden(c: StepContext) -> Tensor:  # summed over mapped layers, as TinyBERT does
-            return torch.stack([L.hidden_mse(c.projections[f"layer_{s}"](c.student.hidden[s]), c.teacher.hidden[t],
-                                             c.attention_mask, cfg.mode) for s, t in pairs]).sum()
+            return torch.stack([L.hidden_mse(c.projected[f"layer_{s}"], c.teacher.hidden[t], c.attention_mask, cfg.mode)
+                                for s, t in pairs]).sum()
         terms.append(LossTerm("hidden", cfg.hidden_weight, hidden))
     if cfg.attention_weight:
         def attention(c: StepContext) -> Tensor:

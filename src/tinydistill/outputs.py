@@ -16,6 +16,24 @@ CONFIG_FILE = "tinydistill.yaml"
 TRAINING_STATE_DIR = "training_state"
 
 
+def process_state():
+    """Accelerate's process state, created once; on a machine without a GPU it is made with ``cpu=True``
+    so that a ``torchrun`` / ``accelerate launch`` of several processes trains on CPUs with gloo."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    """True in a single process, and on rank 0 of a multi-process launch: the one process that writes."""
+    return process_state().is_main_process
+
+
+def wait_for_everyone() -> None:
+    process_state().wait_for_everyone()
+
+
 def is_complete(folder: str | Path) -> bool:
     """A finished stage output: the folder exists and holds its metrics file (written last)."""
     return (Path(folder) / METRICS_FILE).is_file()
@@ -24,17 +42,24 @@ def is_complete(folder: str | Path) -> bool:
 class StagingDir:
     """``with StagingDir(out) as tmp:`` write into ``tmp``; on success it is renamed to ``out``.
 
-    On an exception the temporary folder is removed and ``out`` is left untouched.
+    On an exception the temporary folder is removed and ``out`` is left untouched. In a multi-process
+    run only the main process writes; the others wait until the folder is in place.
     """
 
     def __init__(self, final: str | Path, overwrite: bool = True) -> None:
         self.final = Path(final)
         self.tmp = self.final.with_name(f".{self.final.name}.tmp-{uuid.uuid4().hex[:8]}")
         self.overwrite = overwrite
+        self.main = is_main_process()
 
     def __enter__(self) -> Path:
         if self.final.exists() and not self.overwrite:
             raise TinyDistillError(f"output folder {self.final} already exists")
+        if not self.main:
+            return self.tmp
+        if self.final.parent.is_dir():  # temp folders left by a killed run (kill -9 skips all cleanup)
+            for stale in self.final.parent.glob(f".{self.final.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         try:
             self.tmp.mkdir(parents=True)
         except OSError as exc:
@@ -45,6 +70,9 @@ class StagingDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
+        if not self.main:
+            wait_for_everyone()
+            return False
         if self.final.exists():
             old = self.final.with_name(f".{self.final.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(self.final, old)
@@ -52,6 +80,8 @@ class StagingDir:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp, self.final)
+        shutil.rmtree(self.final.with_name(f".{self.final.name}.checkpoints"), ignore_errors=True)
+        wait_for_everyone()
         return False
 
 

@@ -18,7 +18,7 @@ from tinydistill.config import Config, StudentConfig, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.models import load_classifier, load_tokenizer
-from tinydistill.outputs import is_complete, read_metrics, write_json
+from tinydistill.outputs import is_complete, is_main_process, read_metrics, write_json
 from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
 from tinydistill.stages import distill, finetune, general
 from tinydistill.ui import say
@@ -86,6 +86,7 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
+    cfg = cfg.model_copy(update={"resume": True})  # a re-run continues unfinished stages from their checkpoints
     paths = {name: out / name for name in STAGES}
     student_spec = cfg.student
     if cfg.general.enabled:
@@ -101,7 +102,8 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     _run_or_skip("stage 4 (prediction-layer distillation)", paths["4-prediction"],
                  lambda: distill(pred_cfg, "prediction", paths["4-prediction"]), log)
     summary = summarize(cfg, paths)
-    write_json(out / "summary.json", summary)
-    if cfg.report.enabled:
-        write_pipeline_report(cfg, out, summary, paths)
+    if is_main_process():
+        write_json(out / "summary.json", summary)
+        if cfg.report.enabled:
+            write_pipeline_report(cfg, out, summary, paths)
     return summary

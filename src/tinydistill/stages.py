@@ -14,11 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import shutil
+
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Subset
 
+from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples, encode_passages, make_loader
 from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
@@ -27,7 +30,7 @@ from tinydistill.mapping import resolve_map
 from tinydistill.models import check_vocab, freeze, load_backbone, load_classifier, load_tokenizer
 from tinydistill.objectives import build_terms, capture_plan, check_compatible, make_projections
 from tinydistill.outputs import (CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, is_complete,
-                                 read_metrics, write_json)
+                                 is_main_process, read_metrics, wait_for_everyone, write_json)
 from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
 from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
@@ -64,7 +67,7 @@ def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, batch_size: int, eval_
 def _report(cfg: Config, folder: Path, title: str, metrics: dict, entries: list[ModelEntry], data, tokenizer,
             metric: str | None) -> None:
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
-    if not cfg.report.enabled:
+    if not cfg.report.enabled or not is_main_process():
         return
     sample = EncodedDataset(data.rows[: cfg.report.speed_examples])
     metrics["table"] = model_table(entries, sample, tokenizer, metric)
@@ -75,6 +78,8 @@ def _report(cfg: Config, folder: Path, title: str, metrics: dict, entries: list[
 
 def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict | None, cfg: Config) -> None:
     """Model + tokenizer (plain transformers), projections in training_state/, the resolved config."""
+    if not is_main_process():
+        return
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if projections is not None and len(projections):
@@ -89,6 +94,20 @@ def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | No
             "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
             "train_seconds": round(result.seconds, 2), "objective_before": result.objective_before,
             "objective_after": result.objective_after, "history": result.history}
+
+
+def _write_metrics(folder: Path, metrics: dict) -> None:
+    if is_main_process():
+        write_json(folder / METRICS_FILE, metrics)
+
+
+def _ckpt(cfg: Config, out: Path) -> dict:
+    """Checkpoint arguments for a stage writing ``out``: a fresh run starts from no old checkpoint."""
+    root = checkpoint_root(out)
+    if not cfg.resume and root.exists() and is_main_process():
+        shutil.rmtree(root)
+    wait_for_everyone()
+    return {"checkpoint_dir": root, "resume": cfg.resume}
 
 
 def _score(dev: dict | None, task: TaskInfo) -> float | None:
@@ -114,13 +133,13 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
     run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
     with StagingDir(out) as tmp:
-        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune")
+        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune", **_ckpt(cfg, out))
         final = result.best or (result.evals[-1] if result.evals else None)
         _save_model(tmp, run.student, tokenizer, None, cfg)
         metrics = _metrics("finetune", result, run.student, final)
         _report(cfg, tmp, f"Stage 2: teacher fine-tuning ({task.name})", metrics,
                 [ModelEntry("teacher", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
-        write_json(tmp / METRICS_FILE, metrics)
+        _write_metrics(tmp, metrics)
     return out
 
 
@@ -162,13 +181,13 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
                make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
     run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
     with StagingDir(out) as tmp:
-        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general")
+        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general", **_ckpt(cfg, out))
         metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         _report(cfg, tmp, "Stage 1: general distillation", metrics,
                 [ModelEntry("teacher", teacher, Path(cfg.teacher), None), ModelEntry("student", run.student, tmp, None)],
                 data, tokenizer, None)
-        write_json(tmp / METRICS_FILE, metrics)
+        _write_metrics(tmp, metrics)
     return out
 
 
@@ -188,7 +207,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
                        (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
     with StagingDir(out) as tmp:
-        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which)
+        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out))
         final = result.best or (result.evals[-1] if result.evals else None)
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final)
@@ -197,7 +216,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         _report(cfg, tmp, f"Stage {number}: {which}-layer distillation ({task.name})", metrics,
                 [ModelEntry("teacher", teacher, Path(teacher_name), teacher_score),
                  ModelEntry("student", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
-        write_json(tmp / METRICS_FILE, metrics)
+        _write_metrics(tmp, metrics)
     return out
 
 

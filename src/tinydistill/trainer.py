@@ -15,31 +15,42 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DistributedDataParallelKwargs
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from tinydistill import checkpoints
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
-from tinydistill.objectives import CapturePlan, LossTerm, StepContext
+from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
+from tinydistill.outputs import process_state
 from tinydistill.ui import detail, progress, say
 
 
 class Trainee(nn.Module):
     """What the optimizer trains: the student and its projections. The teacher is deliberately not a
-    submodule, so ``train()`` here cannot reach it and DDP never wraps it."""
+    submodule, so ``train()`` here cannot reach it and DDP never wraps it.
+
+    The projections run inside ``forward`` (on the hidden states the student's hooks recorded), so DDP
+    sees every trained parameter used in the forward pass.
+    """
 
     def __init__(self, student: nn.Module, projections: nn.ModuleDict) -> None:
         super().__init__()
         self.student = student
         self.projections = projections
+        self.recorder: Recorder | None = None
 
     def forward(self, **inputs):
-        return self.student(**inputs)
+        out = self.student(**inputs)
+        projected = {name: proj(self.recorder.hidden[projection_layer(name)])
+                     for name, proj in self.projections.items()} if self.recorder is not None else {}
+        return out, projected
 
 
 @dataclass
@@ -79,15 +90,15 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, terms: list[LossTerm],
-                 recs: tuple[Recorder | None, Recorder | None], projections: nn.ModuleDict) -> dict[str, Tensor]:
+                 recs: tuple[Recorder | None, Recorder | None]) -> dict[str, Tensor]:
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     teacher_logits = None
     if teacher is not None:
         with torch.no_grad():
             teacher_logits = getattr(teacher(**inputs), "logits", None)
-    out = trainee(**inputs)
+    out, projected = trainee(**inputs)
     ctx = StepContext(batch["attention_mask"], batch.get("labels"), getattr(out, "logits", None), teacher_logits,
-                      recs[0], recs[1], projections)
+                      recs[0], recs[1], projected)
     return {t.name: t.fn(ctx) for t in terms}
 
 
@@ -96,7 +107,7 @@ def _total(losses: dict[str, Tensor], terms: list[LossTerm]) -> Tensor:
 
 
 @torch.no_grad()
-def _objective(trainee, teacher, loader, terms, recs, projections, device) -> dict[str, float]:
+def _objective(trainee, teacher, loader, terms, recs, device) -> dict[str, float]:
     """Mean of each loss term (and the weighted total) over a fixed set of batches, in eval mode."""
     was = trainee.training
     trainee.eval()
@@ -104,7 +115,7 @@ def _objective(trainee, teacher, loader, terms, recs, projections, device) -> di
     n = 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        losses = _step_losses(trainee, teacher, batch, terms, recs, projections)
+        losses = _step_losses(trainee, teacher, batch, terms, recs)
         losses["total"] = _total(losses, terms)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v)
@@ -113,39 +124,60 @@ def _objective(trainee, teacher, loader, terms, recs, projections, device) -> di
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Path, desc: str) -> TrainResult:
-    """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``."""
-    AcceleratorState._reset_state(reset_partial_state=True)  # stages in one process may differ in precision
+def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Path, desc: str,
+          checkpoint_dir: Path | None = None, resume: bool = False) -> TrainResult:
+    """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``.
+
+    With ``checkpoint_dir`` and ``cfg.checkpoint_every``, a complete training state is saved every N
+    steps; with ``resume``, training continues from the newest complete one there, exactly: same
+    weights, optimizer and scheduler state, RNG states and position in the (per-epoch seeded) data.
+    """
+    # a fresh accelerator per stage (stages may differ in precision); the process group itself is kept
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    process_state()  # initialise the process group (gloo on CPU-only machines) before the accelerator
+    # the frozen teacher is never wrapped; stages without a prediction loss leave the pooler/head unused
+    predicts = any(t.name in ("soft", "hard") for t in run.terms)
     acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum_steps,
-                      log_with="tensorboard", project_dir=str(log_dir))
+                      log_with="tensorboard", project_dir=str(log_dir), step_scheduler_with_optimizer=False,
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)])
     acc.init_trackers(desc)
     trainee = Trainee(run.student, run.projections)
-    optimizer = _optimizer(trainee, cfg)
-    steps_per_epoch = math.ceil(len(run.train_loader) / cfg.grad_accum_steps)
+    trainee, optimizer, train_loader = acc.prepare(trainee, _optimizer(trainee, cfg), run.train_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum_steps)  # per process, after sharding
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    trainee, optimizer, train_loader, scheduler = acc.prepare(trainee, optimizer, run.train_loader, scheduler)
+    scheduler = acc.prepare(get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total))
     eval_loader = acc.prepare(run.eval_loader) if run.eval_loader is not None else None
     teacher = run.teacher.to(acc.device) if run.teacher is not None else None
     inner = acc.unwrap_model(trainee)
     projections = inner.projections
     result = TrainResult(steps=0, seconds=0.0)
     best_state, best_score = None, -math.inf
+    epoch, skip = 0, 0  # position in the data: epoch, and micro-batches already consumed in it
+    found = checkpoints.latest(checkpoint_dir) if (resume and checkpoint_dir) else None
+    if found is not None:
+        saved, best_state = checkpoints.load(acc, found)
+        epoch, skip = saved["epoch"], saved["batch_in_epoch"]
+        best_score = saved["best_score"] if saved["best_score"] is not None else -math.inf
+        for key in ("steps", "seconds", "history", "evals", "best", "objective_before"):
+            setattr(result, key, saved[key])
+        say(f"[{desc}] resumed from {found} (step {result.steps} of {total})")
 
     with ExitStack() as hooks:
         plan = run.plan
         s_rec = hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention)) if plan else None
         t_rec = hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention)) if plan else None
         recs = (s_rec, t_rec)
-        if run.probe_loader is not None:
-            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, projections, acc.device)
+        inner.recorder = s_rec
+        if run.probe_loader is not None and result.objective_before is None:
+            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device)
 
-        def evaluate_now(epoch: float) -> None:
+        def evaluate_now() -> None:
             nonlocal best_state, best_score
             if eval_loader is None or run.task is None:
                 return
             metrics = evaluate_model(inner.student, eval_loader, run.task, acc)
-            result.evals.append({"step": result.steps, "epoch": round(epoch, 3), **metrics})
+            result.evals.append({"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 3), **metrics})
             acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=result.steps)
             score = metrics[run.task.metric]
             if run.select_best and score > best_score:
@@ -154,13 +186,25 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                 result.best = result.evals[-1]
             say(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
+        def checkpoint(batch_in_epoch: int) -> None:
+            state = {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "best_score": None if best_score == -math.inf
+                     else best_score, "steps": result.steps, "seconds": result.seconds + time.perf_counter() - start,
+                     "history": result.history, "evals": result.evals, "best": result.best,
+                     "objective_before": result.objective_before}
+            checkpoints.save(acc, checkpoint_dir, result.steps, state, best_state)
+
         start = time.perf_counter()
         bar = progress(total, desc)
+        bar.update(result.steps)
         trainee.train()
         while result.steps < total:
-            for batch in train_loader:
+            train_loader.set_epoch(epoch)
+            loader = acc.skip_first_batches(train_loader, skip) if skip else train_loader
+            consumed = skip
+            for batch in loader:
+                consumed += 1
                 with acc.accumulate(trainee), (acc.autocast() if cfg.mixed_precision != "no" else nullcontext()):
-                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, projections)
+                    losses = _step_losses(trainee, teacher, batch, run.terms, recs)
                     loss = _total(losses, run.terms)
                     if not torch.isfinite(loss):
                         raise TinyDistillError(f"the loss became {loss.item()} at step {result.steps} "
@@ -170,7 +214,8 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                     if acc.sync_gradients and cfg.max_grad_norm:
                         acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
                     optimizer.step()
-                    scheduler.step()
+                    if acc.sync_gradients:
+                        scheduler.step()
                     optimizer.zero_grad()
                 if not acc.sync_gradients:
                     continue
@@ -184,18 +229,27 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                     detail(f"[{desc}] " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))
                 if cfg.eval_every and result.steps % cfg.eval_every == 0:
-                    evaluate_now(result.steps / steps_per_epoch)
+                    evaluate_now()
+                if checkpoint_dir and cfg.checkpoint_every and result.steps % cfg.checkpoint_every == 0 \
+                        and result.steps < total:
+                    checkpoint(consumed)
                 if result.steps >= total:
                     break
+            else:
+                epoch, skip = epoch + 1, 0
+                if not cfg.eval_every or result.steps % cfg.eval_every:
+                    evaluate_now()
+                continue
             if not cfg.eval_every or result.steps % cfg.eval_every:
-                evaluate_now(result.steps / steps_per_epoch)
+                evaluate_now()
         bar.close()
-        result.seconds = time.perf_counter() - start
+        result.seconds += time.perf_counter() - start
         if best_state is not None:
             inner.student.load_state_dict(best_state)
         if run.probe_loader is not None:
-            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, projections, acc.device)
-    acc.end_training()
+            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device)
+    for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
+        tracker.finish()
     run.student = inner.student
     run.projections = projections
     return result

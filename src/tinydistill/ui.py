@@ -24,8 +24,8 @@ def is_verbose() -> bool:
 
 
 def progress(total: int, desc: str) -> tqdm:
-    """A bar over ``total`` units: on a terminal unless quiet; never in pipes."""
-    return tqdm(total=total, desc=desc, disable=True if _state["quiet"] else None, dynamic_ncols=True,
+    """A bar over ``total`` units: on a terminal unless quiet; never in pipes or on non-main processes."""
+    return tqdm(total=total, desc=desc, disable=True if (_state["quiet"] or not _main()) else None, dynamic_ncols=True,
                 leave=False, file=sys.stderr)
 
 
@@ -35,13 +35,19 @@ def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T
                      dynamic_ncols=True, leave=False, file=sys.stderr))
 
 
+def _main() -> bool:
+    from tinydistill.outputs import is_main_process
+
+    return is_main_process()
+
+
 def say(message: str) -> None:
-    """A status line (stdout), kept clear of any bar; nothing when quiet."""
-    if not _state["quiet"]:
+    """A status line (stdout), kept clear of any bar; nothing when quiet or on non-main processes."""
+    if not _state["quiet"] and _main():
         tqdm.write(message, file=sys.stdout)
 
 
 def detail(message: str) -> None:
     """A line shown only with --verbose."""
-    if _state["verbose"]:
+    if _state["verbose"] and _main():
         tqdm.write(message, file=sys.stdout)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from tinydistill.data.readers import Examples
@@ -39,9 +39,32 @@ def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max
     return EncodedDataset([{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))])
 
 
-def make_loader(data: EncodedDataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
+class EpochShuffle(Sampler[int]):
+    """A permutation that depends on (seed, epoch) alone, so a resumed run sees exactly the data order
+    of an uninterrupted one (call ``set_epoch`` before each epoch; Accelerate forwards it)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=g).tolist())
+
+
+def make_loader(data: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
                 shuffle: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader with dynamic padding; shuffling is seeded so runs repeat."""
+    """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat.
+
+    Its private generator keeps iterator creation from drawing on the global RNG, whose stream (dropout)
+    must be the same in a resumed run as in an uninterrupted one.
+    """
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    sampler = EpochShuffle(len(data), seed) if shuffle else None
+    return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(seed))
