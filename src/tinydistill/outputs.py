@@ -2,6 +2,7 @@
 so a crash never leaves a folder that looks finished."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,6 +40,9 @@ def is_complete(folder: str | Path) -> bool:
     return (Path(folder) / METRICS_FILE).is_file()
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+
+
 class StagingDir:
     """``with StagingDir(out) as tmp:`` write into ``tmp``; on success it is renamed to ``out``.
 
@@ -69,6 +73,8 @@ class StagingDir:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:  # full, read-only, not permitted
+                raise TinyDistillError(f"could not write {self.final}: {exc.strerror}; nothing was written") from None
             return False
         if not self.main:
             wait_for_everyone()

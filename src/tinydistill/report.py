@@ -89,8 +89,10 @@ def stage_rows_markdown(stages: dict[str, dict]) -> str:
 
 
 def plot_curves(metrics: dict, folder: Path, prefix: str = "") -> list[Path]:
-    """PNG plots of one stage's history: losses (total and each term), learning rate, dev metrics."""
+    """PNG plots of one stage's history: losses (total and each term), learning rate, dev metrics.
+    ``prefix`` (e.g. '2-teacher-') names the files and titles the plots of one stage among several."""
     history, evals = metrics.get("history") or [], metrics.get("evals") or []
+    title = f"{prefix.rstrip('-')}: " if prefix else ""
     out_dir = folder / PLOTS_DIR
     out_dir.mkdir(exist_ok=True)
     paths = []
@@ -103,20 +105,20 @@ def plot_curves(metrics: dict, folder: Path, prefix: str = "") -> list[Path]:
             ax.plot(steps, [h[k] for h in history], label=k)
         if all(h[k] > 0 for h in history for k in ["loss", *terms]):
             ax.set_yscale("log")
-        ax.set(xlabel="step", ylabel="loss", title=f"{prefix}training loss")
+        ax.set(xlabel="step", ylabel="loss", title=f"{title}training loss")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"{prefix}loss.png"))
         fig, ax = plt.subplots(figsize=(7, 2.6))
         ax.plot(steps, [h["lr"] for h in history], color="tab:purple")
-        ax.set(xlabel="step", ylabel="learning rate", title=f"{prefix}learning rate")
+        ax.set(xlabel="step", ylabel="learning rate", title=f"{title}learning rate")
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"{prefix}lr.png"))
     if evals:
         fig, ax = plt.subplots(figsize=(7, 3))
         for k in [k for k in evals[0] if k not in ("step", "epoch")]:
             ax.plot([e["step"] for e in evals], [e[k] for e in evals], marker="o", label=k)
-        ax.set(xlabel="step", ylabel="dev", title=f"{prefix}dev metric at each evaluation")
+        ax.set(xlabel="step", ylabel="dev", title=f"{title}dev metric at each evaluation")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"{prefix}dev.png"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from tinydistill.config import DataConfig
 from tinydistill.data.tasks import TaskSpec, glue_task, normalise_task_name
 from tinydistill.errors import TinyDistillError
+from tinydistill.ui import say
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -52,25 +53,41 @@ class TaskInfo:
         return 1 if self.label_names is None else len(self.label_names)
 
 
+def _non_blank(path: Path, rows: list[list[str]]) -> list[list[str]]:
+    """Drop blank rows, saying how many (they are skipped, not errors)."""
+    kept = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(kept) < len(rows):
+        say(f"{path}: skipped {len(rows) - len(kept)} blank line(s)")
+    return kept
+
+
+def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: int) -> list[dict[str, str]]:
+    """Rows keyed by column; a row with more fields than the header is refused (a stray delimiter
+    would silently shift or drop text). Rows with fewer fields are reported where a column is read."""
+    for i, r in enumerate(body):
+        if len(r) > len(header):
+            raise TinyDistillError(f"{path}: row {i + first_line} has {len(r)} fields but the header has {len(header)} "
+                                   "(wrong delimiter, or a stray tab/comma inside a field?)")
+    return [dict(zip(header, r)) for r in body]
+
+
 def _read_rows(path: Path, delimiter: str, quoting: int) -> list[dict[str, str]]:
     """Rows of a delimited file as dicts (the header row names the columns)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh, delimiter=delimiter, quoting=quoting))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+        rows = _non_blank(path, list(csv.reader(fh, delimiter=delimiter, quoting=quoting)))
     if not rows:
         return []
-    header, body = rows[0], rows[1:]
-    return [dict(zip(header, r)) for r in body]
+    return _as_dicts(path, rows[0], rows[1:], 1)
 
 
 def _read_glue_tsv(path: Path, spec: TaskSpec) -> list[dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = [r for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if any(c.strip() for c in r)]
+        rows = _non_blank(path, list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)))
     if not rows:
         return []
     if spec.headerless_columns and spec.text not in rows[0]:  # CoLA train/dev have no header row
-        return [dict(zip(spec.headerless_columns, r)) for r in rows]
-    return [dict(zip(rows[0], r)) for r in rows[1:]]
+        return _as_dicts(path, list(spec.headerless_columns), rows, 1)
+    return _as_dicts(path, rows[0], rows[1:], 1)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
