@@ -14,7 +14,7 @@ def test_minilm_finetune_then_distil_on_sst2_slice(tmp_path, glue):
     sets = [f"teacher={minilm_dir()}", "data.task=sst-2", f"data.dir={glue / 'SST-2'}",
             "data.max_train_examples=1024", "data.max_eval_examples=200", "data.max_length=48",
             "finetune.train.epochs=2", "finetune.train.learning_rate=1e-4", "finetune.train.warmup_ratio=0.1",
-            "student={layers: 2, hidden: 96, heads: 12, ffn: 192}"]
+            "student={layers: 2, hidden: 96, heads: 12, ffn: 192}", "report.speed_examples=64"]
     sets += ["intermediate.train.epochs=1", "intermediate.train.learning_rate=5e-4",
              "prediction.train.epochs=2", "prediction.train.learning_rate=1e-4"]
     cfg = load_config(None, sets)
