@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from transformers.utils import logging as hf_logging
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["TINYDISTILL_CACHE"] = tempfile.mkdtemp(prefix="tinydistill-cache-")  # keep ~/.cache clean
 torch.set_num_threads(min(2, torch.get_num_threads()))
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
@@ -60,6 +62,20 @@ def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
     torch.manual_seed(1)
     cfg = tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"}, label2id={"0": 0, "1": 1})
     BertForSequenceClassification(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def confident_teacher(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random classifier whose scaled-up head gives confident, input-dependent soft targets."""
+    path = tmp_path_factory.mktemp("confident_teacher")
+    torch.manual_seed(5)
+    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"},
+                                                           label2id={"0": 0, "1": 1}))
+    with torch.no_grad():
+        model.classifier.weight.mul_(200.0)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

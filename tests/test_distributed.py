@@ -5,10 +5,7 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from transformers import BertForSequenceClassification
 
-from tests.conftest import tiny_bert_config
 
 LOAD = """
 import sys
@@ -28,28 +25,14 @@ def cmd(launcher, teacher, glue, out, batch):
             "-s", "prediction.train.learning_rate=5e-4"]
 
 
-@pytest.fixture(scope="module")
-def sharp_teacher(tmp_path_factory, tokenizer):
-    """A tiny random classifier whose scaled-up head gives confident, input-dependent soft targets."""
-    path = tmp_path_factory.mktemp("sharp_teacher")
-    torch.manual_seed(5)
-    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"},
-                                                           label2id={"0": 0, "1": 1}))
-    with torch.no_grad():
-        model.classifier.weight.mul_(200.0)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def test_two_processes_match_one_process_of_the_same_effective_batch(tmp_path, sharp_teacher, glue):
+def test_two_processes_match_one_process_of_the_same_effective_batch(tmp_path, confident_teacher, glue):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     torchrun = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", "2",
                 "--master_port", "29517"]
-    one = subprocess.run(cmd([sys.executable], sharp_teacher, glue, tmp_path / "one", 16), env=env,
+    one = subprocess.run(cmd([sys.executable], confident_teacher, glue, tmp_path / "one", 16), env=env,
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(cmd(torchrun, sharp_teacher, glue, tmp_path / "two", 8), env=env,
+    two = subprocess.run(cmd(torchrun, confident_teacher, glue, tmp_path / "two", 8), env=env,
                          capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     m1, m2 = (json.loads((tmp_path / d / "prediction" / "metrics.json").read_text()) for d in ("one", "two"))

@@ -1,7 +1,6 @@
 """Refusals: label-map and vocabulary mismatches, teachers without a task head; metrics."""
 import numpy as np
 import pytest
-import torch
 from scipy.stats import pearsonr
 from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import BertForSequenceClassification, BertModel

@@ -55,6 +55,7 @@ class TrainConfig(_Strict):
     eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: end of each epoch)")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="save a resumable training state every N steps")
+    group_by_length: bool = Field(False, description="batch rows of similar length together (less padding)")
 
 
 LayerMap = Literal["uniform", "last"] | list[tuple[int, int]]
@@ -123,9 +124,13 @@ class FinetuneStage(_Strict):
 class DistillStage(_Strict):
     train: TrainConfig
     losses: LossConfig
+    teacher_cache: bool = Field(True, description="when the teacher's logits are its only signal, compute them "
+                                "once for the training set and reuse them (exact: the teacher is in eval mode)")
 
 
-class GeneralStage(DistillStage):
+class GeneralStage(_Strict):
+    train: TrainConfig
+    losses: LossConfig
     enabled: bool = True
     corpus: str | None = Field(None, description="text file (one passage per line) or folder of them; "
                                "default: the task's training text")
@@ -151,6 +156,7 @@ class Config(_Strict):
     seed: int = 42
     cpu: bool = Field(False, description="force CPU even where an accelerator exists")
     resume: bool = Field(False, description="continue each stage from its newest complete checkpoint")
+    cache_dir: str | None = Field(None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)")
     teacher: str | None = Field(None, description="teacher model folder or hub id")
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
     data: DataConfig = Field(default_factory=DataConfig)

@@ -12,7 +12,7 @@ resolved config; the folder appears only once complete.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import shutil
 
@@ -21,8 +21,9 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Subset
 
+from tinydistill.cache import teacher_logits, with_teacher_logits
 from tinydistill.checkpoints import checkpoint_root
-from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, dump_config
+from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, TrainConfig, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples, encode_passages, make_loader
 from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
 from tinydistill.errors import TinyDistillError
@@ -51,13 +52,18 @@ def _student_tokenizer(spec: StudentConfig):
     return None
 
 
-def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, batch_size: int, eval_batch_size: int):
+def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, train_cfg: TrainConfig,
+                  prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None):
     """(train, dev, probe) loaders and the encoded dev set (for the speed table)."""
+    batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
     train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length)
+    if prepare_train is not None:
+        train_ds = prepare_train(train_ds)
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
-    loaders = (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed),
+    loaders = (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed,
+                           group_by_length=train_cfg.group_by_length),
                make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
                make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
                            eval_batch_size, shuffle=False))
@@ -129,7 +135,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     set_seed(cfg.seed)
     model = load_classifier(cfg.teacher, task, who="teacher")
     tcfg = cfg.finetune.train
-    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg.batch_size, tcfg.eval_batch_size)
+    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
     terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
     run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
     with StagingDir(out) as tmp:
@@ -177,7 +183,7 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     student = build_student(cfg.student, teacher, task=None)
     check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
     bs = g.train.batch_size
-    loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed), None,
+    loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed, group_by_length=g.train.group_by_length), None,
                make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
     run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
     with StagingDir(out) as tmp:
@@ -201,11 +207,20 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
     stage_cfg: DistillStage = getattr(cfg, which)
     t = stage_cfg.train
-    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t.batch_size, t.eval_batch_size)
+    # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
+    cached = stage_cfg.teacher_cache and stage_cfg.losses.prediction and not stage_cfg.losses.intermediate \
+        and stage_cfg.losses.soft_weight > 0
+
+    def attach_logits(data: EncodedDataset) -> EncodedDataset:
+        return with_teacher_logits(data, teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir))
+
+    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t, attach_logits if cached else None)
     # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
     scored = stage_cfg.losses.prediction
     run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
                        (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
+    if cached:
+        run.teacher = None  # the loop reads batch["teacher_logits"] instead of running the teacher
     with StagingDir(out) as tmp:
         result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out))
         final = result.best or (result.evals[-1] if result.evals else None)

@@ -6,7 +6,6 @@ mapped layers) -> student forward (hooks record) -> terms -> weighted sum -> bac
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from contextlib import ExitStack, nullcontext
@@ -91,8 +90,8 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, terms: list[LossTerm],
                  recs: tuple[Recorder | None, Recorder | None]) -> dict[str, Tensor]:
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    teacher_logits = None
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
+    teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
     if teacher is not None:
         with torch.no_grad():
             teacher_logits = getattr(teacher(**inputs), "logits", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from tinydistill.data.readers import Examples
 
@@ -41,10 +42,16 @@ def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max
 
 class EpochShuffle(Sampler[int]):
     """A permutation that depends on (seed, epoch) alone, so a resumed run sees exactly the data order
-    of an uninterrupted one (call ``set_epoch`` before each epoch; Accelerate forwards it)."""
+    of an uninterrupted one (call ``set_epoch`` before each epoch; Accelerate forwards it).
 
-    def __init__(self, size: int, seed: int) -> None:
+    With ``lengths`` and ``batch_size``, rows of similar length are grouped into the same batches
+    (transformers' length-grouped order: shuffled mega-batches sorted by length), so dynamic padding
+    pads less; every row is still seen once per epoch.
+    """
+
+    def __init__(self, size: int, seed: int, lengths: list[int] | None = None, batch_size: int | None = None) -> None:
         self.size, self.seed, self.epoch = size, seed, 0
+        self.lengths, self.batch_size = lengths, batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -54,17 +61,21 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.lengths is not None:
+            return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
         return iter(torch.randperm(self.size, generator=g).tolist())
 
 
 def make_loader(data: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
-                shuffle: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat.
+                shuffle: bool, seed: int = 0, group_by_length: bool = False) -> DataLoader:
+    """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat,
+    and ``group_by_length`` batches rows of similar length together (less padding, same rows).
 
     Its private generator keeps iterator creation from drawing on the global RNG, whose stream (dropout)
     must be the same in a resumed run as in an uninterrupted one.
     """
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    sampler = EpochShuffle(len(data), seed) if shuffle else None
+    lengths = [len(data[i]["input_ids"]) for i in range(len(data))] if (shuffle and group_by_length) else None
+    sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
     return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                       generator=torch.Generator().manual_seed(seed))

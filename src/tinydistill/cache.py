@@ -1,0 +1,83 @@
+"""Teacher-output cache: the teacher's logits for a training set, computed once and reused across
+epochs, stages and runs.
+
+Exact only for a deterministic teacher (eval mode, which tinydistill always uses) and inputs that do
+not change between epochs (offline augmentation is fine, on-the-fly augmentation is not). The key
+hashes the teacher's weights and config and the exact token ids fed to it (so a changed data file,
+subset, tokenizer setting or max length is a new entry); nothing stale can be read back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tinydistill.data.loaders import EncodedDataset, make_loader
+from tinydistill.ui import say, track
+
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TINYDISTILL_CACHE", Path.home() / ".cache" / "tinydistill"))
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    h = hashlib.sha256(teacher.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def inputs_fingerprint(data: EncodedDataset) -> str:
+    h = hashlib.sha256()
+    for row in data.rows:
+        for key in INPUT_KEYS:
+            if key in row:
+                h.update(np.asarray(row[key], dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+@torch.inference_mode()
+def _compute(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device) -> np.ndarray:
+    inputs = EncodedDataset([{k: r[k] for k in INPUT_KEYS if k in r} for r in data.rows])
+    out = []
+    for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
+        out.append(teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu())
+    return torch.cat(out).numpy()
+
+
+def teacher_logits(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int,
+                   cache_dir: Path | None = None) -> np.ndarray:
+    """(N, C) logits of ``teacher`` for every row of ``data``, from the cache or computed and stored."""
+    cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
+    key = hashlib.sha256((teacher_fingerprint(teacher) + inputs_fingerprint(data)).encode()).hexdigest()[:32]
+    path = cache_dir / f"{key}.npy"
+    if path.is_file():
+        logits = np.load(path)
+        if logits.shape[0] == len(data):
+            say(f"teacher logits: cached ({path})")
+            return logits
+    device = next(teacher.parameters()).device
+    logits = _compute(teacher, data, tokenizer, batch_size, device)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
+        np.save(tmp, logits)
+        os.replace(tmp, path)
+        (cache_dir / f"{key}.json").write_text(json.dumps({"rows": len(data), "classes": int(logits.shape[1])}))
+    except OSError as exc:  # a read-only cache costs speed, not correctness
+        say(f"teacher logits not cached ({cache_dir}: {exc.strerror})")
+    return logits
+
+
+def with_teacher_logits(data: EncodedDataset, logits: np.ndarray) -> EncodedDataset:
+    """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels)."""
+    return EncodedDataset([{**row, "teacher_logits": logits[i].tolist()} for i, row in enumerate(data.rows)])

@@ -1,0 +1,60 @@
+"""Teacher-output cache: cached and live distillation give the same losses; keys invalidate; no stale reads."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tinydistill.cache import inputs_fingerprint, teacher_logits
+from tinydistill.config import load_config
+from tinydistill.data.loaders import EncodedDataset
+from tinydistill.stages import distill
+
+
+def _cfg(teacher, glue, tmp_path, *extra):
+    return load_config(None, [f"teacher={teacher}", "data.task=sst-2", f"data.dir={glue / 'SST-2'}",
+                              "data.max_train_examples=64", "data.max_eval_examples=32", "data.max_length=24",
+                              "student={layers: 2, hidden: 32, heads: 4, ffn: 64}", "prediction.train.epochs=2",
+                              "prediction.train.batch_size=8", "prediction.train.learning_rate=1e-3",
+                              "prediction.train.log_every=1", "report.enabled=false",
+                              f"cache_dir={tmp_path / 'cache'}", *extra])
+
+
+def test_cached_and_live_distillation_give_the_same_losses(tmp_path, confident_teacher, glue):
+    live = distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "live")
+    assert not (tmp_path / "cache").exists()
+    cached = distill(_cfg(confident_teacher, glue, tmp_path), "prediction", tmp_path / "cached")
+    assert len(list((tmp_path / "cache" / "teacher-logits").glob("*.npy"))) == 1
+    h_live, h_cached = (json.loads((d / "metrics.json").read_text())["history"] for d in (live, cached))
+    assert len(h_live) == len(h_cached) == 16
+    for a, b in zip(h_live, h_cached):  # same steps, same data, same dropout; logits differ only by padding
+        assert a["soft"] == pytest.approx(b["soft"], rel=1e-4, abs=1e-5)
+    a, b = load_file(str(live / "model.safetensors")), load_file(str(cached / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_classifier_dir, tokenizer):
+    from tinydistill.models import load_classifier
+    from tinydistill.data.readers import TaskInfo
+
+    task = TaskInfo("sst-2", ["0", "1"], "accuracy")
+    teacher = load_classifier(str(confident_teacher), task).eval()
+    rows = [dict(tokenizer("a good film")), dict(tokenizer("a bad film"))]
+    data = EncodedDataset(rows)
+    first = teacher_logits(teacher, data, tokenizer, 8, tmp_path)
+    again = teacher_logits(teacher, data, tokenizer, 8, tmp_path)
+    np.testing.assert_array_equal(first, again)
+    assert len(list((tmp_path / "teacher-logits").glob("*.npy"))) == 1
+    truncated = EncodedDataset([dict(tokenizer("a good film", max_length=3, truncation=True)), rows[1]])
+    assert inputs_fingerprint(truncated) != inputs_fingerprint(data)
+    teacher_logits(teacher, truncated, tokenizer, 8, tmp_path)  # other inputs: a new entry
+    other = load_classifier(str(tiny_classifier_dir), task).eval()
+    other_logits = teacher_logits(other, data, tokenizer, 8, tmp_path)  # other teacher: a new entry
+    assert len(list((tmp_path / "teacher-logits").glob("*.npy"))) == 3
+    assert not np.allclose(other_logits, first)
+
+
+def test_no_cache_when_the_teacher_must_run(tmp_path, confident_teacher, glue):
+    distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses.hidden_weight=1"), "prediction", tmp_path / "s")
+    assert not (tmp_path / "cache").exists()  # hidden states are needed every step: the teacher runs live
