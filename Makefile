@@ -24,7 +24,7 @@ install: $(STAMP)
 demo: $(STAMP)  ## the four-stage recipe on BBC News with the MiniLM teacher (~10 min on 2 CPU cores)
 	$(BIN)/tinydistill demo
 
-test: $(STAMP)  ## the test suite (~3 min on 2 CPU cores)
+test: $(STAMP)  ## the test suite (~4-5 min on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
 clean:
