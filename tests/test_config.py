@@ -37,6 +37,14 @@ def test_bad_configs_are_refused_with_a_message(overrides, msg):
         load_config(None, overrides)
 
 
+def test_yaml_no_means_no_mixed_precision(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("prediction:\n  train:\n    mixed_precision: no\n", encoding="utf-8")  # YAML: false
+    assert load_config(path).prediction.train.mixed_precision == "no"
+    assert load_config(None, ["finetune.train.mixed_precision=no"]).finetune.train.mixed_precision == "no"
+    assert load_config(None, ["finetune.train.mixed_precision=bf16"]).finetune.train.mixed_precision == "bf16"
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(TinyDistillError, match="config file not found"):
         load_config(tmp_path / "none.yaml")

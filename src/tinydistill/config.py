@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinydistill.errors import TinyDistillError
 
@@ -56,6 +56,11 @@ class TrainConfig(_Strict):
     log_every: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="save a resumable training state every N steps")
     group_by_length: bool = Field(False, description="batch rows of similar length together (less padding)")
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value):
+        return "no" if value is False or value is None else value  # YAML reads a bare `no` as false
 
 
 LayerMap = Literal["uniform", "last"] | list[tuple[int, int]]
