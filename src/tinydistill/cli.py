@@ -134,10 +134,10 @@ def compare(runs: Annotated[list[str], typer.Argument(help="pipeline run folders
             config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """One table and one accuracy-vs-speed plot for several students and their teacher."""
     from tinydistill.compare import compare as run
-    from tinydistill.report import table_markdown
+    from tinydistill.report import model_table_view
 
     cfg = _config(config, set_) if (config or set_) else None
-    typer.echo(table_markdown(run(runs, output, split, cfg)))
+    typer.echo(model_table_view(run(runs, output, split, cfg)).markdown())
     typer.echo(f"plot and report in {output}/")
 
 

@@ -19,7 +19,7 @@ from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
 from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
 from tinydistill.outputs import CONFIG_FILE, is_complete, read_metrics, write_json  # noqa: E402
-from tinydistill.report import ModelEntry, model_table, table_markdown, write_report  # noqa: E402
+from tinydistill.report import ModelEntry, model_table, model_table_view, write_report  # noqa: E402
 
 
 def model_folders(paths: list[str | Path]) -> list[Path]:
@@ -66,7 +66,7 @@ def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "compare.json", {"task": task.name, "split": split, "rows": rows})
     plot = _plot(rows, task.metric, out / "compare.png")
-    write_report(out, f"Comparison on {task.name} ({split})", [("Models", table_markdown(rows))], [plot], None)
+    write_report(out, f"Comparison on {task.name} ({split})", [("Models", model_table_view(rows))], [plot], None)
     return rows
 
 

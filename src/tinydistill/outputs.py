@@ -50,15 +50,12 @@ class StagingDir:
     run only the main process writes; the others wait until the folder is in place.
     """
 
-    def __init__(self, final: str | Path, overwrite: bool = True) -> None:
+    def __init__(self, final: str | Path) -> None:
         self.final = Path(final)
         self.tmp = self.final.with_name(f".{self.final.name}.tmp-{uuid.uuid4().hex[:8]}")
-        self.overwrite = overwrite
         self.main = is_main_process()
 
     def __enter__(self) -> Path:
-        if self.final.exists() and not self.overwrite:
-            raise TinyDistillError(f"output folder {self.final} already exists")
         if not self.main:
             return self.tmp
         if self.final.parent.is_dir():  # temp folders left by a killed run (kill -9 skips all cleanup)

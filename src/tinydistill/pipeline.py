@@ -19,7 +19,7 @@ from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import is_complete, is_main_process, read_metrics, write_json
-from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
+from tinydistill.report import ModelEntry, model_table, model_table_view, plot_curves, stage_table, write_report
 from tinydistill.stages import distill, finetune, general
 from tinydistill.ui import say
 
@@ -79,8 +79,8 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
     stage_metrics = {name: read_metrics(p) for name, p in paths.items() if is_complete(p)}
     plots = [p for name, m in stage_metrics.items() for p in plot_curves(m, out, prefix=f"{name}-")]
     write_report(out, f"tinydistill pipeline: {summary['task']}",
-                 [("Teacher vs student", table_markdown(list(summary["rows"].values()))),
-                  ("Stages", stage_rows_markdown(stage_metrics))], plots, dump_config(cfg))
+                 [("Teacher vs student", model_table_view(list(summary["rows"].values()))),
+                  ("Stages", stage_table(stage_metrics))], plots, dump_config(cfg))
 
 
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:

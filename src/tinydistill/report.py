@@ -67,25 +67,42 @@ def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def table_markdown(rows: list[dict]) -> str:
+@dataclass
+class Table:
+    """A table built once and rendered as Markdown and as HTML. ``align`` is 'l' or 'r' per column."""
+
+    header: list[str]
+    rows: list[list[str]]
+    align: str
+
+    def markdown(self) -> str:
+        rule = "|" + "|".join("---:" if a == "r" else "---" for a in self.align) + "|"
+        return "\n".join(["| " + " | ".join(self.header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in self.rows])
+
+    def html(self, table_id: str) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self.rows)
+        return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def model_table_view(rows: list[dict]) -> Table:
+    """The teacher-vs-student rows of :func:`model_table` as a table."""
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    lines = [f"| model | {metric} | % kept | parameters | size (MB) | latency @1 (ms) | throughput @32 (ex/s) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {_fmt(r['score'], '.4f')} | {_fmt(r['kept_percent'], '.1f')} | "
-                     f"{r['parameters']:,} | {r['size_mb']:.1f} | {_fmt(r['latency_ms'], '.2f')} | "
-                     f"{_fmt(r['examples_per_s'], '.1f')} |")
-    return "\n".join(lines)
+    return Table(["model", metric, "% kept", "parameters", "size (MB)", "latency @1 (ms)", "throughput @32 (ex/s)"],
+                 [[r["model"], _fmt(r["score"], ".4f"), _fmt(r["kept_percent"], ".1f"), f"{r['parameters']:,}",
+                   f"{r['size_mb']:.1f}", _fmt(r["latency_ms"], ".2f"), _fmt(r["examples_per_s"], ".1f")] for r in rows],
+                 "lrrrrrr")
 
 
-def stage_rows_markdown(stages: dict[str, dict]) -> str:
-    lines = ["| stage | steps | train time (s) | objective before → after | dev |", "|---|---:|---:|---|---|"]
+def stage_table(stages: dict[str, dict]) -> Table:
+    """One row per stage: steps, time, objective before -> after, dev metrics."""
+    rows = []
     for name, m in stages.items():
         before, after = (m.get("objective_before") or {}).get("total"), (m.get("objective_after") or {}).get("total")
         dev = ", ".join(f"{k} {v:.4f}" for k, v in (m.get("dev") or {}).items() if k not in ("step", "epoch"))
-        lines.append(f"| {name} | {m.get('steps', '–')} | {_fmt(m.get('train_seconds'), '.1f')} | "
-                     f"{_fmt(before, '.4g')} → {_fmt(after, '.4g')} | {dev or '–'} |")
-    return "\n".join(lines)
+        rows.append([name, str(m.get("steps", "–")), _fmt(m.get("train_seconds"), ".1f"),
+                     f"{_fmt(before, '.4g')} → {_fmt(after, '.4g')}", dev or "–"])
+    return Table(["stage", "steps", "train time (s)", "objective before → after", "dev"], rows, "lrrll")
 
 
 def plot_curves(metrics: dict, folder: Path, prefix: str = "") -> list[Path]:
@@ -138,27 +155,18 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}pre{backgrou
 img{max-width:100%;display:block;margin:.5em 0}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
 
 
-def _md_table_to_html(md: str, table_id: str) -> str:
-    rows = [r.strip().strip("|").split("|") for r in md.splitlines() if r.strip() and not r.startswith("|---")]
-    head, body = rows[0], rows[1:]
-    out = [f'<table id="{table_id}"><thead><tr>' + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr></thead><tbody>"]
-    for r in body:
-        out.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>")
-    return "".join(out) + "</tbody></table>"
-
-
-def write_report(folder: Path, title: str, sections: list[tuple[str, str]], plots: list[Path],
+def write_report(folder: Path, title: str, sections: list[tuple[str, Table]], plots: list[Path],
                  config_yaml: str | None) -> None:
     """Write ``report.md`` and a self-contained ``report.html`` into ``folder``.
 
-    sections: (heading, markdown table) pairs, shown first (the final table leads).
+    sections: (heading, table) pairs, shown first; the first is the final table (id ``final-table``).
     """
     env = environment()
     md = [f"# {title}", ""]
     body = [f"<h1>{html.escape(title)}</h1>"]
     for i, (heading, table) in enumerate(sections):
-        md += [f"## {heading}", "", table, ""]
-        body += [f"<h2>{html.escape(heading)}</h2>", _md_table_to_html(table, "final-table" if i == 0 else f"table-{i}")]
+        md += [f"## {heading}", "", table.markdown(), ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", table.html("final-table" if i == 0 else f"table-{i}")]
     if plots:
         md += ["## Curves", ""]
         body.append("<h2>Curves</h2>")

@@ -32,7 +32,8 @@ from tinydistill.models import check_vocab, freeze, load_backbone, load_classifi
 from tinydistill.objectives import build_terms, capture_plan, check_compatible, make_projections
 from tinydistill.outputs import (CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, is_complete,
                                  is_main_process, read_metrics, wait_for_everyone, write_json)
-from tinydistill.report import ModelEntry, model_table, plot_curves, stage_rows_markdown, table_markdown, write_report
+from tinydistill.report import ModelEntry, model_table, model_table_view, plot_curves, stage_table, write_report
+from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
 
@@ -77,8 +78,8 @@ def _report(cfg: Config, folder: Path, title: str, metrics: dict, entries: list[
         return
     sample = EncodedDataset(data.rows[: cfg.report.speed_examples])
     metrics["table"] = model_table(entries, sample, tokenizer, metric)
-    write_report(folder, title, [("Teacher vs student", table_markdown(metrics["table"])),
-                                 (f"Stage: {metrics['stage']}", stage_rows_markdown({metrics["stage"]: metrics}))],
+    write_report(folder, title, [("Teacher vs student", model_table_view(metrics["table"])),
+                                 (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics}))],
                  plot_curves(metrics, folder), dump_config(cfg))
 
 
@@ -96,8 +97,7 @@ def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Modul
 
 
 def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | None) -> dict:
-    return {"stage": stage, "parameters": sum(p.numel() for p in model.parameters()),
-            "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
+    return {"stage": stage, "parameters": count_parameters(model), "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
             "train_seconds": round(result.seconds, 2), "objective_before": result.objective_before,
             "objective_after": result.objective_after, "history": result.history}
 
@@ -140,7 +140,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
     with StagingDir(out) as tmp:
         result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune", **_ckpt(cfg, out))
-        final = result.best or (result.evals[-1] if result.evals else None)
+        final = result.final_eval
         _save_model(tmp, run.student, tokenizer, None, cfg)
         metrics = _metrics("finetune", result, run.student, final)
         _report(cfg, tmp, f"Stage 2: teacher fine-tuning ({task.name})", metrics,
@@ -208,8 +208,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     stage_cfg: DistillStage = getattr(cfg, which)
     t = stage_cfg.train
     # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
-    cached = stage_cfg.teacher_cache and stage_cfg.losses.prediction and not stage_cfg.losses.intermediate \
-        and stage_cfg.losses.soft_weight > 0
+    cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
 
     def attach_logits(data: EncodedDataset) -> EncodedDataset:
         return with_teacher_logits(data, teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir))
@@ -223,7 +222,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         run.teacher = None  # the loop reads batch["teacher_logits"] instead of running the teacher
     with StagingDir(out) as tmp:
         result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out))
-        final = result.best or (result.evals[-1] if result.evals else None)
+        final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final)
         teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None

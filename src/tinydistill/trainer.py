@@ -78,6 +78,11 @@ class TrainResult:
     objective_before: dict | None = None
     objective_after: dict | None = None
 
+    @property
+    def final_eval(self) -> dict | None:
+        """The dev evaluation the saved weights belong to: the best one, else the last (None: no evaluation)."""
+        return self.best or (self.evals[-1] if self.evals else None)
+
 
 def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
