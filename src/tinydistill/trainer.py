@@ -239,12 +239,8 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
                     checkpoint(consumed)
                 if result.steps >= total:
                     break
-            else:
-                epoch, skip = epoch + 1, 0
-                if not cfg.eval_every or result.steps % cfg.eval_every:
-                    evaluate_now()
-                continue
-            if not cfg.eval_every or result.steps % cfg.eval_every:
+            epoch, skip = epoch + 1, 0  # after a break at `total` the loop ends, so this is harmless there
+            if not cfg.eval_every or result.steps % cfg.eval_every:  # end of epoch (or of training)
                 evaluate_now()
         bar.close()
         result.seconds += time.perf_counter() - start
