@@ -35,8 +35,8 @@ def test_cached_and_live_distillation_give_the_same_losses(tmp_path, confident_t
 
 
 def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_classifier_dir, tokenizer):
-    from tinydistill.models import load_classifier
     from tinydistill.data.readers import TaskInfo
+    from tinydistill.models import load_classifier
 
     task = TaskInfo("sst-2", ["0", "1"], "accuracy")
     teacher = load_classifier(str(confident_teacher), task).eval()

@@ -1,10 +1,10 @@
 """Captured scores are the model's own pre-softmax attention logits; hidden states its own outputs."""
 import torch
+from transformers import BertModel
 
+from tests.conftest import tiny_bert_config
 from tinydistill.capture import capture
 from tinydistill.models import freeze
-from tests.conftest import tiny_bert_config
-from transformers import BertModel
 
 
 def _model(attn="eager", seed=0):

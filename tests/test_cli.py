@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from tinydistill.cli import main
 from tests.conftest import tiny_bert_config
+from tinydistill.cli import main
 
 
 def run_cli(monkeypatch, capsys, *args):

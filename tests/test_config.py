@@ -41,6 +41,7 @@ def test_yaml_no_means_no_mixed_precision(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("prediction:\n  train:\n    mixed_precision: no\n", encoding="utf-8")  # YAML: false
     assert load_config(path).prediction.train.mixed_precision == "no"
+    assert load_config(None).prediction.train.mixed_precision == "auto"  # bf16 only where native
     assert load_config(None, ["finetune.train.mixed_precision=no"]).finetune.train.mixed_precision == "no"
     assert load_config(None, ["finetune.train.mixed_precision=bf16"]).finetune.train.mixed_precision == "bf16"
 

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-
 LOAD = """
 import sys
 from transformers import AutoModelForSequenceClassification

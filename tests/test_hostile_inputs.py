@@ -4,11 +4,11 @@ import errno
 
 import pytest
 
+from tests.test_cli import run_cli
 from tinydistill.config import DataConfig
 from tinydistill.data.loaders import encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.errors import TinyDistillError
-from tests.test_cli import run_cli
 
 
 def _cfg(path, **kw):

@@ -5,11 +5,11 @@ from scipy.stats import pearsonr
 from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import BertForSequenceClassification, BertModel
 
+from tests.conftest import tiny_bert_config
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import compute_metrics
 from tinydistill.models import check_vocab, load_classifier
-from tests.conftest import tiny_bert_config
 
 SST2 = TaskInfo("sst-2", ["0", "1"], "accuracy")
 

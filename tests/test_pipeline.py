@@ -6,8 +6,8 @@ import sys
 import pytest
 from safetensors import safe_open
 
-from tinydistill.pipeline import STAGES, format_summary, pipeline
 from tests.conftest import tiny_pipeline_config
+from tinydistill.pipeline import STAGES, format_summary, pipeline
 
 LOAD_PLAIN = """
 import sys

@@ -8,10 +8,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import BertForSequenceClassification
 
+from tests.conftest import tiny_bert_config
 from tinydistill.config import DataConfig, load_config
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.stages import distill
-from tests.conftest import tiny_bert_config
 
 
 @pytest.fixture(scope="module")

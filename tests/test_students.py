@@ -3,11 +3,11 @@ import pytest
 import torch
 from transformers import BertModel
 
+from tests.conftest import tiny_bert_config
 from tinydistill.config import StudentConfig
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.students import PRESETS, build_student
-from tests.conftest import tiny_bert_config
 
 TASK = TaskInfo("sst-2", ["0", "1"], "accuracy")
 

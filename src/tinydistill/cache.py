@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinydistill import precision
 from tinydistill.data.loaders import EncodedDataset, make_loader
 from tinydistill.ui import say, track
 
@@ -46,27 +47,36 @@ def inputs_fingerprint(data: EncodedDataset) -> str:
 
 
 @torch.inference_mode()
-def _compute(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device) -> np.ndarray:
-    inputs = EncodedDataset([{k: r[k] for k in INPUT_KEYS if k in r} for r in data.rows])
+def _compute(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device, mode: str) -> np.ndarray:
+    """Logits in row order; rows are run shortest first, so each batch holds similar lengths (little padding)."""
+    order = sorted(range(len(data)), key=lambda i: len(data.rows[i]["input_ids"]))
+    inputs = EncodedDataset([{k: data.rows[i][k] for k in INPUT_KEYS if k in data.rows[i]} for i in order])
     out = []
-    for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
-        out.append(teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu())
-    return torch.cat(out).numpy()
+    with precision.autocast(mode, device):
+        for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
+            out.append(teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu())
+    logits = torch.cat(out).numpy()
+    result = np.empty_like(logits)
+    result[order] = logits
+    return result
 
 
 def teacher_logits(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int,
-                   cache_dir: Path | None = None) -> np.ndarray:
-    """(N, C) logits of ``teacher`` for every row of ``data``, from the cache or computed and stored."""
+                   cache_dir: Path | None = None, teacher_precision: str = "no") -> np.ndarray:
+    """(N, C) logits of ``teacher`` for every row of ``data``, from the cache or computed and stored
+    (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry)."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
-    key = hashlib.sha256((teacher_fingerprint(teacher) + inputs_fingerprint(data)).encode()).hexdigest()[:32]
+    device = next(teacher.parameters()).device
+    mode = precision.resolve(teacher_precision, device)
+    key = teacher_fingerprint(teacher) + inputs_fingerprint(data) + ("" if mode == "no" else mode)
+    key = hashlib.sha256(key.encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
     if path.is_file():
         logits = np.load(path)
         if logits.shape[0] == len(data):
             say(f"teacher logits: cached ({path})")
             return logits
-    device = next(teacher.parameters()).device
-    logits = _compute(teacher, data, tokenizer, batch_size, device)
+    logits = _compute(teacher, data, tokenizer, batch_size, device, mode)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")

@@ -106,7 +106,8 @@ def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction |
 def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
              student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
     """All four stages from one config; a re-run skips the stages already finished."""
-    from tinydistill.pipeline import format_summary, pipeline as run
+    from tinydistill.pipeline import format_summary
+    from tinydistill.pipeline import pipeline as run
 
     summary = run(_config(config, set_, output, teacher, student, task, data_dir))
     if is_main_process():
@@ -118,7 +119,8 @@ def demo(output: OutOpt = None, set_: SetOpt = None,
          max_train: Annotated[int, typer.Option(help="training articles (of 1,780)")] = 1200) -> None:
     """The four-stage recipe on BBC News with the MiniLM teacher, offline; prints teacher vs student."""
     from tinydistill.demo import demo_config
-    from tinydistill.pipeline import format_summary, pipeline as run
+    from tinydistill.pipeline import format_summary
+    from tinydistill.pipeline import pipeline as run
 
     cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
     say(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
@@ -149,6 +151,40 @@ def evaluate(model: Annotated[str, typer.Argument(help="model folder to score")]
     from tinydistill.evaluate import evaluate as run
 
     typer.echo(json.dumps(run(_config(config, set_, task=task, data_dir=data_dir), model, split), indent=2))
+
+
+@app.command(name="export")
+def export_cmd(model: Annotated[str, typer.Argument(help="model folder to export")],
+               output: Annotated[str, typer.Option("--output", "-o", help="export folder")] = "export",
+               int8: Annotated[bool, typer.Option("--int8/--no-int8", help="also write a dynamically quantised int8 model")] = True,
+               split: Annotated[str, typer.Option(help="split scored with each exported model (needs task data)")] = "dev",
+               config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+    """ONNX export (dynamic batch and length) with a parity check against PyTorch; optional int8 copy."""
+    from tinydistill.export import export as run
+
+    saved = Path(model) / "tinydistill.yaml"  # a stage folder knows its task data
+    config = config or (saved if saved.is_file() else None)
+    cfg = _config(config, set_, task=task, data_dir=data_dir) if (config or set_ or task or data_dir) else None
+    result = run(model, output, cfg, quantize=int8, split=split)
+    say(f"max |Δlogit| ONNX vs PyTorch: {result['max_abs_logit_diff']:.2e} (tolerance {result['parity_tolerance']:g})")
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def bench(teacher: Annotated[str, typer.Argument(help="teacher model folder")],
+          student: Annotated[str, typer.Argument(help="student model folder")],
+          output: Annotated[str, typer.Option("--output", "-o", help="where bench.json / bench.md and exports go")] = "bench",
+          split: Annotated[str, typer.Option(help="split scored and timed")] = "dev",
+          examples: Annotated[int, typer.Option(help="rows timed at batch 32 (the first N of the split)")] = 256,
+          score: Annotated[bool, typer.Option("--score/--no-score", help="also score each model on the split")] = True,
+          runtime: Annotated[Optional[list[str]], typer.Option(help="pytorch | onnx | onnx_int8 (repeatable; default all)")] = None,
+          config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Latency at batch 1 and throughput at batch 32, teacher vs student, PyTorch / ONNX / ONNX int8."""
+    from tinydistill.bench import RUNTIMES, format_bench
+    from tinydistill.bench import bench as run
+
+    cfg = _config(config, set_) if (config or set_) else None
+    typer.echo(format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES))))
 
 
 def main() -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tinydistill.errors import TinyDistillError
 
@@ -51,11 +58,14 @@ class TrainConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     grad_accum_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs bf16 natively (recent GPUs, CPUs with "
+        "AVX512-BF16/AMX), else fp32; no: fp32")
     eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: end of each epoch)")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="save a resumable training state every N steps")
-    group_by_length: bool = Field(False, description="batch rows of similar length together (less padding)")
+    group_by_length: bool = Field(True, description="batch rows of similar length together (less padding; "
+                                  "every row still seen once per epoch, in a seeded order)")
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -129,6 +139,8 @@ class FinetuneStage(_Strict):
 class DistillStage(_Strict):
     train: TrainConfig
     losses: LossConfig
+    teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets")
     teacher_cache: bool = Field(True, description="when the teacher's logits are its only signal, compute them "
                                 "once for the training set and reuse them (exact: the teacher is in eval mode)")
 
@@ -141,6 +153,8 @@ class GeneralStage(_Strict):
                                "default: the task's training text")
     max_passages: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8, le=8192)
+    teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "no", description="autocast for the teacher's forward passes; no: exact fp32 targets")
 
 
 class ReportConfig(_Strict):

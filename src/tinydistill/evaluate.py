@@ -38,12 +38,13 @@ def compute_metrics(task: TaskInfo, outputs: np.ndarray, labels: np.ndarray) -> 
 def predict(model: nn.Module, loader: DataLoader, accelerator=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Model outputs (and labels, when the data has them) over a whole loader, in eval mode.
 
+    ``model`` is a transformers classifier or anything called the same way (an ONNX session wrapper).
     With an ``accelerator``, outputs are gathered from every process without duplicates.
     """
     was_training = model.training
     model.eval()
     outs, golds = [], []
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
     for batch in track(loader, "evaluate"):
         labels = batch.pop("labels", None)
         batch = {k: v.to(device) for k, v in batch.items()}

