@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 START = time.perf_counter()
 STEP_TIMES: list[float] = []
-torch.optim.optimizer.register_optimizer_step_post_hook(lambda *_: STEP_TIMES.append(time.perf_counter()))
+register_optimizer_step_post_hook(lambda *_: STEP_TIMES.append(time.perf_counter()))
 
 T = 2.0
 LR, WD, CLIP, BATCH, LENGTH = 1e-4, 0.01, 1.0, 32, 64

