@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## the four-stage recipe on BBC News with the MiniLM teacher (~10 min on 2 CPU cores)
+demo: $(STAMP)  ## the four-stage recipe on BBC News with the MiniLM teacher (~7-8 min on 2 CPU cores)
 	$(BIN)/tinydistill demo
 
 test: $(STAMP)  ## the test suite (~4-5 min on 2 CPU cores)

@@ -58,3 +58,23 @@ def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_
 def test_no_cache_when_the_teacher_must_run(tmp_path, confident_teacher, glue):
     distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses.hidden_weight=1"), "prediction", tmp_path / "s")
     assert not (tmp_path / "cache").exists()  # hidden states are needed every step: the teacher runs live
+
+
+def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teacher, glue, monkeypatch):
+    """soft_weight 0 and no intermediate loss: plain fine-tuning, so the teacher's forward is skipped entirely."""
+    import tinydistill.stages as stages
+
+    calls = []
+    real_freeze = stages.freeze
+
+    def counting_freeze(model):
+        model.register_forward_hook(lambda *_: calls.append(1))
+        return real_freeze(model)
+
+    monkeypatch.setattr(stages, "freeze", counting_freeze)
+    out = distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses={soft_weight: 0, hard_weight: 1}",
+                       "report.enabled=false"), "prediction", tmp_path / "hard")
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert calls == [] and "hard" in history[0] and "soft" not in history[0]
+    distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "soft")
+    assert len(calls) > 0  # the same hook does see a teacher that is used

