@@ -147,7 +147,7 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
     models.update({k: load_classifier(str(f[0]), task) for k, f in finals.items()})
     speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok)
     teacher_acc = json.loads((teacher_dir / "metrics.json").read_text())["dev"]["accuracy"]
-    rows = [{"variant": "teacher", "what": "MiniLM-L6 fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
+    rows = [{"variant": "teacher", "what": f"{Path(backbone()).name} fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
              "std": 0.0, "parameters": count_parameters(models["teacher"]), **speed["teacher"]}]
     for key, folders in finals.items():
         accs = [json.loads((f / "metrics.json").read_text())["dev"]["accuracy"] for f in folders]
