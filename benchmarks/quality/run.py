@@ -162,13 +162,14 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
 
 
 def table(result: dict) -> str:
-    out = ["| variant | what | dev accuracy (mean ± std) | % of teacher | parameters | ex/s @32 | x teacher @32 | "
-           "ms @1 | x teacher @1 |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        out.append(f"| {r['variant']} | {r['what']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | "
-                   f"{r['kept_percent']:.1f} | {r['parameters']:,} | {r['examples_per_s']:.1f} | "
-                   f"{r['speedup_at_32']:.2f} | {r['latency_ms']:.2f} | {r['latency_ratio']:.2f} |")
-    return "\n".join(out)
+    from tinydistill.report import Table
+
+    header = ["variant", "what", "dev accuracy (mean ± std)", "% of teacher", "parameters", "ex/s @32",
+              "x teacher @32", "ms @1", "x teacher @1"]
+    rows = [[r["variant"], r["what"], f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", f"{r['kept_percent']:.1f}",
+             f"{r['parameters']:,}", f"{r['examples_per_s']:.1f}", f"{r['speedup_at_32']:.2f}", f"{r['latency_ms']:.2f}",
+             f"{r['latency_ratio']:.2f}"] for r in result["rows"]]
+    return Table(header, rows, "lllrrrrrr").markdown()
 
 
 def main() -> None:

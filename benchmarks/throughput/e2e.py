@@ -168,11 +168,13 @@ def main() -> None:
     fastest_tb = min(r["median_wall_s"] for r in rows if r["contender"].startswith("textbrewer")) if any(
         r["contender"].startswith("textbrewer") for r in rows) else None
     print(f"teacher dev accuracy {teacher_dev:.4f}")
-    print("| contender | wall s (runs) | median s | vs fastest TextBrewer | student dev accuracy |\n|---|---|---:|---:|---|")
-    for r in rows:
-        ratio = f"{fastest_tb / r['median_wall_s']:.2f}x" if fastest_tb else "–"
-        print(f"| {r['contender']} | {', '.join(f'{w:.0f}' for w in r['walls'])} | {r['median_wall_s']:.0f} | {ratio} | "
-              f"{', '.join(f'{d:.4f}' for d in r['dev'])} |")
+    from tinydistill.report import Table
+
+    cells = [[r["contender"], ", ".join(f"{w:.0f}" for w in r["walls"]), f"{r['median_wall_s']:.0f}",
+              f"{fastest_tb / r['median_wall_s']:.2f}x" if fastest_tb else "–", ", ".join(f"{d:.4f}" for d in r["dev"])]
+             for r in rows]
+    print(Table(["contender", "wall s (runs)", "median s", "vs fastest TextBrewer", "student dev accuracy"], cells,
+                "llrrl").markdown())
     (args.work / "e2e.json").write_text(json.dumps({"teacher_dev": teacher_dev, "rows": rows, "runs": results}, indent=2))
 
 

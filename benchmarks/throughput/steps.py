@@ -93,13 +93,14 @@ def summarise(results: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| workload | contender | median ms/step | min ms/step | examples/s | speed vs TextBrewer | "
-           "setup s | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['workload']} | {r['contender']} | {r['median_ms']:.0f} | {r['min_ms']:.0f} | "
-                   f"{r['examples_per_s']:.1f} | {r.get('vs_textbrewer', float('nan')):.2f}x | {r['setup_s']:.1f} | "
-                   f"{r['peak_rss_mb']:.0f} |")
-    return "\n".join(out)
+    from tinydistill.report import Table
+
+    header = ["workload", "contender", "median ms/step", "min ms/step", "examples/s", "speed vs TextBrewer",
+              "setup s", "peak RSS MB"]
+    cells = [[r["workload"], r["contender"], f"{r['median_ms']:.0f}", f"{r['min_ms']:.0f}", f"{r['examples_per_s']:.1f}",
+              f"{r.get('vs_textbrewer', float('nan')):.2f}x", f"{r['setup_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+             for r in rows]
+    return Table(header, cells, "llrrrrrr").markdown()
 
 
 def main() -> None:
