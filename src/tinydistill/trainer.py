@@ -161,6 +161,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
     scheduler = acc.prepare(get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total))
     eval_loader = acc.prepare(run.eval_loader) if run.eval_loader is not None else None
     teacher = run.teacher.to(acc.device) if run.teacher is not None else None
+    teacher_mode = precision.resolve(run.teacher_precision, acc.device)  # once, not on every step
     inner = acc.unwrap_model(trainee)
     projections = inner.projections
     result = TrainResult(steps=0, seconds=0.0, precision=mixed)
@@ -183,7 +184,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
         inner.recorder = s_rec
         if run.probe_loader is not None and result.objective_before is None:
             result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
-                                                 run.teacher_precision)
+                                                 teacher_mode)
 
         def evaluate_now() -> None:
             nonlocal best_state, best_score
@@ -217,7 +218,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
             for batch in loader:
                 consumed += 1
                 with acc.accumulate(trainee), (acc.autocast() if mixed != "no" else nullcontext()):
-                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, run.teacher_precision)
+                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode)
                     loss = _total(losses, run.terms)
                     if not torch.isfinite(loss):
                         raise TinyDistillError(f"the loss became {loss.item()} at step {result.steps} "
@@ -257,7 +258,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
             inner.student.load_state_dict(best_state)
         if run.probe_loader is not None:
             result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
-                                                 run.teacher_precision)
+                                                 teacher_mode)
     for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
         tracker.finish()
     run.student = inner.student
