@@ -13,13 +13,14 @@ Variants (every student gets the same optimizer-step budget, data order and seed
   f  2 layers x 312 (speed), with c's distillation
 
 Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
-with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned on the training slice) and the
-general student are made once and reused. Writes WORK/results.json and WORK/results.md.
+with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned 1 epoch on all of SST-2 train) and the
+general student are made once and reused; the teacher is cached outside the repo. Writes WORK/results.json and WORK/results.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def backbone() -> str:
     return BACKBONE["path"] or minilm()
 
 
+def backbone_name() -> str:
+    return Path(BACKBONE["path"]).name if BACKBONE["path"] else "all-MiniLM-L6-v2"
+
+
 def base_sets(args, seed: int) -> list[str]:
     half = max(1, args.steps // 2)
     train = {"batch_size": args.batch_size, "learning_rate": 1e-4, "warmup_ratio": 0.1, "epochs": 100}
@@ -64,15 +69,19 @@ def base_sets(args, seed: int) -> list[str]:
 
 
 def teacher(args, work: Path) -> Path:
+    """The backbone fine-tuned 1 epoch on the full SST-2 train set (a slice with --smoke), cached outside the
+    repo (TINYDISTILL_CACHE, default ~/.cache/tinydistill) so later runs and other work folders reuse it."""
     from tinydistill.config import load_config
     from tinydistill.stages import finetune
 
-    out = work / "teacher"
+    n = args.teacher_examples
+    cache = Path(os.environ.get("TINYDISTILL_CACHE", Path.home() / ".cache" / "tinydistill"))
+    out = cache / "quality-teachers" / f"{backbone_name()}-sst2-{n or 'full'}-bs{args.batch_size}"
     if not (out / "metrics.json").is_file():
-        cfg = load_config(None, base_sets(args, 0) + [f"teacher={backbone()}", "finetune.train.epochs=1",
-                                                      "finetune.train.learning_rate=5e-5",
-                                                      f"finetune.train.batch_size={args.batch_size}"])
-        finetune(cfg, out)
+        sets = [s for s in base_sets(args, 0) if not s.startswith("data.max_train_examples=")]
+        sets += [f"teacher={backbone()}", "finetune.train.epochs=1", "finetune.train.learning_rate=5e-5",
+                 f"finetune.train.batch_size={args.batch_size}"] + ([f"data.max_train_examples={n}"] if n else [])
+        finetune(load_config(None, sets), out)
     return out
 
 
@@ -147,7 +156,7 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
     models.update({k: load_classifier(str(f[0]), task) for k, f in finals.items()})
     speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok)
     teacher_acc = json.loads((teacher_dir / "metrics.json").read_text())["dev"]["accuracy"]
-    rows = [{"variant": "teacher", "what": f"{Path(backbone()).name} fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
+    rows = [{"variant": "teacher", "what": f"{backbone_name()} fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
              "std": 0.0, "parameters": count_parameters(models["teacher"]), **speed["teacher"]}]
     for key, folders in finals.items():
         accs = [json.loads((f / "metrics.json").read_text())["dev"]["accuracy"] for f in folders]
@@ -158,7 +167,8 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
         r["kept_percent"] = 100 * r["mean"] / teacher_acc
         r["speedup_at_32"] = r["examples_per_s"] / speed["teacher"]["examples_per_s"]
         r["latency_ratio"] = speed["teacher"]["latency_ms"] / r["latency_ms"]
-    return {"train_examples": args.train_examples, "steps": args.steps, "seeds": args.seeds, "rows": rows}
+    return {"train_examples": args.train_examples, "teacher_examples": args.teacher_examples or "all",
+            "steps": args.steps, "seeds": args.seeds, "rows": rows}
 
 
 def table(result: dict) -> str:
@@ -178,6 +188,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--train-examples", type=int, default=20000)
     ap.add_argument("--eval-examples", type=int, default=None)
+    ap.add_argument("--teacher-examples", type=int, default=None, help="teacher's training slice (default: all)")
     ap.add_argument("--steps", type=int, default=1875, help="optimizer steps per student (3 epochs of 20k at 32)")
     ap.add_argument("--general-steps", type=int, default=1500)
     ap.add_argument("--general-passages", type=int, default=20000)
@@ -188,7 +199,7 @@ def main() -> None:
     args = ap.parse_args()
     BACKBONE["path"] = args.backbone
     if args.smoke:
-        args.seeds, args.train_examples, args.eval_examples = 2, 256, 64
+        args.seeds, args.train_examples, args.eval_examples, args.teacher_examples = 2, 256, 64, 256
         args.steps, args.general_steps, args.general_passages = 8, 4, 64
     args.work.mkdir(parents=True, exist_ok=True)
     teacher_dir = teacher(args, args.work)
