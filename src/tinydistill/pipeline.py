@@ -1,5 +1,6 @@
 """The four-stage recipe from one config: each stage's output feeds the next, finished stages are skipped.
 
+    output_dir/0-augment       augmented training set (only with augment.enabled; stages 3 and 4 train on it)
     output_dir/1-general       stage 1: general distillation (skipped when general.enabled is false)
     output_dir/2-teacher       stage 2: the teacher fine-tuned on the task
     output_dir/3-intermediate  stage 3: task distillation, intermediate layers (student from stage 1)
@@ -14,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from tinydistill.augment import augment_data, augmented_data_config
 from tinydistill.config import Config, StudentConfig, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
@@ -94,7 +96,7 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
     cfg = cfg.model_copy(update={"resume": True})  # a re-run continues unfinished stages from their checkpoints
-    paths = {name: out / name for name in STAGES}
+    paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     student_spec = cfg.student
     if cfg.general.enabled:
         _run_or_skip("stage 1 (general distillation)", paths["1-general"],
@@ -102,7 +104,12 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
         student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
     teacher = _run_or_skip("stage 2 (teacher fine-tuning)", paths["2-teacher"],
                            lambda: finetune(cfg, paths["2-teacher"]), log)
-    task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec})
+    task_data = cfg.data
+    if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
+        _run_or_skip("data augmentation", paths["0-augment"],
+                     lambda: augment_data(cfg, paths["0-augment"]) and paths["0-augment"], log)
+        task_data = augmented_data_config(cfg, paths["0-augment"])
+    task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec, "data": task_data})
     _run_or_skip("stage 3 (intermediate-layer distillation)", paths["3-intermediate"],
                  lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]), log)
     pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(paths["3-intermediate"]))})

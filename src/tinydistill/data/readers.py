@@ -252,11 +252,39 @@ def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0,
         if not str(t).strip():
             raise TinyDistillError(f"{source}: row {i + 1} has an empty text in column {text_col!r}")
     ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source)
+    keep = kept_rows(cfg, split, len(ex), seed)
+    return ex if keep is None else subset(ex, keep)
+
+
+def kept_rows(cfg: DataConfig, split: str, n: int, seed: int = 0) -> list[int] | None:
+    """Rows a split keeps under max_train_examples (a seeded random subset) / max_eval_examples (the first N);
+    None when all are kept."""
     limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
-    if limit is not None and limit < len(ex):
-        keep = sorted(random.Random(seed).sample(range(len(ex)), limit)) if split == "train" else range(limit)
-        ex = subset(ex, list(keep))
-    return ex
+    if limit is None or limit >= n:
+        return None
+    return sorted(random.Random(seed).sample(range(n), limit)) if split == "train" else list(range(limit))
+
+
+@dataclass
+class RawSplit:
+    """A split's rows as read (every column, labels as written), for tools that rewrite the file."""
+
+    rows: list[dict]
+    source: str
+    text_column: str
+    pair_column: str | None
+    label_column: str
+    glue: TaskSpec | None
+
+
+def read_raw_split(cfg: DataConfig, split: str, seed: int = 0) -> RawSplit:
+    """One split's raw rows (the same rows :func:`read_split` keeps), with the names of its text and label columns."""
+    rows, source, spec = _raw_rows(cfg, split)
+    keep = kept_rows(cfg, split, len(rows), seed)
+    rows = rows if keep is None else [rows[i] for i in keep]
+    if spec is not None:
+        return RawSplit(rows, source, spec.text, spec.text_pair, spec.label, spec)
+    return RawSplit(rows, source, cfg.text_column, cfg.text_pair_column, cfg.label_column, None)
 
 
 def subset(ex: Examples, index: list[int]) -> Examples:
