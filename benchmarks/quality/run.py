@@ -11,6 +11,8 @@ Variants (every student gets the same optimizer-step budget, data order and seed
   d  as c, initialised from a general-distillation student (stage 1 on SST-2 sentences + Wikipedia)
   e  every 2nd teacher layer (3 x 384) with c's distillation
   f  2 layers x 312 (speed), with c's distillation
+  g  c on TinyBERT-augmented data (GloVe), h  d on augmented data: issue 5, run with --variants c d g h
+     (same steps; the prediction stage's cached teacher pass covers a subset as large as c's training slice)
 
 Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
 with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned 1 epoch on all of SST-2 train) and the
@@ -34,7 +36,10 @@ VARIANTS = {
     "d": ("general + intermediate + prediction KD", "general", "both"),
     "e": ("every 2nd teacher layer, c's KD", {"every_k_teacher_layers": 2}, "both"),
     "f": ("2 x 312, c's KD", {"layers": 2, "hidden": 312, "heads": 12, "ffn": 1200}, "both"),
+    "g": ("c on GloVe-augmented data", {"preset": "tinybert-4l-312d"}, "both+aug"),
+    "h": ("d on GloVe-augmented data", "general", "both+aug"),
 }
+DEFAULT_VARIANTS = list("abcdef")  # g, h: issue 5's augmentation comparison (--variants c d g h)
 
 
 def minilm() -> str:
@@ -131,13 +136,29 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
     elif how == "prediction":
         sets += [f"prediction.train.max_steps={args.steps}"]
     cfg = load_config(None, sets)
-    if how == "both":
+    prediction_data = cfg.data
+    if how == "both+aug":  # same steps; the prediction stage's cached teacher pass covers as many rows as c's
+        aug = augmented(args, work, seed, cfg)
+        cfg = cfg.model_copy(update={"data": aug})
+        prediction_data = aug.model_copy(update={"max_train_examples": args.train_examples})
+    if how.startswith("both"):
         inter = out / "intermediate"
         if not done(inter):
             distill(cfg, "intermediate", inter)
         cfg = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(inter))})
-    distill(cfg, "prediction", final)
+    distill(cfg.model_copy(update={"data": prediction_data}), "prediction", final)
     return final
+
+
+def augmented(args, work: Path, seed: int, cfg):
+    """The seed's training slice augmented once (TinyBERT's N=20, K=15, p=0.4; GloVe 6B-50d: no masked-LM
+    model exists offline); returns the data config that reads it."""
+    from tinydistill.augment import augment_data, augmented_data_config
+
+    out = work / "augmented" / f"seed{seed}"
+    if done(out):
+        return augmented_data_config(cfg, out)
+    return augment_data(cfg, out).data
 
 
 def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
@@ -192,7 +213,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1875, help="optimizer steps per student (3 epochs of 20k at 32)")
     ap.add_argument("--general-steps", type=int, default=1500)
     ap.add_argument("--general-passages", type=int, default=20000)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--backbone", help="pre-trained teacher folder (default all-MiniLM-L6-v2; gpu.sh passes MPNet)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--smoke", action="store_true")

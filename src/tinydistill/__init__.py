@@ -2,7 +2,7 @@
 
 Python API (each function mirrors a CLI subcommand)::
 
-    from tinydistill import load_config, finetune, general, distill, pipeline, evaluate
+    from tinydistill import load_config, augment, finetune, general, distill, pipeline, evaluate
     cfg = load_config("my.yaml", overrides=["prediction.losses.temperature=2"])
     pipeline(cfg)
 """
@@ -11,7 +11,8 @@ from tinydistill.errors import TinyDistillError
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "load_config", "TinyDistillError", "finetune", "general", "distill", "pipeline", "evaluate"]
+__all__ = ["Config", "load_config", "TinyDistillError", "augment", "finetune", "general", "distill", "pipeline",
+           "evaluate"]
 
 
 def __getattr__(name: str):  # lazy: importing the package must not import torch
@@ -19,6 +20,10 @@ def __getattr__(name: str):  # lazy: importing the package must not import torch
         from tinydistill import stages
 
         return getattr(stages, name)
+    if name == "augment":
+        from tinydistill.augment import augment_data
+
+        return augment_data
     if name == "pipeline":
         from tinydistill.pipeline import pipeline
 

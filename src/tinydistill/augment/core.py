@@ -143,7 +143,7 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
         texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
         metrics = {"stage": "augment", "source": str(source), "examples_in": len(raw.rows), "examples_out": len(rows),
                    "texts_in": texts_in, "load_seconds": round(t1 - t0, 2), "augment_seconds": round(seconds, 2),
-                   "texts_per_second": texts_in / max(seconds, 1e-9), "settings": aug.model_dump()}
+                   "texts_per_second": texts_in / max(seconds, 1e-9), "settings": aug.model_dump(exclude={"enabled"})}
         write_json(tmp / METRICS_FILE, metrics)
     say(f"augmented {len(raw.rows):,} examples into {len(rows):,} ({seconds:.1f} s, "
         f"{metrics['texts_per_second']:.0f} texts/s) -> {out}")
