@@ -212,7 +212,7 @@ def test_pipeline_trains_the_student_on_augmented_data(tmp_path, tiny_teacher_di
     from .conftest import tiny_pipeline_config
 
     cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **{
-        "augment.enabled": "true", f"augment.word_vectors": str(glove_file), "augment.copies": 3,
+        "augment.enabled": "true", "augment.word_vectors": str(glove_file), "augment.copies": 3,
         "general.enabled": "false", "data.max_train_examples": 24, "intermediate.train.epochs": 1,
         "prediction.train.epochs": 1, "finetune.train.epochs": 1, "report.enabled": "false"})
     summary = pipeline(cfg, log=lambda s: None)
