@@ -232,3 +232,26 @@ def test_real_glove_package_gives_sensible_neighbours():
     near = vectors.neighbours(["good", "movie"], k=15)
     assert len(near["good"]) == 15 and "better" in near["good"] and "good" not in near["good"]
     assert "film" in near["movie"] or "films" in near["movie"]
+
+
+def test_augment_command(monkeypatch, capsys, tmp_path, glove_file):
+    import sys
+
+    from tinydistill.cli import main
+
+    from .test_cli import run_cli
+
+    data = _glue_folder(tmp_path, ["sentence", "label"], [["a good movie", "1"], ["awful film", "0"]])
+    monkeypatch.setattr(sys, "argv", ["tinydistill", "augment", "--task", "sst-2", "--data-dir", str(data),
+                                      "--word-vectors", str(glove_file), "--copies", "4", "-o", str(tmp_path / "aug")])
+    main()  # returns normally on success
+    out = capsys.readouterr().out
+    written = (tmp_path / "aug" / "train.tsv").read_text().splitlines()
+    assert f"{len(written) - 1:,} examples written" in out and f"--data-dir {tmp_path / 'aug'}" in out
+    assert 2 < len(written) - 1 <= 2 * 5
+    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data),
+                           "--word-vectors", "none", "-o", str(tmp_path / "aug2"))
+    assert code != 0 and "needs word_vectors, masked_lm" in err and "Traceback" not in err
+    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data),
+                           "--word-vectors", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "aug3"))
+    assert code != 0 and "word vectors not found" in err and not (tmp_path / "aug3").exists()
