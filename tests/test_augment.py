@@ -255,3 +255,13 @@ def test_augment_command(monkeypatch, capsys, tmp_path, glove_file):
     code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data),
                            "--word-vectors", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "aug3"))
     assert code != 0 and "word vectors not found" in err and not (tmp_path / "aug3").exists()
+
+
+def test_masked_lm_with_a_vocabulary_padded_past_the_tokenizer(tokenizer):
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_bert_config(tokenizer.vocab_size + 6, layers=1))
+    with torch.no_grad():
+        model.cls.predictions.bias[tokenizer.vocab_size:] = 1e4  # the padding rows would win if not masked out
+    mlm = MaskedLMCandidates(model, tokenizer)
+    words = mlm.candidates([("a good movie", find_slots("a good movie")[0])], k=4)[0]
+    assert len(words) == 4 and all(w.isalpha() for w in words)

@@ -65,7 +65,7 @@ class MaskedLMCandidates:
             is_mask = enc["input_ids"] == self.tokenizer.mask_token_id
             where = is_mask.int().argmax(dim=1)
             scores = self._scores_at(enc, where).float()
-            scores[:, ~self.allowed[: scores.shape[1]].to(self.device)] = float("-inf")
+            scores[:, ~self._allowed(scores.shape[1])] = float("-inf")
             top = scores.topk(min(k + 1, scores.shape[1]), dim=1)
             for row, i in enumerate(batch):
                 if not is_mask[row].any():
@@ -75,6 +75,13 @@ class MaskedLMCandidates:
                          if s != float("-inf")]
                 out[i] = [w for w in words if w.lower() != original][:k]
         return out
+
+    def _allowed(self, vocab: int) -> torch.Tensor:
+        """The candidate mask sized to the model's output (some models pad their vocabulary past the tokenizer's)."""
+        allowed = torch.zeros(vocab, dtype=torch.bool)
+        n = min(vocab, len(self.allowed))
+        allowed[:n] = self.allowed[:n]
+        return allowed.to(self.device)
 
     def _scores_at(self, enc, where: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(where.shape[0], device=where.device)
