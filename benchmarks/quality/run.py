@@ -180,9 +180,15 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
     rows = [{"variant": "teacher", "what": f"{backbone_name()} fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
              "std": 0.0, "parameters": count_parameters(models["teacher"]), **speed["teacher"]}]
     for key, folders in finals.items():
-        accs = [json.loads((f / "metrics.json").read_text())["dev"]["accuracy"] for f in folders]
+        metrics = [json.loads((f / "metrics.json").read_text()) for f in folders]
+        accs = [m["dev"]["accuracy"] for m in metrics]  # the best of the end-of-epoch evaluations, as stages keep
+        last = [m["evals"][-1]["accuracy"] for m in metrics]  # the student after the last step: no selection on dev
+        seconds = [sum(json.loads((p / "metrics.json").read_text())["train_seconds"]
+                       for p in (f.parent / "intermediate", f) if done(p)) for f in folders]
         rows.append({"variant": key, "what": VARIANTS[key][0], "accuracies": accs, "mean": statistics.mean(accs),
-                     "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                     "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "final_accuracies": last,
+                     "final_mean": statistics.mean(last), "final_std": statistics.stdev(last) if len(last) > 1 else 0.0,
+                     "train_seconds_per_seed": statistics.mean(seconds),
                      "parameters": count_parameters(models[key]), **speed[key]})
     for r in rows:
         r["kept_percent"] = 100 * r["mean"] / teacher_acc
@@ -195,12 +201,14 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
 def table(result: dict) -> str:
     from tinydistill.report import Table
 
-    header = ["variant", "what", "dev accuracy (mean ± std)", "% of teacher", "parameters", "ex/s @32",
-              "x teacher @32", "ms @1", "x teacher @1"]
-    rows = [[r["variant"], r["what"], f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", f"{r['kept_percent']:.1f}",
-             f"{r['parameters']:,}", f"{r['examples_per_s']:.1f}", f"{r['speedup_at_32']:.2f}", f"{r['latency_ms']:.2f}",
-             f"{r['latency_ratio']:.2f}"] for r in result["rows"]]
-    return Table(header, rows, "lllrrrrrr").markdown()
+    header = ["variant", "what", "dev acc, best epoch (mean ± std)", "dev acc, last step", "% of teacher",
+              "parameters", "ex/s @32", "x teacher @32", "ms @1", "x teacher @1", "train s / seed"]
+    rows = [[r["variant"], r["what"], f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}",
+             f"{100 * r['final_mean']:.2f} ± {100 * r['final_std']:.2f}" if "final_mean" in r else "–",
+             f"{r['kept_percent']:.1f}", f"{r['parameters']:,}", f"{r['examples_per_s']:.1f}", f"{r['speedup_at_32']:.2f}",
+             f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.2f}",
+             f"{r['train_seconds_per_seed']:.0f}" if "train_seconds_per_seed" in r else "–"] for r in result["rows"]]
+    return Table(header, rows, "lllrrrrrrrr").markdown()
 
 
 def main() -> None:
