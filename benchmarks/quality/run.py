@@ -10,7 +10,7 @@ Variants (every student gets the same optimizer-step budget, data order and seed
   c  same init, intermediate-layer KD (half the steps) then prediction-layer KD (the other half)
   d  as c, initialised from a general-distillation student (stage 1 on SST-2 sentences + Wikipedia)
   e  every 2nd teacher layer (3 x 384) with c's distillation
-  f  2 layers x 312 (speed), with c's distillation
+  f  2 layers x 312 (speed), with d's recipe (its own general-distillation student, then c's distillation)
   g  c on TinyBERT-augmented data (GloVe), h  d on augmented data: issue 5, run with --variants c d g h
      (same steps; the prediction stage's cached teacher pass covers a subset as large as c's training slice)
 
@@ -33,11 +33,11 @@ VARIANTS = {
     "a": ("fine-tune only (no teacher)", {"preset": "tinybert-4l-312d"}, "finetune"),
     "b": ("prediction-layer KD", {"preset": "tinybert-4l-312d"}, "prediction"),
     "c": ("intermediate + prediction KD", {"preset": "tinybert-4l-312d"}, "both"),
-    "d": ("general + intermediate + prediction KD", "general", "both"),
+    "d": ("general + intermediate + prediction KD", ("general", {"preset": "tinybert-4l-312d"}), "both"),
     "e": ("every 2nd teacher layer, c's KD", {"every_k_teacher_layers": 2}, "both"),
-    "f": ("2 x 312, c's KD", {"layers": 2, "hidden": 312, "heads": 12, "ffn": 1200}, "both"),
+    "f": ("2 x 312, d's recipe", ("general-2x312", {"layers": 2, "hidden": 312, "heads": 12, "ffn": 1200}), "both"),
     "g": ("c on GloVe-augmented data", {"preset": "tinybert-4l-312d"}, "both+aug"),
-    "h": ("d on GloVe-augmented data", "general", "both+aug"),
+    "h": ("d on GloVe-augmented data", ("general", {"preset": "tinybert-4l-312d"}), "both+aug"),
 }
 DEFAULT_VARIANTS = list("abcdef")  # g, h: issue 5's augmentation comparison (--variants c d g h)
 
@@ -90,12 +90,12 @@ def teacher(args, work: Path) -> Path:
     return out
 
 
-def general_student(args, work: Path) -> Path:
-    """Stage 1 once: the pre-trained MiniLM into tinybert-4l-312d on SST-2 sentences + Wikipedia."""
+def general_student(args, work: Path, name: str, shape: dict) -> Path:
+    """Stage 1 once per student shape: the pre-trained MiniLM into the student on SST-2 sentences + Wikipedia."""
     from tinydistill.config import load_config
     from tinydistill.stages import general
 
-    out = work / "general"
+    out = work / name
     if not (out / "metrics.json").is_file():
         corpus = work / "general_corpus.txt"
         if not corpus.is_file():
@@ -105,12 +105,17 @@ def general_student(args, work: Path) -> Path:
             sst = read_split(cfg.data, "train", task_info(cfg.data), seed=0).texts
             wiki = WIKI.read_text(encoding="utf-8").splitlines()[: args.general_passages]
             corpus.write_text("\n".join(sst + [w for w in wiki if w.strip()]) + "\n", encoding="utf-8")
-        sets = base_sets(args, 0) + [f"teacher={backbone()}", "student={preset: tinybert-4l-312d}",
+        sets = base_sets(args, 0) + [f"teacher={backbone()}", "student=" + flow(shape),
                                      f"general.corpus={corpus}", "general.max_length=64",
                                      f"general.train.max_steps={args.general_steps}", "general.train.epochs=100",
                                      "general.train.learning_rate=1e-4"]
         general(load_config(None, sets), out)
     return out
+
+
+def flow(mapping: dict) -> str:
+    """A dict as a YAML flow mapping for a --set override."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
 
 
 def done(folder: Path) -> bool:
@@ -127,10 +132,9 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
     final = out / "prediction"
     if done(final):
         return final
-    if student == "general":
-        student = {"checkpoint": str(general_student(args, work))}
-    sets = base_sets(args, seed) + [f"teacher={teacher_dir}",
-                                    "student={" + ", ".join(f"{k}: {v}" for k, v in student.items()) + "}"]
+    if isinstance(student, tuple):  # (general folder, shape): initialised from a general-distillation student
+        student = {"checkpoint": str(general_student(args, work, *student))}
+    sets = base_sets(args, seed) + [f"teacher={teacher_dir}", "student=" + flow(student)]
     if how == "finetune":  # no teacher signal at all: hard labels for the whole budget
         sets += ["prediction.losses={soft_weight: 0, hard_weight: 1}", f"prediction.train.max_steps={args.steps}"]
     elif how == "prediction":
