@@ -236,6 +236,11 @@ def main() -> None:
         args.steps, args.general_steps, args.general_passages = 8, 4, 64
     args.work.mkdir(parents=True, exist_ok=True)
     teacher_dir = teacher(args, args.work)
+    if any(VARIANTS[k][2] == "both+aug" for k in args.variants):  # every seed's augmented slice first
+        from tinydistill.config import load_config
+
+        for seed in range(args.seeds):
+            augmented(args, args.work, seed, load_config(None, base_sets(args, seed)))
     finals = {key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
               for key in args.variants}
     result = summarise(args, args.work, teacher_dir, finals)
