@@ -17,6 +17,8 @@ Variants (every student gets the same optimizer-step budget, data order and seed
 Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
 with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned 1 epoch on all of SST-2 train) and the
 general student are made once and reused; the teacher is cached outside the repo. Writes WORK/results.json and WORK/results.md.
+The measured run used two processes with one thread each on disjoint variant sets sharing WORK
+(OMP_NUM_THREADS=1 ... --variants a b c f, and ... --variants d e), then one call with all variants to summarise.
 """
 from __future__ import annotations
 
