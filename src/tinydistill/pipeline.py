@@ -43,6 +43,11 @@ def _run_or_skip(name: str, folder: Path, fn: Callable[[], Path], log: Callable[
     return fn()
 
 
+def _augment(cfg: Config, folder: Path) -> Path:
+    augment_data(cfg, folder)
+    return folder
+
+
 def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict]:
     """Stage 4's teacher-vs-student table, or (reports off) one measured now."""
     table = read_metrics(student_dir).get("table")
@@ -106,8 +111,7 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
                            lambda: finetune(cfg, paths["2-teacher"]), log)
     task_data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
-        _run_or_skip("data augmentation", paths["0-augment"],
-                     lambda: augment_data(cfg, paths["0-augment"]) and paths["0-augment"], log)
+        _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log)
         task_data = augmented_data_config(cfg, paths["0-augment"])
     task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec, "data": task_data})
     _run_or_skip("stage 3 (intermediate-layer distillation)", paths["3-intermediate"],

@@ -45,6 +45,7 @@ class MaskedLMCandidates:
         self.words, self.allowed = _vocabulary(tokenizer)
         self.encoder, self.head = _split_head(model)
         self._pieces: dict[str, int] = {}
+        self._masks: dict[int, torch.Tensor] = {}
 
     def is_single_piece(self, word: str) -> bool:
         if word not in self._pieces:
@@ -77,11 +78,14 @@ class MaskedLMCandidates:
         return out
 
     def _allowed(self, vocab: int) -> torch.Tensor:
-        """The candidate mask sized to the model's output (some models pad their vocabulary past the tokenizer's)."""
-        allowed = torch.zeros(vocab, dtype=torch.bool)
-        n = min(vocab, len(self.allowed))
-        allowed[:n] = self.allowed[:n]
-        return allowed.to(self.device)
+        """The candidate mask sized to the model's output (some models pad their vocabulary past the tokenizer's),
+        made once per size."""
+        if vocab not in self._masks:
+            allowed = torch.zeros(vocab, dtype=torch.bool)
+            n = min(vocab, len(self.allowed))
+            allowed[:n] = self.allowed[:n]
+            self._masks[vocab] = allowed.to(self.device)
+        return self._masks[vocab]
 
     def _scores_at(self, enc, where: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(where.shape[0], device=where.device)
