@@ -91,7 +91,8 @@ def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir
     with pytest.raises(RuntimeError, match="simulated crash"):
         pipeline(cfg, log=lambda s: None)
     out = tmp_path / "run"
-    assert sorted(p.name for p in out.iterdir()) == ["2-teacher", "3-intermediate"]  # no 1-general, no temp folders
+    # no 1-general, no temp folders, no lock; the run's configuration for the re-run to match
+    assert sorted(p.name for p in out.iterdir()) == ["2-teacher", "3-intermediate", "pipeline.yaml"]
     monkeypatch.setattr(stages, "train", real_train)
     lines = []
     pipeline(cfg, log=lines.append)  # continues where it stopped

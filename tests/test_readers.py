@@ -57,18 +57,19 @@ def _write(path, text):
 
 def test_generic_csv_tsv_jsonl(tmp_path):
     csv_file = _write(tmp_path / "t.csv", 'text,label\n"hello, world",pos\nbad day,neg\n')
-    tsv_file = _write(tmp_path / "t.tsv", 'text\tlabel\nquote " inside\tpos\n')
-    jsonl = _write(tmp_path / "t.jsonl", json.dumps({"text": "a", "other": "b", "y": "neg"}) + "\n\n")
+    tsv_file = _write(tmp_path / "t.tsv", 'text\tlabel\nquote " inside\tpos\nplain\tneg\n')
+    jsonl = _write(tmp_path / "t.jsonl", json.dumps({"text": "a", "other": "b", "y": "neg"}) + "\n\n"
+                   + json.dumps({"text": "c", "other": "d", "y": "pos"}) + "\n")
     cfg = DataConfig(task="classification", train_file=csv_file)
     info = task_info(cfg)
     assert info.label_names == ["neg", "pos"]
     ex = read_split(cfg, "train", info)
     assert ex.texts == ["hello, world", "bad day"] and ex.labels == [1, 0]
     ex = read_split(DataConfig(task="classification", train_file=tsv_file), "train", info)
-    assert ex.texts == ['quote " inside']
+    assert ex.texts == ['quote " inside', "plain"]
     cfg = DataConfig(task="classification", train_file=jsonl, text_pair_column="other", label_column="y")
     ex = read_split(cfg, "train", info)
-    assert ex.texts == ["a"] and ex.pairs == ["b"] and ex.labels == [0]
+    assert ex.texts == ["a", "c"] and ex.pairs == ["b", "d"] and ex.labels == [0, 1]
 
 
 @pytest.mark.parametrize("content,kwargs,msg", [

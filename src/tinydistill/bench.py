@@ -15,8 +15,8 @@ from tinydistill.data.readers import read_split, task_info
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export
-from tinydistill.models import load_classifier, load_tokenizer
-from tinydistill.outputs import CONFIG_FILE, write_json
+from tinydistill.models import check_model_folder, load_classifier, load_tokenizer
+from tinydistill.outputs import CONFIG_FILE, StagingDir, write_json
 from tinydistill.report import Table
 from tinydistill.speed import measure_speed
 from tinydistill.ui import say
@@ -45,15 +45,17 @@ def _onnx_folder(model_dir: Path, work_dir: Path) -> Path:
 
 def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Path = "bench",
           cfg: Config | None = None, split: str = "dev", examples: int = 256, score: bool = True,
-          runtimes: tuple[str, ...] = RUNTIMES) -> dict:
+          runtimes: tuple[str, ...] = RUNTIMES, overwrite: bool = False) -> dict:
     """Score (on ``split``) and time teacher and student in each runtime, interleaved in one process.
 
-    Returns the rows plus the FLOP ratio; writes bench.json and bench.md into ``output_dir``.
+    Returns the rows plus the FLOP ratio; writes bench.json and bench.md into ``output_dir`` (which appears
+    only once complete).
     """
     folders = {"teacher": Path(teacher_dir), "student": Path(student_dir)}
     for name, folder in folders.items():
-        if not folder.is_dir():
+        if not folder.exists():
             raise TinyDistillError(f"{name} folder not found: {folder}")
+        check_model_folder(folder)
     unknown = set(runtimes) - set(RUNTIMES)
     if unknown:
         raise TinyDistillError(f"unknown runtime(s) {sorted(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -62,8 +64,16 @@ def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Pa
         if not found:
             raise TinyDistillError("no task data: pass --config (neither folder holds a tinydistill.yaml)")
         cfg = load_config(found[-1])
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with StagingDir(output_dir, "bench", {**cfg.input_paths(), **folders}, overwrite or cfg.overwrite) as tmp:
+        result = _measure(folders, cfg, split, examples, score, runtimes, tmp)
+        write_json(tmp / "bench.json", result)
+        (tmp / "bench.md").write_text(format_bench(result) + "\n", encoding="utf-8")
+    return result
+
+
+def _measure(folders: dict[str, Path], cfg: Config, split: str, examples: int, score: bool,
+             runtimes: tuple[str, ...], out: Path) -> dict:
+    """Score and time every (model, runtime) pair; ONNX exports are written under ``out``."""
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders["teacher"]))
     data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
@@ -102,8 +112,6 @@ def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Pa
         measured = speed["student pytorch"]["examples_per_s"] / speed["teacher pytorch"]["examples_per_s"]
         result["pytorch_speedup_at_32"] = measured
         result["speedup_over_flop_ratio"] = measured / result["flop_ratio"]
-    write_json(out / "bench.json", result)
-    (out / "bench.md").write_text(format_bench(result) + "\n", encoding="utf-8")
     return result
 
 

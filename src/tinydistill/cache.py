@@ -71,21 +71,51 @@ def teacher_logits(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_si
     key = teacher_fingerprint(teacher) + inputs_fingerprint(data) + ("" if mode == "no" else mode)
     key = hashlib.sha256(key.encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
+    classes = getattr(teacher.config, "num_labels", None)
     if path.is_file():
-        logits = np.load(path)
-        if logits.shape[0] == len(data):
+        logits, problem = _read_entry(path, len(data), classes)
+        if problem is None:
             say(f"teacher logits: cached ({path})")
             return logits
+        say(f"teacher-logit cache entry {path} is damaged ({problem}): discarded, computing it again")
+        for f in (path, path.with_suffix(".json")):
+            f.unlink(missing_ok=True)
     logits = _compute(teacher, data, tokenizer, batch_size, device, mode)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
         np.save(tmp, logits)
+        sidecar = {"rows": len(data), "classes": int(logits.shape[1]), "dtype": str(logits.dtype),
+                   "sha256": _digest(tmp)}
+        path.with_suffix(".json").write_text(json.dumps(sidecar))  # before the entry: an entry always has one
         os.replace(tmp, path)
-        (cache_dir / f"{key}.json").write_text(json.dumps({"rows": len(data), "classes": int(logits.shape[1])}))
     except OSError as exc:  # a read-only cache costs speed, not correctness
         say(f"teacher logits not cached ({cache_dir}: {exc.strerror})")
     return logits
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_entry(path: Path, rows: int, classes: int | None) -> tuple[np.ndarray | None, str | None]:
+    """The cached logits, or None and what is wrong with them (checksum, shape, dtype, non-finite values)."""
+    try:
+        sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        if sidecar.get("sha256") != _digest(path):
+            return None, "checksum differs from the one written"
+        logits = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None, "its .json sidecar is missing"
+    except (OSError, ValueError, EOFError) as exc:
+        return None, f"unreadable: {exc}"
+    if logits.dtype != np.float32:
+        return None, f"dtype {logits.dtype}, expected float32"
+    if logits.ndim != 2 or logits.shape[0] != rows or (classes and logits.shape[1] != classes):
+        return None, f"shape {logits.shape}, expected ({rows}, {classes})"
+    if not np.isfinite(logits).all():
+        return None, "holds NaN or infinite values"
+    return logits, None
 
 
 def with_teacher_logits(data: EncodedDataset, logits: np.ndarray) -> EncodedDataset:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 
 from tinydistill.config import Config, load_config
 from tinydistill.errors import TinyDistillError
-from tinydistill.outputs import is_main_process
+from tinydistill.outputs import active_outputs, is_main_process
 from tinydistill.ui import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,6 +28,9 @@ StudentOpt = Annotated[Optional[str], typer.Option("--student", help="student pr
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression")]
 DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout folder of the task")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="replace an output folder that is not a finished output of this command "
+    "(never an input, or a folder that holds one)")]
 
 
 @app.callback()
@@ -64,17 +68,18 @@ def _config(config: Path | None, overrides: list[str] | None, output: str | None
     return cfg
 
 
-def _with_resume(overrides: list[str] | None, resume: bool) -> list[str]:
-    return list(overrides or []) + (["resume=true"] if resume else [])
+def _with_resume(overrides: list[str] | None, resume: bool, overwrite: bool = False) -> list[str]:
+    return list(overrides or []) + (["resume=true"] if resume else []) + (["overwrite=true"] if overwrite else [])
 
 
 @app.command()
 def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-             task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False) -> None:
+             task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False,
+             overwrite: OverwriteOpt = False) -> None:
     """Stage 2: fine-tune a pre-trained teacher on the task (keeps the best dev checkpoint)."""
     from tinydistill.stages import finetune as run
 
-    out = run(_config(config, _with_resume(set_, resume), output, teacher, None, task, data_dir))
+    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, None, task, data_dir))
     say(f"fine-tuned teacher written to {out}")
 
 
@@ -82,11 +87,11 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = Non
 def general(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
             student: StudentOpt = None,
             corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None,
-            resume: ResumeOpt = False) -> None:
+            resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
     """Stage 1: general distillation of a pre-trained teacher into a new student on unlabelled text."""
     from tinydistill.stages import general as run
 
-    cfg = _config(config, _with_resume(set_, resume) + ([f"general.corpus={corpus}"] if corpus else []), output,
+    cfg = _config(config, _with_resume(set_, resume, overwrite) + ([f"general.corpus={corpus}"] if corpus else []), output,
                   teacher, student)
     say(f"general student written to {run(cfg)}")
 
@@ -94,11 +99,13 @@ def general(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None
 @app.command()
 def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction | both")] = "both",
             config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False) -> None:
+            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False,
+            overwrite: OverwriteOpt = False) -> None:
     """Stages 3-4: task distillation from a fine-tuned teacher (intermediate layers, prediction layer, or both)."""
     from tinydistill.stages import distill as run
 
-    out = run(_config(config, _with_resume(set_, resume), output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
+    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir),
+              stage)  # type: ignore[arg-type]
     say(f"distilled student written to {out}")
 
 
@@ -111,14 +118,15 @@ def augment(config: ConfigOpt = None, set_: SetOpt = None,
             masked_lm: Annotated[Optional[str], typer.Option(help="fill-mask model folder or hub id")] = None,
             copies: Annotated[Optional[int], typer.Option(help="N: augmented copies tried per example")] = None,
             candidates: Annotated[Optional[int], typer.Option(help="K: candidates per word")] = None,
-            probability: Annotated[Optional[float], typer.Option(help="p: chance each word is replaced")] = None) -> None:
+            probability: Annotated[Optional[float], typer.Option(help="p: chance each word is replaced")] = None,
+            overwrite: OverwriteOpt = False) -> None:
     """TinyBERT data augmentation of the training set, written in the input's format (use it with --data-dir / data.train_file)."""
     from tinydistill.augment import augment_data
 
     given = {"word_vectors": None if word_vectors == "none" else word_vectors, "masked_lm": masked_lm,
              "copies": copies, "candidates": candidates, "probability": probability}
-    sets = list(set_ or []) + [f"augment.{k}={'null' if v is None else v}" for k, v in given.items()
-                               if v is not None or (k == "word_vectors" and word_vectors == "none")]
+    sets = _with_resume(set_, False, overwrite) + [f"augment.{k}={'null' if v is None else v}" for k, v in given.items()
+                                                  if v is not None or (k == "word_vectors" and word_vectors == "none")]
     result = augment_data(_config(config, sets, None, None, None, task, data_dir), output)
     if is_main_process() and not result.metrics.get("skipped"):
         where = f"--data-dir {result.data.dir}" if result.data.dir else f"--set data.train_file={result.data.train_file}"
@@ -127,12 +135,16 @@ def augment(config: ConfigOpt = None, set_: SetOpt = None,
 
 @app.command()
 def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-             student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
-    """All four stages from one config; a re-run skips the stages already finished."""
+             student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None,
+             resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run (what every pipeline "
+                                                  "run does: finished stages are kept)")] = False,
+             overwrite: Annotated[bool, typer.Option("--overwrite", help="start the run over: remove what an earlier "
+                                                     "run wrote in the folder (nothing else)")] = False) -> None:
+    """All four stages from one config; a re-run skips the stages already finished and resumes the others."""
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
 
-    summary = run(_config(config, set_, output, teacher, student, task, data_dir))
+    summary = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir))
     if is_main_process():
         typer.echo(format_summary(summary))
 
@@ -156,13 +168,18 @@ def demo(output: OutOpt = None, set_: SetOpt = None,
 def compare(runs: Annotated[list[str], typer.Argument(help="pipeline run folders and/or stage folders")],
             output: Annotated[str, typer.Option("--output", "-o", help="where to write the comparison")] = "compare",
             split: Annotated[str, typer.Option(help="split every model is scored on")] = "dev",
-            config: ConfigOpt = None, set_: SetOpt = None) -> None:
+            teacher: Annotated[Optional[str], typer.Option(help="the model '% kept' is relative to (default: the "
+                                                           "fine-tuned teacher among the runs)")] = None,
+            config: ConfigOpt = None, set_: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
     """One table and one accuracy-vs-speed plot for several students and their teacher."""
     from tinydistill.compare import compare as run
     from tinydistill.report import model_table_view
 
     cfg = _config(config, set_) if (config or set_) else None
-    typer.echo(model_table_view(run(runs, output, split, cfg)).markdown())
+    rows = run(runs, output, split, cfg, teacher, overwrite)
+    typer.echo(model_table_view(rows).markdown())
+    if rows[0]["kept_percent"] is not None:
+        typer.echo(f"% kept is relative to {rows[0]['model']}")
     typer.echo(f"plot and report in {output}/")
 
 
@@ -181,14 +198,15 @@ def export_cmd(model: Annotated[str, typer.Argument(help="model folder to export
                output: Annotated[str, typer.Option("--output", "-o", help="export folder")] = "export",
                int8: Annotated[bool, typer.Option("--int8/--no-int8", help="also write a dynamically quantised int8 model")] = True,
                split: Annotated[str, typer.Option(help="split scored with each exported model (needs task data)")] = "dev",
-               config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+               config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None,
+               overwrite: OverwriteOpt = False) -> None:
     """ONNX export (dynamic batch and length) with a parity check against PyTorch; optional int8 copy."""
     from tinydistill.export import export as run
 
     saved = Path(model) / "tinydistill.yaml"  # a stage folder knows its task data
     config = config or (saved if saved.is_file() else None)
     cfg = _config(config, set_, task=task, data_dir=data_dir) if (config or set_ or task or data_dir) else None
-    result = run(model, output, cfg, quantize=int8, split=split)
+    result = run(model, output, cfg, quantize=int8, split=split, overwrite=overwrite)
     say(f"max |Δlogit| ONNX vs PyTorch: {result['max_abs_logit_diff']:.2e} (tolerance {result['parity_tolerance']:g})")
     typer.echo(json.dumps(result, indent=2))
 
@@ -201,38 +219,86 @@ def bench(teacher: Annotated[str, typer.Argument(help="teacher model folder")],
           examples: Annotated[int, typer.Option(help="rows timed at batch 32 (the first N of the split)")] = 256,
           score: Annotated[bool, typer.Option("--score/--no-score", help="also score each model on the split")] = True,
           runtime: Annotated[Optional[list[str]], typer.Option(help="pytorch | onnx | onnx_int8 (repeatable; default all)")] = None,
-          config: ConfigOpt = None, set_: SetOpt = None) -> None:
+          config: ConfigOpt = None, set_: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
     """Latency at batch 1 and throughput at batch 32, teacher vs student, PyTorch / ONNX / ONNX int8."""
     from tinydistill.bench import RUNTIMES, format_bench
     from tinydistill.bench import bench as run
 
     cfg = _config(config, set_) if (config or set_) else None
-    typer.echo(format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES))))
+    typer.echo(format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES),
+                                overwrite)))
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised from the signal handler (not KeyboardInterrupt, which typer turns into a return
+    value; not an Exception, which library code may catch): it unwinds every ``with`` so nothing half-written stays."""
+
+    def __init__(self, signum: int, writing: list[Path]) -> None:
+        super().__init__(signum)
+        self.signum, self.writing = signum, writing  # the output folders being written when it came
+
+
+def _on_signal(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C during cleanup is not swallowed
+    raise Interrupted(signum, active_outputs())
+
+
+def interrupted_message(signum: int, command: str, folders: list[Path]) -> str:
+    """One line: what was interrupted, that nothing finished-looking was left, and how to go on."""
+    from tinydistill.checkpoints import checkpoint_root, usable
+
+    name = signal.Signals(signum).name
+    if not folders:
+        return f"interrupted ({name}) before any output was written"
+    where = folders[-1]
+    found = usable(checkpoint_root(where), quiet=True)
+    if command == "pipeline":
+        how = "run the same pipeline command again (or with --resume) to continue: finished stages are kept"
+    elif found is not None:
+        how = "run the same command with --resume to continue"
+    else:
+        how = ("run the same command again to start it over (nothing to resume: set train.checkpoint_every to "
+               "make long stages resumable)")
+    step = f"; the last checkpoint is step {int(found.name.split('-')[1])}" if found is not None else ""
+    return f"interrupted ({name}) while writing {where}: no finished output was left there{step}; {how}"
 
 
 def main() -> None:
-    """Entry point: user errors are one line on stderr and exit 2; --debug shows tracebacks."""
+    """Entry point: user errors are one line on stderr and exit 2; SIGINT / SIGTERM exit 130 / 143 with a line
+    saying how to go on; --debug shows tracebacks."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        app(standalone_mode=False)
+        _run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run() -> None:
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns (not raises) the code of an exit in non-standalone mode
+            sys.exit(code)
+    except Interrupted as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+        typer.echo(f"error: {interrupted_message(exc.signum, command, exc.writing)}", err=True)
+        sys.exit(128 + exc.signum)
     except TinyDistillError as exc:
         if _state["debug"]:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the unfinished stage wrote no output folder", err=True)
-        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             sys.exit(130)
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int):  # click's (typer vendors its own copy) usage errors and exits: their message, code
+            if hasattr(exc, "show"):
+                exc.show()
+            sys.exit(code)
         if _state["debug"]:
             traceback.print_exc()
         typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "

@@ -18,14 +18,16 @@ from tinydistill.data.readers import read_split, task_info  # noqa: E402
 from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
 from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
-from tinydistill.outputs import CONFIG_FILE, is_complete, read_metrics, write_json  # noqa: E402
+from tinydistill.outputs import CONFIG_FILE, StagingDir, is_complete, read_metrics, write_json  # noqa: E402
 from tinydistill.report import ModelEntry, model_table, model_table_view, write_report  # noqa: E402
+from tinydistill.ui import say  # noqa: E402
 
 
-def model_folders(paths: list[str | Path]) -> list[Path]:
-    """Expand run folders (a pipeline run: its teacher and final student) into model folders, teacher first."""
+def model_folders(paths: list[str | Path], teacher: str | Path | None = None) -> tuple[list[Path], Path | None]:
+    """Expand run folders (a pipeline run: its teacher and final student) into model folders, teacher first,
+    and name the teacher: ``teacher`` if given, else the one fine-tuned teacher found (None when there is none)."""
     folders: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(Path, [*([teacher] if teacher else []), *paths]):
         if (p / "summary.json").is_file():
             folders += [p / "2-teacher", p / "4-prediction"]
         elif is_complete(p):
@@ -33,8 +35,10 @@ def model_folders(paths: list[str | Path]) -> list[Path]:
         else:
             raise TinyDistillError(f"{p} is neither a finished stage folder nor a pipeline run")
     unique = list(dict.fromkeys(f.resolve() for f in folders))
+    if teacher:
+        return unique, unique[0]
     teachers = [f for f in unique if read_metrics(f).get("stage") == "finetune"]
-    return teachers + [f for f in unique if f not in teachers]
+    return teachers + [f for f in unique if f not in teachers], teachers[0] if len(teachers) == 1 else None
 
 
 def _label(folder: Path) -> str:
@@ -49,10 +53,24 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 
 def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: str = "dev",
-            cfg: Config | None = None) -> list[dict]:
-    """Score and time every model on one split; write compare.json, compare.png and a report."""
-    folders = model_folders(paths)
+            cfg: Config | None = None, teacher: str | Path | None = None, overwrite: bool = False) -> list[dict]:
+    """Score and time every model on one split; write compare.json, compare.png and a report.
+
+    "% kept" is relative to the teacher (``teacher``, or the one fine-tuned teacher among the models);
+    with no teacher it is left empty and a message says so.
+    """
+    folders, reference = model_folders(paths, teacher)
+    if reference is None:
+        say("no teacher among the models (none, or several, fine-tuned teachers): '% kept' is left empty; "
+            "pass --teacher FOLDER to measure every model against it")
     cfg = cfg or load_config(folders[0] / CONFIG_FILE)
+    inputs = {**cfg.input_paths(), **{f"model {f}": f for f in folders}}
+    with StagingDir(output_dir, "compare", inputs, overwrite or cfg.overwrite) as tmp:
+        rows = _compare_into(folders, reference, cfg, split, tmp)
+    return rows
+
+
+def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, split: str, out: Path) -> list[dict]:
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders[0]))
     data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
@@ -62,9 +80,11 @@ def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: 
         model = load_classifier(str(folder), task, who=str(folder))
         entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric]))
     rows = model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "compare.json", {"task": task.name, "split": split, "rows": rows})
+    if reference is None:
+        for r in rows:
+            r["kept_percent"] = None
+    write_json(out / "compare.json", {"task": task.name, "split": split, "rows": rows,
+                                      "kept_relative_to": _label(reference) if reference else None})
     plot = _plot(rows, task.metric, out / "compare.png")
     write_report(out, f"Comparison on {task.name} ({split})", [("Models", model_table_view(rows))], [plot], None)
     return rows

@@ -129,6 +129,11 @@ class StudentConfig(_Strict):
             raise ValueError("an explicit student shape needs all of layers, hidden, heads, ffn")
         if self.hidden is not None and self.heads is not None and self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.teacher_layers is not None:
+            twice = sorted({n for n in self.teacher_layers if self.teacher_layers.count(n) > 1})
+            if twice:
+                raise ValueError(f"teacher_layers lists layer(s) {twice} more than once; each teacher layer can be "
+                                 "copied once")
         return self
 
 
@@ -199,6 +204,8 @@ class Config(_Strict):
     seed: int = 42
     cpu: bool = Field(False, description="force CPU even where an accelerator exists")
     resume: bool = Field(False, description="continue each stage from its newest complete checkpoint")
+    overwrite: bool = Field(False, description="replace an output folder that is not a finished output of the same "
+                            "command (never an input, or a folder holding one)")
     cache_dir: str | None = Field(None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)")
     teacher: str | None = Field(None, description="teacher model folder or hub id")
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
@@ -212,6 +219,51 @@ class Config(_Strict):
         train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)))
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def input_paths(self) -> dict[str, str | None]:
+        """Every file or folder this config reads, by role (an output must never be, or hold, one of them)."""
+        d = self.data
+        return {"teacher": self.teacher, "student checkpoint": self.student.checkpoint, "data folder": d.dir,
+                "train file": d.train_file, "dev file": d.dev_file, "test file": d.test_file,
+                "corpus": self.general.corpus, "word vectors": self.augment.word_vectors,
+                "masked LM": self.augment.masked_lm}
+
+
+# settings that change no trained weight: a resumed run may differ in these
+_RESUME_FREE = ("resume", "overwrite", "output_dir", "cache_dir", "report.*", "*.train.log_every",
+                "*.train.checkpoint_every", "*.train.eval_batch_size")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            if isinstance(value, str) and value and Path(value).exists():
+                value = str(Path(value).resolve())  # `runs/x` and `./runs/x` are the same folder
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(saved: dict[str, Any], new: dict[str, Any], sections: tuple[str, ...] | None = None) -> list[str]:
+    """``key: old -> new`` for every setting that differs and would change what training produces.
+
+    ``sections`` limits the comparison to the shared settings (seed, models, data, cpu) and those sections.
+    """
+    import fnmatch
+
+    a, b = _flatten(saved), _flatten(new)
+    shared = ("seed", "teacher", "cpu", "student", "data")
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if any(fnmatch.fnmatch(key, pattern) for pattern in _RESUME_FREE):
+            continue
+        if sections is not None and key.split(".")[0] not in shared + sections:
+            continue
+        if a.get(key) != b.get(key):
+            out.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return out
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -231,7 +283,12 @@ def _parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise TinyDistillError(f"override {text!r} must look like key.path=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise TinyDistillError(f"override {text!r}: the value is not valid YAML ({problem}); quote it, "
+                               f"e.g. -s '{key.strip()}=\"{raw}\"'") from None
 
 
 def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:

@@ -167,7 +167,7 @@ def check_parity(model: nn.Module, onnx_model: OnnxClassifier, batches: list[dic
 
 
 def export(model_dir: str | Path, output_dir: str | Path, cfg=None, quantize: bool = True, split: str = "dev",
-           tolerance: float = PARITY_TOLERANCE) -> dict:
+           tolerance: float = PARITY_TOLERANCE, overwrite: bool = False) -> dict:
     """Export a saved classifier folder to ``output_dir`` (ONNX fp32, and int8 with ``quantize``).
 
     The parity check runs on batches of varied length and padding (the first batches of ``split`` when
@@ -176,27 +176,30 @@ def export(model_dir: str | Path, output_dir: str | Path, cfg=None, quantize: bo
     """
     from transformers import AutoModelForSequenceClassification
 
-    from tinydistill.models import _exists_or_hub, _quietly, load_tokenizer
+    from tinydistill.models import _exists_or_hub, _quietly, load_tokenizer, usable_length
     from tinydistill.outputs import StagingDir, write_json
     from tinydistill.ui import say
 
     _require_onnx()
     _exists_or_hub(str(model_dir))
-    tokenizer = load_tokenizer(str(model_dir))
-    model = _quietly(AutoModelForSequenceClassification.from_pretrained, str(model_dir)).eval()
-    parity_batches = [sample_batch(tokenizer, texts, 512) for texts in parity_texts()]
-    task = loader = None
-    if cfg is not None:
-        from tinydistill.data.loaders import encode_examples, make_loader
-        from tinydistill.data.readers import read_split, task_info
+    inputs = {"model being exported": model_dir, **(cfg.input_paths() if cfg is not None else {})}
+    with StagingDir(output_dir, "export", inputs, overwrite or (cfg is not None and cfg.overwrite)) as tmp:
+        tokenizer = load_tokenizer(str(model_dir))
+        model = _quietly(AutoModelForSequenceClassification.from_pretrained, str(model_dir)).eval()
+        longest = usable_length(512, "model", model.config, tokenizer)
+        parity_batches = [sample_batch(tokenizer, texts, longest) for texts in parity_texts()]
+        task = loader = None
+        if cfg is not None:
+            from tinydistill.data.loaders import encode_examples, make_loader
+            from tinydistill.data.readers import read_split, task_info
 
-        task = task_info(cfg.data)
-        examples = read_split(cfg.data, split, task, seed=cfg.seed)
-        loader = make_loader(encode_examples(examples, tokenizer, cfg.data.max_length), tokenizer,
-                             cfg.prediction.train.eval_batch_size, shuffle=False)
-        parity_batches += [b for b, _ in zip(loader, range(4))]
+            task = task_info(cfg.data)
+            examples = read_split(cfg.data, split, task, seed=cfg.seed)
+            max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
+            loader = make_loader(encode_examples(examples, tokenizer, max_length), tokenizer,
+                                 cfg.prediction.train.eval_batch_size, shuffle=False)
+            parity_batches += [b for b, _ in zip(loader, range(4))]
 
-    with StagingDir(output_dir) as tmp:
         say(f"exporting {model_dir} to ONNX")
         onnx_path = export_onnx(model, tokenizer, tmp / ONNX_FILE)
         delta = check_parity(model, OnnxClassifier(onnx_path), parity_batches, tolerance)

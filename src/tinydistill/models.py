@@ -1,9 +1,12 @@
 """Loading teachers and checkpoints, and the checks that refuse incompatible teacher/student pairs."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
 
 from torch import nn
 from transformers import (
@@ -17,16 +20,64 @@ from transformers.utils import logging as hf_logging
 
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
+from tinydistill.ui import say
+
+
+# the last layer of a sequence-classification head, per family naming (its rows are the label count)
+_HEAD_WEIGHTS = ("classifier.out_proj.weight", "classifier.weight", "score.weight")
 
 
 def _exists_or_hub(name: str) -> None:
-    """Local folders must exist; anything else is treated as a hub id unless the hub is off."""
+    """Local folders must exist and hold an intact model; anything else is a hub id unless the hub is off."""
     if Path(name).exists():
+        check_model_folder(Path(name))
         return
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1":
         raise TinyDistillError(f"model not found: {name} (no such folder"
                                + (")" if looks_local else "; HF_HUB_OFFLINE=1 forbids fetching it from the hub)"))
+
+
+def check_model_folder(folder: Path) -> None:
+    """One line naming what is wrong with a local model folder: not a folder, no or damaged config.json, a
+    truncated or corrupt model.safetensors, or a config whose label count disagrees with the head's weights."""
+    if not folder.is_dir():
+        raise TinyDistillError(f"{folder} is a file, not a model folder")
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise TinyDistillError(f"{folder} is not a model folder (no config.json)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TinyDistillError(f"{config_file} is damaged: not valid JSON ({exc})") from None
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            head = next((fh.get_slice(k).get_shape() for k in _HEAD_WEIGHTS if k in fh.keys()), None)
+    except (SafetensorError, OSError) as exc:
+        raise TinyDistillError(f"{weights} is damaged (truncated or corrupt: {exc}); restore or re-create it") from None
+    labels = len(config.get("id2label") or {}) or config.get("num_labels")
+    if head is not None and labels and head[0] != labels and config.get("problem_type") != "regression":
+        raise TinyDistillError(f"{folder}: config.json declares {labels} labels but the classifier head in "
+                               f"model.safetensors has {head[0]} outputs; fix id2label/label2id in config.json")
+
+
+def usable_length(requested: int, who: str, config, tokenizer: PreTrainedTokenizerBase | None = None) -> int:
+    """``requested`` tokens, or fewer (with a message) where the model has fewer positions."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and config.model_type in _OFFSET_POSITIONS:  # positions start after the padding index
+        limit -= (config.pad_token_id or 0) + 1
+    if tokenizer is not None and tokenizer.model_max_length < 1_000_000:
+        limit = min(limit or tokenizer.model_max_length, tokenizer.model_max_length)
+    if limit and requested > limit:
+        say(f"max_length {requested} is more than the {who} takes ({limit} positions): using {limit}")
+        return limit
+    return requested
+
+
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "xlm-roberta-xl")
 
 
 def _quietly(fn, *args, **kwargs):
@@ -35,8 +86,13 @@ def _quietly(fn, *args, **kwargs):
     hf_logging.set_verbosity_error()
     try:
         return fn(*args, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise TinyDistillError(f"could not load {args[0]}: {str(exc).splitlines()[0]}") from None
+    except RuntimeError as exc:  # weights that do not fit the config (checked above for the head)
+        if "mismatched" not in str(exc) and "size mismatch" not in str(exc):
+            raise
+        raise TinyDistillError(f"could not load {args[0]}: its weights do not fit its config.json "
+                               "(tensor shapes differ)") from None
     finally:
         hf_logging.set_verbosity(level)
 
@@ -73,10 +129,17 @@ def has_task_labels(config) -> bool:
     return bool(id2label) and any(str(v) != f"LABEL_{k}" for k, v in id2label.items())
 
 
+def _has_head(config) -> bool:
+    """A task head was trained: label names, a problem type, or a ``...For<Task>`` architecture
+    (a bare backbone's config carries transformers' default two labels, which mean nothing)."""
+    archs = getattr(config, "architectures", None) or []
+    return has_task_labels(config) or bool(getattr(config, "problem_type", None)) or any("For" in a for a in archs)
+
+
 def check_labels(model_config, task: TaskInfo, who: str) -> None:
     """Refuse a model whose label map differs from the task's (permuted logits silently ruin distillation)."""
     if task.is_regression:
-        if getattr(model_config, "num_labels", 1) != 1:
+        if _has_head(model_config) and getattr(model_config, "num_labels", 1) != 1:
             raise TinyDistillError(f"{who} has {model_config.num_labels} outputs but the task is a regression (1 output)")
         return
     if not has_task_labels(model_config):

@@ -7,20 +7,31 @@
     output_dir/4-prediction    stage 4: task distillation, prediction layer (student from stage 3)
     output_dir/summary.json    teacher vs student: metric, parameters, size, speed
     output_dir/report.html     the run report (also report.md and plots/)
+    output_dir/pipeline.yaml   the configuration the run was started with (a re-run must match it)
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import torch
+import yaml
 
 from tinydistill.augment import augment_data, augmented_data_config
-from tinydistill.config import Config, StudentConfig, dump_config
+from tinydistill.config import Config, StudentConfig, config_changes, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.models import load_classifier, load_tokenizer
-from tinydistill.outputs import is_complete, is_main_process, read_metrics, write_json
+from tinydistill.errors import TinyDistillError
+from tinydistill.outputs import (
+    OutputFolder,
+    is_complete,
+    is_main_process,
+    read_metrics,
+    wait_for_everyone,
+    write_json,
+)
 from tinydistill.report import (
     ModelEntry,
     model_table,
@@ -33,6 +44,9 @@ from tinydistill.stages import distill, finetune, general
 from tinydistill.ui import say
 
 STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
+RUN_CONFIG = "pipeline.yaml"
+#: everything a pipeline writes into its folder (stages' staging, checkpoint and lock entries are hidden beside them)
+ENTRIES = ("0-augment", *STAGES, "summary.json", "report.html", "report.md", "plots", RUN_CONFIG)
 
 
 def _run_or_skip(name: str, folder: Path, fn: Callable[[], Path], log: Callable[[str], None]) -> Path:
@@ -97,10 +111,39 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
                   ("Stages", stage_table(stage_metrics))], plots, dump_config(cfg))
 
 
+def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> None:
+    """Record the run's configuration; a re-run must match it (finished stages are reused, unfinished ones
+    resume) unless ``overwrite`` asks to start over, which removes what the pipeline wrote and nothing else."""
+    saved = out / RUN_CONFIG
+    if saved.is_file() and not cfg.overwrite:
+        changes = config_changes(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"))
+        if changes:
+            raise TinyDistillError(f"{out} holds a pipeline run made with other settings "
+                                   f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); continuing it "
+                                   "would mix the two: pass --overwrite to start the run over, or choose another -o")
+    if not is_main_process():
+        return
+    if cfg.overwrite and out.is_dir():
+        ours = [e for e in out.iterdir() if e.name in ENTRIES or e.name.startswith(tuple(f".{n}." for n in ENTRIES))]
+        if ours:
+            log(f"[pipeline] --overwrite: starting over, removing {len(ours)} entries the earlier run wrote")
+        for entry in ours:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(dump_config(cfg), encoding="utf-8")
+
+
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
-    cfg = cfg.model_copy(update={"resume": True})  # a re-run continues unfinished stages from their checkpoints
+    with OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES, marker=RUN_CONFIG):
+        _start_or_continue(cfg, out, log)
+        wait_for_everyone()
+        # a re-run continues unfinished stages from their checkpoints; the stages write only inside the run
+        return _run_stages(cfg.model_copy(update={"resume": True, "overwrite": False}), out, log)
+
+
+def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
     paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     student_spec = cfg.student
     if cfg.general.enabled:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Literal
 
+import yaml
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 from torch import nn
@@ -28,6 +29,7 @@ from tinydistill.config import (
     LossConfig,
     StudentConfig,
     TrainConfig,
+    config_changes,
     dump_config,
 )
 from tinydistill.data.loaders import (
@@ -46,6 +48,7 @@ from tinydistill.models import (
     load_backbone,
     load_classifier,
     load_tokenizer,
+    usable_length,
 )
 from tinydistill.objectives import (
     build_terms,
@@ -57,6 +60,7 @@ from tinydistill.outputs import (
     CONFIG_FILE,
     METRICS_FILE,
     TRAINING_STATE_DIR,
+    OutputFolder,
     StagingDir,
     is_complete,
     is_main_process,
@@ -146,13 +150,38 @@ def _write_metrics(folder: Path, metrics: dict) -> None:
         write_json(folder / METRICS_FILE, metrics)
 
 
-def _ckpt(cfg: Config, out: Path) -> dict:
-    """Checkpoint arguments for a stage writing ``out``: a fresh run starts from no old checkpoint."""
+RESUME_CONFIG = "config.yaml"  # beside a stage's checkpoints: the configuration they were written under
+
+
+def _ckpt(cfg: Config, out: Path, section: str, train_cfg: TrainConfig) -> dict:
+    """Checkpoint arguments for a stage writing ``out``: a fresh run starts from no old checkpoint; a resumed
+    one is refused when a setting that changes the result differs from the one its checkpoints were made with."""
     root = checkpoint_root(out)
-    if not cfg.resume and root.exists() and is_main_process():
-        shutil.rmtree(root)
+    saved = root / RESUME_CONFIG
+    if cfg.resume and saved.is_file():
+        changes = config_changes(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"),
+                                 (section,))
+        if changes:
+            raise TinyDistillError(f"cannot resume {out}: its checkpoints were made with other settings "
+                                   f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); run without "
+                                   "--resume to start the stage over, or restore those settings")
+    if is_main_process():
+        if not cfg.resume and root.exists():
+            shutil.rmtree(root)
+        if train_cfg.checkpoint_every and not saved.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            saved.write_text(dump_config(cfg), encoding="utf-8")
     wait_for_everyone()
     return {"checkpoint_dir": root, "resume": cfg.resume}
+
+
+def _fit_length(cfg: Config, *models: nn.Module, tokenizer=None) -> Config:
+    """``cfg`` with data.max_length lowered (with a message) to what every model takes."""
+    n = cfg.data.max_length
+    for name, model in zip(("teacher", "student"), models):
+        n = usable_length(n, f"{name} ({model.config.model_type})", model.config, tokenizer)
+    return cfg if n == cfg.data.max_length else cfg.model_copy(
+        update={"data": cfg.data.model_copy(update={"max_length": n})})
 
 
 def _score(dev: dict | None, task: TaskInfo) -> float | None:
@@ -169,16 +198,19 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     Returns the output folder (a sequence classifier with the task's labels in ``config.id2label``).
     """
     out = _output(cfg, output_dir)
-    task = task_info(cfg.data)
-    tokenizer = load_tokenizer(_require_teacher(cfg))
-    set_seed(cfg.seed)
-    model = load_classifier(cfg.teacher, task, who="teacher")
-    tcfg = cfg.finetune.train
-    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
-    terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
-    run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True)
-    with StagingDir(out) as tmp:
-        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune", **_ckpt(cfg, out))
+    with StagingDir(out, "finetune", cfg.input_paths(), cfg.overwrite) as tmp:
+        task = task_info(cfg.data)
+        tokenizer = load_tokenizer(_require_teacher(cfg))
+        set_seed(cfg.seed)
+        model = load_classifier(cfg.teacher, task, who="teacher")
+        cfg = _fit_length(cfg, model, tokenizer=tokenizer)
+        tcfg = cfg.finetune.train
+        (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
+        terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
+        run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task,
+                       select_best=True)
+        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune",
+                       **_ckpt(cfg, out, "finetune", tcfg))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, None, cfg)
         metrics = _metrics("finetune", result, run.student, final)
@@ -210,24 +242,29 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     if g.losses.prediction:
         raise TinyDistillError("general distillation has no labels or task logits: set general.losses "
                                "soft_weight and hard_weight to 0")
-    tokenizer = load_tokenizer(_require_teacher(cfg))
-    if g.corpus:
-        passages = read_corpus(g.corpus, g.max_passages)
-    else:
-        ex = read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed, require_labels=False)
-        passages = [t if not ex.pairs else f"{t} {p}" for t, p in zip(ex.texts, ex.pairs or ex.texts)]
-        passages = passages[: g.max_passages] if g.max_passages else passages
-    data = encode_passages(passages, tokenizer, g.max_length)
-    set_seed(cfg.seed)
-    teacher = freeze(load_backbone(cfg.teacher))
-    student = build_student(cfg.student, teacher, task=None)
-    check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
-    bs = g.train.batch_size
-    loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed, group_by_length=g.train.group_by_length), None,
-               make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
-    run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
-    with StagingDir(out) as tmp:
-        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general", **_ckpt(cfg, out))
+    with StagingDir(out, "general", cfg.input_paths(), cfg.overwrite) as tmp:
+        tokenizer = load_tokenizer(_require_teacher(cfg))
+        if g.corpus:
+            passages = read_corpus(g.corpus, g.max_passages)
+        else:
+            ex = read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed, require_labels=False)
+            passages = [t if not ex.pairs else f"{t} {p}" for t, p in zip(ex.texts, ex.pairs or ex.texts)]
+            passages = passages[: g.max_passages] if g.max_passages else passages
+        set_seed(cfg.seed)
+        teacher = freeze(load_backbone(cfg.teacher))
+        student = build_student(cfg.student, teacher, task=None)
+        check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+        max_length = g.max_length
+        for name, model in (("teacher", teacher), ("student", student)):
+            max_length = usable_length(max_length, name, model.config, tokenizer)
+        data = encode_passages(passages, tokenizer, max_length)
+        bs = g.train.batch_size
+        loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed,
+                               group_by_length=g.train.group_by_length), None,
+                   make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
+        run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
+        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general",
+                       **_ckpt(cfg, out, "general", g.train))
         metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         _report(cfg, tmp, "Stage 1: general distillation", metrics,
@@ -238,31 +275,35 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
 
 
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
-    task = task_info(cfg.data)
-    teacher_name = _require_teacher(cfg)
-    tokenizer = load_tokenizer(teacher_name)
-    set_seed(cfg.seed)
-    teacher = freeze(load_classifier(teacher_name, task, who="teacher", require_head=True))
-    student = build_student(cfg.student, teacher, task)
-    check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
-    stage_cfg: DistillStage = getattr(cfg, which)
-    t = stage_cfg.train
-    # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
-    cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
+    with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
+        task = task_info(cfg.data)
+        teacher_name = _require_teacher(cfg)
+        tokenizer = load_tokenizer(teacher_name)
+        set_seed(cfg.seed)
+        teacher = freeze(load_classifier(teacher_name, task, who="teacher", require_head=True))
+        student = build_student(cfg.student, teacher, task)
+        check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+        cfg = _fit_length(cfg, teacher, student, tokenizer=tokenizer)
+        stage_cfg: DistillStage = getattr(cfg, which)
+        t = stage_cfg.train
+        # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
+        cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
 
-    def attach_logits(data: EncodedDataset) -> EncodedDataset:
-        logits = teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir, stage_cfg.teacher_precision)
-        return with_teacher_logits(data, logits)
+        def attach_logits(data: EncodedDataset) -> EncodedDataset:
+            logits = teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir,
+                                    stage_cfg.teacher_precision)
+            return with_teacher_logits(data, logits)
 
-    (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t, attach_logits if cached else None)
-    # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
-    scored = stage_cfg.losses.prediction
-    run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
-                       (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
-    if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
-        run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
-    with StagingDir(out) as tmp:
-        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out))
+        (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t,
+                                                                  attach_logits if cached else None)
+        # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
+        scored = stage_cfg.losses.prediction
+        run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
+                           (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
+        if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
+            run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
+        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which,
+                       **_ckpt(cfg, out, which, t))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final)
@@ -287,6 +328,7 @@ def distill(cfg: Config, stage: Stage = "both", output_dir: str | Path | None = 
         return _distill_one(cfg, stage, out)
     if stage != "both":
         raise TinyDistillError(f"unknown stage {stage!r}: use intermediate, prediction or both")
-    first = _distill_one(cfg, "intermediate", out / "intermediate")
-    nxt = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(first))})
-    return _distill_one(nxt, "prediction", out / "prediction")
+    with OutputFolder(out, "distill", cfg.input_paths(), cfg.overwrite, holds=("intermediate", "prediction")):
+        first = _distill_one(cfg, "intermediate", out / "intermediate")
+        nxt = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(first))})
+        return _distill_one(nxt, "prediction", out / "prediction")

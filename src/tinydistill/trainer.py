@@ -167,7 +167,7 @@ def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Pat
     result = TrainResult(steps=0, seconds=0.0, precision=mixed)
     best_state, best_score = None, -math.inf
     epoch, skip = 0, 0  # position in the data: epoch, and micro-batches already consumed in it
-    found = checkpoints.latest(checkpoint_dir) if (resume and checkpoint_dir) else None
+    found = checkpoints.usable(checkpoint_dir) if (resume and checkpoint_dir) else None
     if found is not None:
         saved, best_state = checkpoints.load(acc, found)
         epoch, skip = saved["epoch"], saved["batch_in_epoch"]

@@ -117,13 +117,24 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
     if cfg.data.hf_dataset:
         raise TinyDistillError("augment reads local files only: save the Hugging Face dataset as JSONL "
                                "(ds.to_json) and set data.train_file")
-    task = task_info(cfg.data)
-    if task.is_regression and not aug.regression:
-        say(f"{task.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true to force")
-        metrics = {"stage": "augment", "skipped": "regression task"}
-        with StagingDir(out) as tmp:
+    with StagingDir(out, "augment", cfg.input_paths(), cfg.overwrite) as tmp:
+        task = task_info(cfg.data)
+        if task.is_regression and not aug.regression:
+            say(f"{task.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true "
+                "to force")
+            metrics = {"stage": "augment", "skipped": "regression task"}
             write_json(tmp / METRICS_FILE, metrics)
-        return AugmentResult(augmented_data_config(cfg, out), metrics)
+        else:
+            metrics = _augment_into(cfg, task, tmp)
+    if not metrics.get("skipped"):
+        say(f"augmented {metrics['examples_in']:,} examples into {metrics['examples_out']:,} "
+            f"({metrics['augment_seconds']:.1f} s, {metrics['texts_per_second']:.0f} texts/s) -> {out}")
+    return AugmentResult(augmented_data_config(cfg, out), metrics)
+
+
+def _augment_into(cfg: Config, task, tmp: Path) -> dict:
+    """Write the augmented training split into ``tmp``; returns its metrics."""
+    aug = cfg.augment
     read_split(cfg.data, "train", task, seed=cfg.seed)  # validates texts and labels with the usual messages
     raw = read_raw_split(cfg.data, "train", seed=cfg.seed)
     t0 = time.perf_counter()
@@ -132,22 +143,19 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
     rows = augment_rows(raw, aug, cfg.seed, vectors, masked_lm)
     seconds = time.perf_counter() - t1
     source = Path(raw.source)
-    with StagingDir(out) as tmp:
-        if cfg.data.dir is not None:
-            _write_rows(tmp / "train.tsv", rows, header=raw.glue.headerless_columns is None)
-            for split in ("dev", "test"):
-                if (Path(cfg.data.dir) / f"{split}.tsv").is_file():
-                    _link_or_copy(Path(cfg.data.dir) / f"{split}.tsv", tmp / f"{split}.tsv")
-        else:
-            _write_rows(tmp / f"train{source.suffix.lower()}", rows, header=True)
-        texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
-        metrics = {"stage": "augment", "source": str(source), "examples_in": len(raw.rows), "examples_out": len(rows),
-                   "texts_in": texts_in, "load_seconds": round(t1 - t0, 2), "augment_seconds": round(seconds, 2),
-                   "texts_per_second": texts_in / max(seconds, 1e-9), "settings": aug.model_dump(exclude={"enabled"})}
-        write_json(tmp / METRICS_FILE, metrics)
-    say(f"augmented {len(raw.rows):,} examples into {len(rows):,} ({seconds:.1f} s, "
-        f"{metrics['texts_per_second']:.0f} texts/s) -> {out}")
-    return AugmentResult(augmented_data_config(cfg, out), metrics)
+    if cfg.data.dir is not None:
+        _write_rows(tmp / "train.tsv", rows, header=raw.glue.headerless_columns is None)
+        for split in ("dev", "test"):
+            if (Path(cfg.data.dir) / f"{split}.tsv").is_file():
+                _link_or_copy(Path(cfg.data.dir) / f"{split}.tsv", tmp / f"{split}.tsv")
+    else:
+        _write_rows(tmp / f"train{source.suffix.lower()}", rows, header=True)
+    texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
+    metrics = {"stage": "augment", "source": str(source), "examples_in": len(raw.rows), "examples_out": len(rows),
+               "texts_in": texts_in, "load_seconds": round(t1 - t0, 2), "augment_seconds": round(seconds, 2),
+               "texts_per_second": texts_in / max(seconds, 1e-9), "settings": aug.model_dump(exclude={"enabled"})}
+    write_json(tmp / METRICS_FILE, metrics)
+    return metrics
 
 
 def augmented_data_config(cfg: Config, out: str | Path) -> DataConfig:

@@ -6,6 +6,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from tinydistill.data.readers import Examples
+from tinydistill.errors import TinyDistillError
 
 
 class EncodedDataset(Dataset):
@@ -22,8 +23,14 @@ class EncodedDataset(Dataset):
 
 
 def encode_examples(ex: Examples, tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
-    """Tokenise (and truncate) every example; labels ride along as ``labels``."""
+    """Tokenise (and truncate) every example; labels ride along as ``labels``. An example that the tokenizer
+    turns into special tokens alone is refused (it would train on nothing)."""
     enc = tokenizer(ex.texts, ex.pairs, truncation=True, max_length=max_length)
+    special = set(tokenizer.all_special_ids)
+    empty = [i for i, ids in enumerate(enc["input_ids"]) if all(t in special for t in ids)]
+    if empty:
+        raise TinyDistillError(f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
+                               f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text")
     keys = list(enc.keys())
     rows = [{k: enc[k][i] for k in keys} for i in range(len(ex))]
     if ex.labels is not None:

@@ -10,6 +10,7 @@ import json
 import math
 import random
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def _non_blank(path: Path, rows: list[list[str]]) -> list[list[str]]:
 def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: int) -> list[dict[str, str]]:
     """Rows keyed by column; a row with more fields than the header is refused (a stray delimiter
     would silently shift or drop text). Rows with fewer fields are reported where a column is read."""
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise TinyDistillError(f"{path}: the header names column {twice[0]!r} more than once; rename one of them "
+                               "(a later column would silently replace the earlier one)")
     for i, r in enumerate(body):
         if len(r) > len(header):
             raise TinyDistillError(f"{path}: row {i + first_line} has {len(r)} fields but the header has {len(header)} "
@@ -74,10 +79,33 @@ def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: 
 def _read_rows(path: Path, delimiter: str, quoting: int) -> list[dict[str, str]]:
     """Rows of a delimited file as dicts (the header row names the columns)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = _non_blank(path, list(csv.reader(fh, delimiter=delimiter, quoting=quoting)))
+        reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+        rows, ends = [], []
+        for row in reader:
+            rows.append(row)
+            ends.append(reader.line_num)
+    if quoting != csv.QUOTE_NONE and len(rows) > 1:
+        _check_swallowed(path, rows, ends, delimiter)
+    rows = _non_blank(path, rows)
     if not rows:
         return []
     return _as_dicts(path, rows[0], rows[1:], 1)
+
+
+def _check_swallowed(path: Path, rows: list[list[str]], ends: list[int], delimiter: str) -> None:
+    """Refuse a quote left open: the quoted field then runs over the next lines, swallowing them as text.
+    A deliberate multi-line field is kept; one whose inner lines each parse as a whole row is not deliberate."""
+    width = len(rows[0])
+    for n in range(1, len(rows)):
+        start, end = ends[n - 1] + 1, ends[n]
+        if end == start or width < 2:
+            continue
+        inner = [line for field in rows[n] if "\n" in field for line in field.split("\n")[1:] if line.strip()]
+        looks_like_rows = [line for line in inner if len(next(csv.reader([line], delimiter=delimiter))) >= width]
+        if looks_like_rows:
+            raise TinyDistillError(f"{path}: row {n} (line {start}) opens a quote that closes only on line {end}, "
+                                   f"swallowing {end - start} line(s) such as {looks_like_rows[0][:40]!r}; close the "
+                                   'quote, or write a literal quote inside a quoted field as ""')
 
 
 def _read_glue_tsv(path: Path, spec: TaskSpec) -> list[dict[str, str]]:
@@ -90,7 +118,23 @@ def _read_glue_tsv(path: Path, spec: TaskSpec) -> list[dict[str, str]]:
     return _as_dicts(path, rows[0], rows[1:], 1)
 
 
+def _read_json_array(path: Path) -> list[dict]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TinyDistillError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); a .json file holds one array "
+                               "of objects, a .jsonl file one object per line") from None
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise TinyDistillError(f"{path}: item {bad + 1} of the array is not an object (expected one object per example)")
+    return rows
+
+
 def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):  # one JSON array (what json.dump writes), not one object per line
+        return _read_json_array(path)
     rows = []
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
@@ -101,7 +145,8 @@ def _read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise TinyDistillError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise TinyDistillError(f"{path}:{n}: each line must be a JSON object")
+                raise TinyDistillError(f"{path}:{n}: each line must be a JSON object (or the file one JSON array "
+                                       "of objects)")
             rows.append(row)
     return rows
 
@@ -139,7 +184,24 @@ def _column(rows: list[dict], name: str | None, source: str, required: bool = Tr
             if not required:
                 return None
             raise TinyDistillError(f"{source}: row {i + 1} has no value in column {name!r} (ragged row?)")
+        if isinstance(v, (dict, list)):
+            kind = "an object" if isinstance(v, dict) else "a list"
+            raise TinyDistillError(f"{source}: row {i + 1}, column {name!r} holds {kind} ({json.dumps(v)[:40]}); "
+                                   "expected a single text or label")
     return values
+
+
+def _visible(text: str) -> bool:
+    """Text a tokenizer keeps: something besides white space, control and zero-width (format) characters."""
+    return any(not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf") and c != "\ufffd" for c in text)
+
+
+def _check_texts(values: list, source: str, column: str) -> None:
+    for i, t in enumerate(values):
+        if not _visible(str(t)):
+            what = "an empty text" if not str(t).strip() else \
+                "no visible text (only zero-width, control or space characters)"
+            raise TinyDistillError(f"{source}: row {i + 1} has {what} in column {column!r}")
 
 
 def _label_ids(raw: list, task: TaskInfo, source: str) -> list[int] | list[float]:
@@ -158,6 +220,8 @@ def _label_ids(raw: list, task: TaskInfo, source: str) -> list[int] | list[float
     ids = []
     for i, v in enumerate(raw):
         key = str(v).strip()
+        if not key:
+            raise TinyDistillError(f"{source}: row {i + 1} has an empty label; fill it in or drop the row")
         if key not in index:
             raise TinyDistillError(f"{source}: row {i + 1}: label {key!r} is not in the label set "
                                    f"{task.label_names}; fix the row or set data.labels")
@@ -230,6 +294,9 @@ def task_info(cfg: DataConfig) -> TaskInfo:
     raw = _column(rows, cfg.label_column, source)
     if not raw:
         raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
+    empty = next((i for i, v in enumerate(raw) if not str(v).strip()), None)
+    if empty is not None:
+        raise TinyDistillError(f"{source}: row {empty + 1} has an empty label; fill it in or drop the row")
     return TaskInfo(name, sorted({str(v).strip() for v in raw}), "accuracy")
 
 
@@ -248,12 +315,17 @@ def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0,
     pairs = _column(rows, pair_col, source)
     raw_labels = _column(rows, label_col, source, required=require_labels)
     labels = _label_ids(raw_labels, task, source) if raw_labels is not None else None
-    for i, t in enumerate(texts):
-        if not str(t).strip():
-            raise TinyDistillError(f"{source}: row {i + 1} has an empty text in column {text_col!r}")
+    _check_texts(texts, source, text_col)
+    if pairs:
+        _check_texts(pairs, source, pair_col)
     ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source)
     keep = kept_rows(cfg, split, len(ex), seed)
-    return ex if keep is None else subset(ex, keep)
+    ex = ex if keep is None else subset(ex, keep)
+    if split == "train" and labels is not None and not task.is_regression and len(set(ex.labels)) < 2:
+        raise TinyDistillError(f"{source}: every training example has the label "
+                               f"{task.label_names[ex.labels[0]]!r}; a classifier needs at least two classes "
+                               "(or use task: regression for numeric targets)")
+    return ex
 
 
 def kept_rows(cfg: DataConfig, split: str, n: int, seed: int = 0) -> list[int] | None:

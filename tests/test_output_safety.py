@@ -1,0 +1,296 @@
+"""Output folders: never destroy what tinydistill did not write, one run per folder, interrupts that leave
+nothing finished-looking and say how to go on, and resumes that refuse a changed configuration."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import tiny_pipeline_config
+from tests.test_cli import run_cli
+from tinydistill.checkpoints import checkpoint_root, latest
+from tinydistill.errors import TinyDistillError
+from tinydistill.outputs import OutputLock, _process_start
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    """A folder of the user's that a wrong -o must never empty."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep me")
+    return folder
+
+
+def _data_args(glue, n=64):
+    return ["-s", "data.task=sst-2", "-s", f"data.dir={glue / 'SST-2'}", "-s", f"data.max_train_examples={n}",
+            "-s", "data.max_eval_examples=32", "-s", "data.max_length=32", "-s", "report.enabled=false"]
+
+
+def _small_student():
+    return ["-s", "student={layers: 1, hidden: 16, heads: 4, ffn: 32}"]
+
+
+def _distill(teacher, glue, out, *extra):
+    return ["distill", "--stage", "prediction", "--teacher", str(teacher), *_data_args(glue), *_small_student(),
+            "-s", "prediction.train.max_steps=2", "-o", str(out), *extra]
+
+
+def _command_onto(name, out, teacher, classifier, glue, finished_run, tmp_path):
+    """The CLI arguments of each writing command, with output ``out``."""
+    csv = tmp_path / "train.csv"
+    csv.write_text("text,label\nnice film,pos\nawful film,neg\n", encoding="utf-8")
+    return {
+        "finetune": ["finetune", "--teacher", str(teacher), *_data_args(glue), "-o", str(out)],
+        "general": ["general", "--teacher", str(teacher), *_small_student(), *_data_args(glue), "-o", str(out)],
+        "distill": _distill(classifier, glue, out),
+        "distill-both": ["distill", "--teacher", str(classifier), *_data_args(glue), *_small_student(),
+                         "-o", str(out)],
+        "pipeline": ["pipeline", "--teacher", str(teacher), *_data_args(glue), "-o", str(out)],
+        "augment": ["augment", "--task", "classification", "-s", f"data.train_file={csv}", "-o", str(out)],
+        "export": ["export", str(classifier), "-o", str(out)],
+        "bench": ["bench", str(classifier), str(classifier), *_data_args(glue), "-o", str(out)],
+        "compare": ["compare", str(finished_run[1]), "-o", str(out)],
+    }[name]
+
+
+COMMANDS = ["finetune", "general", "distill", "distill-both", "pipeline", "augment", "export", "bench", "compare"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_existing_folder_of_the_user_is_refused_and_kept(monkeypatch, capsys, tmp_path, user_folder, command,
+                                                            tiny_teacher_dir, tiny_classifier_dir, glue, finished_run):
+    args = _command_onto(command, user_folder, tiny_teacher_dir, tiny_classifier_dir, glue, finished_run, tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2, err
+    assert "already exists and is not a finished" in err and "--overwrite" in err and err.count("\n") == 1
+    assert sorted(p.name for p in user_folder.iterdir()) == ["precious.txt"]
+    assert not list(tmp_path.glob(".mine.*"))  # no lock, no temporary folder left beside it
+
+
+@pytest.mark.parametrize("where,msg", [
+    ("data", "is the data folder"),
+    ("data/inside", "is inside the data folder"),
+    ("teacher", "is the teacher"),
+])
+def test_output_equal_to_or_inside_an_input_is_refused(monkeypatch, capsys, tmp_path, glue, tiny_classifier_dir,
+                                                       where, msg):
+    teacher = tmp_path / "teacher"
+    os.symlink(tiny_classifier_dir, teacher)
+    out = {"data": glue / "SST-2", "data/inside": glue / "SST-2" / "inside", "teacher": teacher}[where]
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(teacher, glue, out, "--overwrite"))
+    assert code == 2 and msg in err, err
+    assert (glue / "SST-2" / "train.tsv").is_file() and (tiny_classifier_dir / "config.json").is_file()
+
+
+def test_overwrite_never_deletes_a_folder_that_holds_an_input(monkeypatch, capsys, tmp_path, tiny_classifier_dir,
+                                                               glue):
+    import shutil
+
+    teacher = tmp_path / "project" / "teacher"
+    shutil.copytree(tiny_classifier_dir, teacher)
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(teacher, glue, tmp_path / "project", "--overwrite"))
+    assert code == 2 and "holds the teacher" in err
+    assert (teacher / "model.safetensors").is_file()
+
+
+def test_output_dot_is_refused_clearly(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, ".", "--overwrite"))
+    assert code == 2 and "is the current folder" in err and "empty name" not in err
+
+
+def test_overwrite_replaces_a_foreign_folder(monkeypatch, capsys, tmp_path, user_folder, tiny_classifier_dir, glue):
+    code, out, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, user_folder, "--overwrite"))
+    assert code == 0, err
+    assert "replacing it" in out and not (user_folder / "precious.txt").exists()
+    assert (user_folder / "metrics.json").is_file()
+    # a finished output of the same command is replaced without asking (re-running a stage)
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, user_folder))
+    assert code == 0, err
+
+
+def test_augment_onto_its_own_data_folder_is_refused(monkeypatch, capsys, tmp_path):
+    data = tmp_path / "glue_copy"
+    data.mkdir()
+    (data / "train.tsv").write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n", encoding="utf-8")
+    (data / "dev.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
+    before = {p.name: p.read_text() for p in data.iterdir()}
+    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data), "-o", str(data),
+                           "--overwrite")
+    assert code == 2 and "is the data folder" in err
+    assert {p.name: p.read_text() for p in data.iterdir()} == before and not (data / "dev.tsv").is_symlink()
+
+
+def _sleeper():
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_second_run_on_the_same_folder_is_refused_and_the_first_keeps_its_files(monkeypatch, capsys, tmp_path,
+                                                                                  tiny_classifier_dir, glue):
+    out = tmp_path / "out"
+    first = _sleeper()  # stands in for a live first run: its lock, its temporary folder, its checkpoints
+    try:
+        lock = tmp_path / ".out.lock"
+        lock.write_text(json.dumps({"pid": first.pid, "host": socket.gethostname(), "start": _process_start(first.pid),
+                                    "since": "now", "command": "tinydistill distill"}))
+        (tmp_path / ".out.tmp-1234abcd").mkdir()
+        (checkpoint_root(out) / "step-00000010").mkdir(parents=True)
+        code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, out, "--overwrite"))
+        assert code == 2 and f"being written by another run (pid {first.pid}" in err
+        assert (tmp_path / ".out.tmp-1234abcd").is_dir() and (checkpoint_root(out) / "step-00000010").is_dir()
+        assert lock.is_file() and not out.exists()
+    finally:
+        first.kill()
+        first.wait()
+    # its owner is gone now: the lock is stale and the next run takes it over, saying so
+    code, stdout, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, out))
+    assert code == 0, err
+    assert f"taking over {lock}" in stdout and not lock.exists() and (out / "metrics.json").is_file()
+
+
+def test_a_lock_held_on_another_host_is_not_taken(tmp_path):
+    (tmp_path / ".x.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "then", "command": "c"}))
+    with pytest.raises(TinyDistillError, match="if that run is dead, delete"):
+        OutputLock(tmp_path / "x").acquire()
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "tinydistill.cli", *args]
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_exits_non_zero_names_the_run_and_resumes(tmp_path, tiny_classifier_dir, glue, sig, code):
+    out = tmp_path / "out"
+    args = _distill(tiny_classifier_dir, glue, out, "-s", "prediction.train.max_steps=400",
+                    "-s", "prediction.train.batch_size=4", "-s", "prediction.train.checkpoint_every=20")
+    proc = subprocess.Popen(_cli("--quiet", *args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = latest(checkpoint_root(out))
+        if found is not None and int(found.name.split("-")[1]) >= 40:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == code, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: interrupted ({sig.name}) while writing {out}") and "--resume" in line
+    assert "Traceback" not in err and not out.exists() and not (tmp_path / ".out.lock").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+    res = subprocess.run(_cli("--quiet", *args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 400
+
+
+def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
+    import tinydistill.trainer as trainer
+
+    out = tmp_path / "out"
+    args = _distill(tiny_classifier_dir, glue, out, "-s", "prediction.train.max_steps=6",
+                    "-s", "prediction.train.checkpoint_every=2")
+    real = trainer._total
+    calls = {"n": 0}
+
+    def crash_after_three_steps(losses, terms):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("simulated crash")
+        return real(losses, terms)
+
+    monkeypatch.setattr(trainer, "_total", crash_after_three_steps)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 1 and latest(checkpoint_root(out)) is not None
+    monkeypatch.setattr(trainer, "_total", real)
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume", "-s", "prediction.train.learning_rate=0.001",
+                           "-s", "seed=7", "-s", "prediction.train.log_every=1")
+    assert code == 2 and "cannot resume" in err
+    assert "prediction.train.learning_rate: 3e-05 -> 0.001" in err and "seed: 42 -> 7" in err
+    assert "log_every" not in err  # logging does not change the result
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume", "-s", "prediction.train.log_every=1")
+    assert code == 0, err
+
+
+def test_pipeline_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, tiny_teacher_dir, glue):
+    from tinydistill.pipeline import pipeline
+
+    cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **{"general.enabled": "false"})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(TinyDistillError, match="which a `pipeline` run does not write"):
+        pipeline(cfg, log=lambda s: None)
+    cfg = cfg.model_copy(update={"overwrite": True})
+    pipeline(cfg, log=lambda s: None)
+    changed = cfg.model_copy(update={"overwrite": False, "prediction": cfg.prediction.model_copy(
+        update={"losses": cfg.prediction.losses.model_copy(update={"temperature": 4.0})})})
+    with pytest.raises(TinyDistillError, match=r"prediction.losses.temperature: 1.0 -> 4.0.*--overwrite"):
+        pipeline(changed, log=lambda s: None)
+    lines = []
+    pipeline(changed.model_copy(update={"overwrite": True}), log=lines.append)
+    assert not any("skipped" in line for line in lines)  # started over
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # what the pipeline did not write stays
+
+
+def _pipeline_student(cfg) -> dict:
+    return load_file(str(os.path.join(cfg.output_dir, "4-prediction", "model.safetensors")))
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory, tiny_teacher_dir, glue):
+    """An uninterrupted tiny pipeline that checkpoints every 2 steps (the reference for the interrupted ones)."""
+    from tinydistill.pipeline import pipeline
+
+    sets = {f"{s}.train.checkpoint_every": "2" for s in ("general", "finetune", "intermediate", "prediction")}
+    cfg = tiny_pipeline_config(tmp_path_factory.mktemp("whole"), tiny_teacher_dir, glue, **sets)
+    pipeline(cfg, log=lambda s: None)
+    return sets, _pipeline_student(cfg)
+
+
+@pytest.mark.parametrize("stage", ["general", "finetune", "intermediate", "prediction"])
+def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(monkeypatch, tmp_path, tiny_teacher_dir,
+                                                                        glue, checkpointed, stage):
+    import tinydistill.stages as stages
+    import tinydistill.trainer as trainer
+    from tinydistill.pipeline import pipeline
+
+    sets, reference = checkpointed
+    cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **sets)
+    real_train, real_total = stages.train, trainer._total
+    state = {"stage": None, "steps": 0}
+
+    def tracking_train(run, tcfg, **kw):
+        state["stage"] = kw["desc"]
+        return real_train(run, tcfg, **kw)
+
+    def ctrl_c_in_stage(losses, terms):
+        if state["stage"] == stage and torch.is_grad_enabled():
+            state["steps"] += 1
+            if state["steps"] == 6:  # after the step-4 checkpoint
+                raise KeyboardInterrupt
+        return real_total(losses, terms)
+
+    monkeypatch.setattr(stages, "train", tracking_train)
+    monkeypatch.setattr(trainer, "_total", ctrl_c_in_stage)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline(cfg, log=lambda s: None)
+    folder = {"general": "1-general", "finetune": "2-teacher", "intermediate": "3-intermediate",
+              "prediction": "4-prediction"}[stage]
+    run = tmp_path / "run"
+    assert not (run / folder).exists() and latest(checkpoint_root(run / folder)) is not None
+    monkeypatch.setattr(trainer, "_total", real_total)
+    pipeline(cfg, log=lambda s: None)
+    student = _pipeline_student(cfg)
+    assert all(torch.equal(student[k], reference[k]) for k in reference)
