@@ -84,6 +84,19 @@ def test_compare_table_and_plot(finished_run, tmp_path):
     assert "| run/3-intermediate |" in (tmp_path / "cmp" / "report.md").read_text()
 
 
+def test_compare_without_a_teacher_says_so_and_with_one_is_relative_to_it(finished_run, tmp_path, capsys):
+    _, run, _ = finished_run
+    students = [run / "3-intermediate", run / "4-prediction"]
+    rows = compare(students, tmp_path / "a")
+    assert "no teacher among the models" in capsys.readouterr().out
+    assert all(r["kept_percent"] is None for r in rows)
+    assert json.loads((tmp_path / "a" / "compare.json").read_text())["kept_relative_to"] is None
+    rows = compare(students, tmp_path / "b", teacher=run / "2-teacher")
+    assert rows[0]["model"] == "run/2-teacher" and rows[0]["kept_percent"] == pytest.approx(100.0)
+    assert rows[2]["kept_percent"] == pytest.approx(100 * rows[2]["score"] / rows[0]["score"])
+    assert json.loads((tmp_path / "b" / "compare.json").read_text())["kept_relative_to"] == "run/2-teacher"
+
+
 def test_pareto_frontier():
     assert pareto([(1, 0.9), (2, 0.8), (1.5, 0.7), (3, 0.5)]) == [0, 1, 3]
 
