@@ -53,12 +53,16 @@ def test_scores_are_the_same_under_sdpa_and_eager():
 def test_only_mapped_layers_are_hooked_and_hooks_are_removed():
     model = _model()
     ids, mask = _batch()
+    before = model.config._attn_implementation
     with capture(model, [0, 2], [3]) as rec:
         model(input_ids=ids, attention_mask=mask)
         assert sorted(rec.hidden) == [0, 2]
-        assert rec.score_layers == [3]
+        assert sorted(rec.scores) == [3]
     hooked = [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
-    assert hooked == []
+    assert hooked == [] and model.config._attn_implementation == before
+    from tinydistill.capture import _SINKS
+
+    assert _SINKS == {}
 
 
 def test_student_scores_carry_gradients():

@@ -1,106 +1,114 @@
-"""Record hidden states and pre-softmax attention scores from Hugging Face encoders with forward hooks.
+"""Record hidden states and pre-softmax attention scores from Hugging Face encoders with hooks.
 
-Only the layers a layer map uses are hooked. Attention scores are rebuilt from the outputs of each
-hooked layer's query and key projections, ``Q K^T / sqrt(d_head)`` (plus MPNet's relative position
-bias), so they are the exact pre-softmax logits the model used, before any mask, on any attention
-backend (SDPA included: no eager attention and no attention probabilities are needed). Gradients
-flow through them for the student. The recorder only records; losses decide what to do with it.
+Where the parts are and how scores are formed is each family's business (:mod:`tinydistill.families`). Scores
+are computed *during the model's own forward pass*, from the query and key it actually used (after rotary
+embeddings, with relative-position terms), scaled as it scales them, before any mask, so they are exact on any
+attention backend and in the model's own precision (a bf16 student step never makes the fp32 teacher's targets
+bf16). The model's own mask is recorded beside them (``allowed``) for losses to leave out what it hides.
+
+Families that call transformers' ``ALL_ATTENTION_FUNCTIONS`` are recorded by one registered attention
+function (``tinydistill:<implementation>``) that records and then delegates to the implementation the model
+was using, masks included; MPNet and DeBERTa-v2 have their own hooks. Only mapped layers are recorded.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
 from tinydistill.errors import TinyDistillError
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """Where an architecture keeps its parts, relative to ``model.base_model``."""
-
-    layers: str = "encoder.layer"
-    embeddings: str = "embeddings"
-    query: str = "attention.self.query"
-    key: str = "attention.self.key"
-    bias_module: str | None = None  # module whose forward receives a position bias to add to scores
-    bias_arg: int | None = None  # its positional index (args) / name in kwargs: "position_bias"
-
-
-_BERT_LIKE = ArchSpec()
-ARCHITECTURES: dict[str, ArchSpec] = {
-    "bert": _BERT_LIKE,
-    "roberta": _BERT_LIKE,
-    "xlm-roberta": _BERT_LIKE,
-    "camembert": _BERT_LIKE,
-    "electra": _BERT_LIKE,
-    "ernie": _BERT_LIKE,
-    "mpnet": ArchSpec(query="attention.attn.q", key="attention.attn.k",
-                      bias_module="attention.attn", bias_arg=2),
-}
-
-
-def arch_spec(model: nn.Module) -> ArchSpec:
-    model_type = getattr(model.config, "model_type", "?")
-    if model_type not in ARCHITECTURES:
-        raise TinyDistillError(f"intermediate-layer distillation does not know the '{model_type}' architecture; "
-                               f"supported: {', '.join(sorted(ARCHITECTURES))} (prediction-layer distillation works for any)")
-    return ARCHITECTURES[model_type]
-
-
-def _get(module: nn.Module, dotted: str) -> Any:
-    for part in dotted.split("."):
-        module = getattr(module, part)
-    return module
-
-
-def _first(output: Any) -> Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The list of transformer layers of any supported encoder (with or without a task head)."""
-    return _get(model.base_model, arch_spec(model).layers)
-
-
-def num_layers(model: nn.Module) -> int:
-    return int(model.config.num_hidden_layers)
+from tinydistill.families import family_of, require_family
+from tinydistill.families.base import Sink
 
 
 class Recorder:
-    """Holds what the hooks saw during one forward pass.
+    """What the hooks saw during one forward pass.
 
-    hidden[0]: embedding output (B, L, D); hidden[n]: output of layer n (1-based), (B, L, D).
+    hidden[0]: the embedding output the first layer reads (B, L, D); hidden[n]: output of layer n (1-based).
     scores[n]: pre-softmax attention scores of layer n, (B, H, L, L), no mask added.
+    allowed[n]: the model's own mask for layer n (True: the key is attended), broadcastable to scores, or None.
     """
 
     def __init__(self) -> None:
         self.hidden: dict[int, Tensor] = {}
-        self._q: dict[int, Tensor] = {}
-        self._k: dict[int, Tensor] = {}
-        self._bias: dict[int, Tensor] = {}
-        self.num_heads = 1
-
-    def clear(self) -> None:
-        self.hidden.clear(), self._q.clear(), self._k.clear(), self._bias.clear()
+        self.scores: dict[int, Tensor] = {}
+        self.allowed: dict[int, Tensor | None] = {}
 
     def score(self, layer: int) -> Tensor:
-        q, k = self._q[layer], self._k[layer]
-        b, length, width = q.shape
-        d = width // self.num_heads
-        q = q.view(b, length, self.num_heads, d).transpose(1, 2)
-        k = k.view(b, k.shape[1], self.num_heads, d).transpose(1, 2)
-        scores = torch.matmul(q, k.transpose(-1, -2)) / (d ** 0.5)
-        if layer in self._bias:
-            scores = scores + self._bias[layer]
-        return scores
+        return self.scores[layer]
 
-    @property
-    def score_layers(self) -> list[int]:
-        return sorted(self._q)
+
+_SINKS: dict[int, Sink] = {}  # id(attention module) -> where its scores go, while a capture is open
+
+
+def _allowed(mask: Tensor | None) -> Tensor | None:
+    if mask is None:
+        return None
+    return mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+
+
+def _recording(implementation: str):
+    def attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
+                  scaling: float | None = None, **kwargs: Any):
+        sink = _SINKS.get(id(module))
+        if sink is not None:
+            scale = scaling if scaling is not None else query.size(-1) ** -0.5
+            sink(torch.matmul(query, key.transpose(-1, -2)) * scale, _allowed(attention_mask))
+        if implementation == "eager":  # each modeling file has its own eager function
+            fn = sys.modules[type(module).__module__].eager_attention_forward
+        else:
+            fn = ALL_ATTENTION_FUNCTIONS[implementation]
+        return fn(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    return attention
+
+
+def _recording_name(config) -> str:
+    """Register (once) the recording twin of the model's attention implementation; flash kernels never form the
+    scores, so a model using one is recorded through SDPA (the same attention)."""
+    current = config._attn_implementation or "eager"
+    base = current if current in ("eager", "sdpa") else "sdpa"
+    name = f"tinydistill:{base}"
+    if name not in ALL_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(name, _recording(base))
+        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[base])
+    return name
+
+
+@contextmanager
+def _attention_implementation(model: nn.Module, name: str) -> Iterator[None]:
+    before = model.config._attn_implementation
+    model.config._attn_implementation = name
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = before
+
+
+@contextmanager
+def _hidden_states_from_outputs(model: nn.Module, rec: Recorder, wanted: list[int]) -> Iterator[None]:
+    """For a family without an adapter: hidden states from ``output_hidden_states``."""
+    before = model.config.output_hidden_states
+    model.config.output_hidden_states = True
+
+    def hook(_module, _inputs, output):
+        states = getattr(output, "hidden_states", None)
+        if states is None:
+            raise TinyDistillError(f"{type(model).__name__} returns no hidden_states; hidden-state distillation "
+                                   "needs a family adapter")
+        rec.hidden.update({i: states[i] for i in wanted})
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+        model.config.output_hidden_states = before
 
 
 @contextmanager
@@ -109,44 +117,57 @@ def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[i
 
     hidden_layers: 0 (embeddings) and/or 1..N; attention_layers: 1..N.
     """
-    spec = arch_spec(model)
-    base = model.base_model
-    layers = _get(base, spec.layers)
-    n = len(layers)
+    n = int(model.config.num_hidden_layers)
     for idx in [*hidden_layers, *attention_layers]:
         if not 0 <= idx <= n:
             raise TinyDistillError(f"layer {idx} does not exist: the model has layers 1..{n} (0 = embeddings)")
     if 0 in attention_layers:
         raise TinyDistillError("the embedding layer (0) has no attention scores")
     rec = Recorder()
-    rec.num_heads = int(model.config.num_attention_heads)
-    handles = []
+    family = require_family(model.config, "attention distillation") if attention_layers else family_of(model.config)
+    with ExitStack() as stack:
+        if family is None:
+            stack.enter_context(_hidden_states_from_outputs(model, rec, sorted(set(hidden_layers))))
+            yield rec
+            return
+        base = model.base_model
+        layers = family.layer_modules(base)
+        calls: dict[int, int] = {}  # per module: how often it ran in this forward (layers may share a module)
 
-    def store(table: dict[int, Tensor], idx: int):
-        def hook(_module, _inputs, output):
-            table[idx] = _first(output)
-        return hook
+        def position(module: nn.Module, serves: list[int]) -> int:
+            k = calls.get(id(module), 0)
+            calls[id(module)] = k + 1
+            return serves[k % len(serves)]
 
-    def store_bias(idx: int):
-        def hook(_module, args, kwargs):
-            bias = kwargs.get("position_bias")
-            if bias is None and spec.bias_arg is not None and len(args) > spec.bias_arg:
-                bias = args[spec.bias_arg]
-            if bias is not None:
-                rec._bias[idx] = bias
-        return hook
+        def on(handle) -> None:
+            stack.callback(handle.remove)
 
-    try:
-        for idx in sorted(set(hidden_layers)):
-            module = _get(base, spec.embeddings) if idx == 0 else layers[idx - 1]
-            handles.append(module.register_forward_hook(store(rec.hidden, idx)))
-        for idx in sorted(set(attention_layers)):
-            layer = layers[idx - 1]
-            handles.append(_get(layer, spec.query).register_forward_hook(store(rec._q, idx)))
-            handles.append(_get(layer, spec.key).register_forward_hook(store(rec._k, idx)))
-            if spec.bias_module:
-                handles.append(_get(layer, spec.bias_module).register_forward_pre_hook(store_bias(idx), with_kwargs=True))
+        on(model.register_forward_pre_hook(lambda *_: calls.clear()))
+        if 0 in hidden_layers:
+            on(family.embedding_module(base).register_forward_hook(
+                lambda _m, _i, out: rec.hidden.__setitem__(0, out[0] if isinstance(out, (tuple, list)) else out)))
+        wanted_hidden, wanted_scores = set(hidden_layers) - {0}, set(attention_layers)
+        for module in {id(m): m for m in layers}.values():
+            serves = [i + 1 for i, m in enumerate(layers) if m is module]
+            if wanted_hidden & set(serves):
+                def hidden_hook(m, _inputs, out, serves=serves):
+                    idx = position(m, serves)
+                    if idx in wanted_hidden:
+                        rec.hidden[idx] = out[0] if isinstance(out, (tuple, list)) else out
+                on(module.register_forward_hook(hidden_hook))
+            if wanted_scores & set(serves):
+                attn = family.attention_module(module)
+
+                def sink(scores: Tensor, allowed: Tensor | None, attn=attn, serves=serves) -> None:
+                    idx = position(attn, serves)
+                    if idx in wanted_scores:
+                        rec.scores[idx], rec.allowed[idx] = scores, allowed
+                if family.score_hooks is not None:
+                    for h in family.score_hooks(attn, sink):
+                        on(h)
+                else:
+                    _SINKS[id(attn)] = sink
+                    stack.callback(_SINKS.pop, id(attn), None)
+        if wanted_scores and family.score_hooks is None:
+            stack.enter_context(_attention_implementation(model, _recording_name(model.config)))
         yield rec
-    finally:
-        for h in handles:
-            h.remove()

@@ -238,7 +238,7 @@ class Interrupted(BaseException):
         self.signum, self.writing = signum, writing  # the output folders being written when it came
 
 
-def _on_signal(signum, frame) -> None:
+def _on_signal(signum, _frame) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C during cleanup is not swallowed
     raise Interrupted(signum, active_outputs())
 

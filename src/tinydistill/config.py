@@ -111,6 +111,8 @@ class StudentConfig(_Strict):
     teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to copy (DistilBERT-style)")
     every_k_teacher_layers: int | None = Field(None, ge=1, description="copy teacher layers k, 2k, 3k, ...")
     checkpoint: str | None = Field(None, description="an existing model folder, e.g. the output of `general`")
+    family: str | None = Field(None, description="model type of a preset or shaped student (bert, deberta-v2, "
+                               "modernbert, ...); default: the teacher's")
 
     @model_validator(mode="after")
     def _one_source(self) -> "StudentConfig":
@@ -123,6 +125,9 @@ class StudentConfig(_Strict):
             "checkpoint": self.checkpoint is not None,
         }
         chosen = [k for k, v in sources.items() if v]
+        if self.family is not None and not (sources["preset"] or sources["layers/hidden/heads/ffn"]):
+            raise ValueError("family applies to a preset or an explicit shape (copied layers and checkpoints "
+                             "keep their own family)")
         if len(chosen) != 1:
             raise ValueError(f"give exactly one of {', '.join(sources)}; got {chosen or 'none'}")
         if sources["layers/hidden/heads/ffn"] and any(v is None for v in shape):

@@ -135,7 +135,7 @@ class OnnxClassifier:
     def eval(self) -> "OnnxClassifier":
         return self
 
-    def train(self, mode: bool = True) -> "OnnxClassifier":
+    def train(self, _mode: bool = True) -> "OnnxClassifier":  # an ONNX graph has no training mode
         return self
 
 

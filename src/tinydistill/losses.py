@@ -72,10 +72,12 @@ def hidden_mse(student_hidden: Tensor, teacher_hidden: Tensor, attention_mask: T
 
 
 def attention_mse(student_scores: Tensor, teacher_scores: Tensor, attention_mask: Tensor,
-                  mode: Mode = "masked") -> Tensor:
+                  mode: Mode = "masked", allowed: Tensor | None = None) -> Tensor:
     """MSE between pre-softmax attention scores (QK^T / sqrt(d_head), no mask added).
 
     student_scores, teacher_scores: (B, H, L, L) [query, key]; attention_mask: (B, L) -> scalar.
+    allowed: optional bool, broadcastable to (B, H, L, L): False where a model's own attention mask hides the
+    key from the query (a local layer's window); those entries are left out like padded keys.
     masked: mean over (head, real query, real key) triples only.
     tinybert: add TinyBERT's additive mask (-10000 on padded keys), set every entry <= -100 to 0 in
     both tensors, then a plain mean over everything (padded query rows included), as the reference does.
@@ -85,10 +87,14 @@ def attention_mse(student_scores: Tensor, teacher_scores: Tensor, attention_mask
         raise ValueError(f"attention shapes differ: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
     if mode == "tinybert":
         additive = (1.0 - attention_mask.to(s.dtype))[:, None, None, :] * TINYBERT_MASK_VALUE
+        if allowed is not None:
+            additive = additive + (~allowed).to(s.dtype) * TINYBERT_MASK_VALUE
         s, t = s + additive, t + additive
         s = torch.where(s <= TINYBERT_SCORE_FLOOR, torch.zeros_like(s), s)
         t = torch.where(t <= TINYBERT_SCORE_FLOOR, torch.zeros_like(t), t)
         return F.mse_loss(s, t)
     m = attention_mask.to(s.dtype)
-    w = (m[:, :, None] * m[:, None, :]).unsqueeze(1)  # (B, 1, Lq, Lk)
-    return (((s - t) ** 2) * w).sum() / (w.sum() * s.shape[1]).clamp_min(1.0)
+    w = (m[:, :, None] * m[:, None, :]).unsqueeze(1).expand_as(s)  # (B, H, Lq, Lk)
+    if allowed is not None:
+        w = w * allowed.to(s.dtype)
+    return (((s - t) ** 2) * w).sum() / w.sum().clamp_min(1.0)

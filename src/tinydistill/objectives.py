@@ -47,10 +47,6 @@ class CapturePlan:
     teacher_hidden: list[int]
     teacher_attention: list[int]
 
-    @property
-    def empty(self) -> bool:
-        return not (self.student_hidden or self.student_attention)
-
 
 def capture_plan(cfg: LossConfig, pairs: LayerPairs) -> CapturePlan:
     hidden_s = ([0] if cfg.embedding_weight else []) + ([s for s, _ in pairs] if cfg.hidden_weight else [])
@@ -97,12 +93,18 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
         terms.append(LossTerm("hidden", cfg.hidden_weight, hidden))
     if cfg.attention_weight:
         def attention(c: StepContext) -> Tensor:
-            return torch.stack([L.attention_mse(c.student.score(s), c.teacher.score(t), c.attention_mask, cfg.mode)
+            return torch.stack([L.attention_mse(c.student.score(s), c.teacher.score(t), c.attention_mask, cfg.mode,
+                                                _both_allow(c.student.allowed.get(s), c.teacher.allowed.get(t)))
                                 for s, t in pairs]).sum()
         terms.append(LossTerm("attention", cfg.attention_weight, attention))
     if not terms:
         raise TinyDistillError("every loss weight is 0: nothing to train")
     return terms
+
+
+def _both_allow(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """Entries neither model's own mask hides (None: both attend everywhere but padding)."""
+    return a if b is None else b if a is None else a & b
 
 
 def check_compatible(cfg: LossConfig, student_config, teacher_config) -> None:

@@ -26,6 +26,7 @@ from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import (
     Config,
     DistillStage,
+    GeneralStage,
     LossConfig,
     StudentConfig,
     TrainConfig,
@@ -209,7 +210,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
         run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task,
                        select_best=True)
-        result = train(run, tcfg, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune",
+        result = train(run, tcfg, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune",
                        **_ckpt(cfg, out, "finetune", tcfg))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, None, cfg)
@@ -220,8 +221,8 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     return out
 
 
-def _distill_run(cfg: Config, stage_cfg: DistillStage, teacher: nn.Module, student: nn.Module, tokenizer,
-                 loaders: tuple, task: TaskInfo | None, select_best: bool) -> StageRun:
+def _distill_run(stage_cfg: DistillStage | GeneralStage, teacher: nn.Module, student: nn.Module, loaders: tuple,
+                 task: TaskInfo | None, select_best: bool) -> StageRun:
     losses = stage_cfg.losses
     check_compatible(losses, student.config, teacher.config)
     pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
@@ -262,8 +263,8 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
         loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed,
                                group_by_length=g.train.group_by_length), None,
                    make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
-        run = _distill_run(cfg, g, teacher, student, tokenizer, loaders, None, select_best=False)
-        result = train(run, g.train, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general",
+        run = _distill_run(g, teacher, student, loaders, None, select_best=False)
+        result = train(run, g.train, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general",
                        **_ckpt(cfg, out, "general", g.train))
         metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
@@ -298,11 +299,11 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
                                                                   attach_logits if cached else None)
         # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
         scored = stage_cfg.losses.prediction
-        run = _distill_run(cfg, stage_cfg, teacher, student, tokenizer,
-                           (train_loader, dev_loader if scored else None, probe), task, select_best=scored)
+        run = _distill_run(stage_cfg, teacher, student, (train_loader, dev_loader if scored else None, probe), task,
+                           select_best=scored)
         if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
             run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
-        result = train(run, t, seed=cfg.seed, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which,
+        result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which,
                        **_ckpt(cfg, out, which, t))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)

@@ -1,6 +1,7 @@
 """Build students: a preset, an explicit shape, copied teacher layers, or an existing checkpoint.
 
-Every student has the teacher's architecture family and vocabulary (it uses the teacher's tokenizer).
+A built student has the teacher's vocabulary (it uses the teacher's tokenizer) and, unless ``student.family``
+names another, the teacher's family; the family adapter says which config keys it keeps and how layers are named.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from transformers import (
 from tinydistill.config import StudentConfig
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
+from tinydistill.families import family_of
+from tinydistill.families.base import COMMON_KEEP
 from tinydistill.models import label_kwargs, load_backbone, load_classifier
 
 #: TinyBERT's published shapes (layers, hidden, heads, ffn).
@@ -25,20 +28,40 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "tinybert-6l-768d": (6, 768, 12, 3072),
 }
 
-_LAYER_KEY = re.compile(r"(^|\.)layer\.(\d+)\.")
+def _model_type(name: str) -> str:
+    """``name`` as transformers knows it (a model type, e.g. bert, deberta-v2, modernbert), or one line saying so."""
+    from transformers import CONFIG_MAPPING
+
+    if name not in CONFIG_MAPPING:
+        close = [t for t in CONFIG_MAPPING if name.replace("_", "-") in t][:5]
+        raise TinyDistillError(f"student.family {name!r} is not a model type transformers knows"
+                               + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return name
 
 
 def student_config(teacher_config: PretrainedConfig, layers: int, hidden: int, heads: int, ffn: int,
-                   task: TaskInfo | None = None) -> PretrainedConfig:
-    """A config of the teacher's family, with the teacher's vocabulary and positions, at a new shape."""
+                   task: TaskInfo | None = None, family: str | None = None) -> PretrainedConfig:
+    """A config of ``family`` (default: the teacher's) with the teacher's vocabulary and positions, at a new shape.
+
+    The student keeps the teacher's settings its adapter lists (ELECTRA ``embedding_size``, DeBERTa's relative
+    attention, ModernBERT's local/global pattern, ...) when both are one family, and the vocabulary settings always.
+    """
     if hidden % heads:
-        raise TinyDistillError(f"student hidden size {hidden} is not a multiple of its {heads} heads")
-    keep = {k: getattr(teacher_config, k) for k in (
-        "vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id", "layer_norm_eps",
-        "hidden_act", "relative_attention_num_buckets", "bos_token_id", "eos_token_id") if hasattr(teacher_config, k)}
+        raise TinyDistillError(f"student hidden size {hidden} is not a multiple of its {heads} heads: pick heads "
+                               f"that divide {hidden}")
+    model_type = _model_type(family or teacher_config.model_type)
+    adapter = family_of(AutoConfig.for_model(model_type))
+    same = model_type == teacher_config.model_type
+    names = adapter.keep if (adapter and same) else COMMON_KEEP
+    keep = {k: getattr(teacher_config, k) for k in names if hasattr(teacher_config, k)}
+    shape = adapter.shape if adapter else ("num_hidden_layers", "hidden_size", "num_attention_heads",
+                                           "intermediate_size")
     extra = label_kwargs(task) if task is not None else {}
-    return AutoConfig.for_model(teacher_config.model_type, num_hidden_layers=layers, hidden_size=hidden,
-                                num_attention_heads=heads, intermediate_size=ffn, **keep, **extra)
+    try:
+        return AutoConfig.for_model(model_type, **dict(zip(shape, (layers, hidden, heads, ffn))), **keep, **extra)
+    except (ValueError, TypeError) as exc:
+        raise TinyDistillError(f"cannot build a {model_type} student of {layers} x {hidden} ({heads} heads, FFN "
+                               f"{ffn}): {str(exc).splitlines()[0]}") from None
 
 
 def _instantiate(config: PretrainedConfig, task: TaskInfo | None) -> nn.Module:
@@ -53,17 +76,25 @@ def copy_teacher_layers(teacher: nn.Module, layer_ids: list[int], task: TaskInfo
     if bad or not layer_ids:
         raise TinyDistillError(f"teacher_layers {layer_ids}: each must be in 1..{n} (the teacher has {n} layers)")
     tc = teacher.config
-    config = student_config(tc, len(layer_ids), tc.hidden_size, tc.num_attention_heads, tc.intermediate_size, task)
+    adapter = family_of(tc)
+    if adapter is None or adapter.layer_key is None:
+        raise TinyDistillError(f"cannot copy single layers of a {tc.model_type} teacher "
+                               + ("(its layers share one set of weights)" if adapter else "(no family adapter)")
+                               + ": build the student by shape or preset instead")
+    layer_key = re.compile(adapter.layer_key)
+    ffn = getattr(tc, adapter.shape[3])
+    config = student_config(tc, len(layer_ids), tc.hidden_size, tc.num_attention_heads, ffn, task)
     student = _instantiate(config, task)
     src = {old - 1: new for new, old in enumerate(layer_ids)}  # teacher 0-based index -> student index
     teacher_base = teacher.base_model.state_dict()
     renamed = {}
     for key, value in teacher_base.items():
-        m = _LAYER_KEY.search(key)
+        m = layer_key.search(key)
         if m is None:
             renamed[key] = value
         elif int(m.group(2)) in src:
-            renamed[_LAYER_KEY.sub(lambda mm: f"{mm.group(1)}layer.{src[int(m.group(2))]}.", key, count=1)] = value
+            head, old = m.group(0), m.group(2)
+            renamed[key.replace(head, head.replace(f".{old}.", f".{src[int(old)]}."), 1)] = value
     missing, unexpected = student.base_model.load_state_dict(renamed, strict=False)
     if unexpected or [k for k in missing if "pooler" not in k]:
         raise TinyDistillError(f"could not copy teacher layers: missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -78,9 +109,10 @@ def build_student(spec: StudentConfig, teacher: nn.Module, task: TaskInfo | None
     if spec.preset:
         if spec.preset not in PRESETS:
             raise TinyDistillError(f"unknown student preset {spec.preset!r}: use one of {', '.join(PRESETS)}")
-        return _instantiate(student_config(teacher.config, *PRESETS[spec.preset], task), task)
+        return _instantiate(student_config(teacher.config, *PRESETS[spec.preset], task, spec.family), task)
     if spec.layers:
-        return _instantiate(student_config(teacher.config, spec.layers, spec.hidden, spec.heads, spec.ffn, task), task)
+        return _instantiate(student_config(teacher.config, spec.layers, spec.hidden, spec.heads, spec.ffn, task,
+                                           spec.family), task)
     n = teacher.config.num_hidden_layers
     if spec.every_k_teacher_layers:
         k = spec.every_k_teacher_layers

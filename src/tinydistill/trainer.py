@@ -134,7 +134,7 @@ def _objective(trainee, teacher, loader, terms, recs, device, teacher_precision:
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def train(run: StageRun, cfg: TrainConfig, *, seed: int, cpu: bool, log_dir: Path, desc: str,
+def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: str,
           checkpoint_dir: Path | None = None, resume: bool = False) -> TrainResult:
     """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``.
 

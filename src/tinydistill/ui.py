@@ -19,10 +19,6 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     _state["quiet"], _state["verbose"] = quiet, verbose and not quiet
 
 
-def is_verbose() -> bool:
-    return _state["verbose"]
-
-
 def progress(total: int, desc: str) -> tqdm:
     """A bar over ``total`` units: on a terminal unless quiet; never in pipes or on non-main processes."""
     return tqdm(total=total, desc=desc, disable=True if (_state["quiet"] or not _main()) else None, dynamic_ncols=True,
