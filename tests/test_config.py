@@ -1,4 +1,5 @@
 """Config validation: clear messages for unknown keys and wrong types; overrides; per-stage defaults."""
+
 import pytest
 
 from tinydistill.config import dump_config, load_config
@@ -24,14 +25,20 @@ def test_partial_sections_merge_over_defaults(tmp_path):
     assert "temperature: 4" in dump_config(cfg)
 
 
-@pytest.mark.parametrize("overrides,msg", [
-    (["prediction.losses.temprature=2"], "prediction.losses.temprature: unknown key \\(did you mean 'temperature'\\?\\)"),
-    (["seed=abc"], "seed: Input should be a valid integer"),
-    (["prediction.losses.mode=exact"], "prediction.losses.mode: Input should be 'masked' or 'tinybert'"),
-    (["prediction.train.learning_rate=-1"], "learning_rate: Input should be greater than 0"),
-    (["student={preset: tinybert-4l-312d, checkpoint: x}"], "give exactly one of"),
-    (["nonsense"], "must look like key.path=value"),
-])
+@pytest.mark.parametrize(
+    "overrides,msg",
+    [
+        (
+            ["prediction.losses.temprature=2"],
+            "prediction.losses.temprature: unknown key \\(did you mean 'temperature'\\?\\)",
+        ),
+        (["seed=abc"], "seed: Input should be a valid integer"),
+        (["prediction.losses.mode=exact"], "prediction.losses.mode: Input should be 'masked' or 'tinybert'"),
+        (["prediction.train.learning_rate=-1"], "learning_rate: Input should be greater than 0"),
+        (["student={preset: tinybert-4l-312d, checkpoint: x}"], "give exactly one of"),
+        (["nonsense"], "must look like key.path=value"),
+    ],
+)
 def test_bad_configs_are_refused_with_a_message(overrides, msg):
     with pytest.raises(TinyDistillError, match=msg):
         load_config(None, overrides)

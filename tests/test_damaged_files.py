@@ -1,4 +1,5 @@
 """Damaged files are detected and named: teacher-logit cache entries, model folders, checkpoints."""
+
 import hashlib
 import json
 import shutil
@@ -59,14 +60,17 @@ def _wrong_dtype(entry):
     _reseal(entry)
 
 
-@pytest.mark.parametrize("spoil,reason", [
-    (_damage_bytes, "checksum differs"),
-    (lambda e: e.write_bytes(e.read_bytes()[:40]), "checksum differs"),
-    (lambda e: e.with_suffix(".json").unlink(), "its .json sidecar is missing"),
-    (_wrong_dtype, "dtype float64, expected float32"),
-    (_nan_with_matching_sidecar, "holds NaN or infinite values"),
-    (_wrong_shape, "shape (3, 2), expected (10, 2)"),
-])
+@pytest.mark.parametrize(
+    "spoil,reason",
+    [
+        (_damage_bytes, "checksum differs"),
+        (lambda e: e.write_bytes(e.read_bytes()[:40]), "checksum differs"),
+        (lambda e: e.with_suffix(".json").unlink(), "its .json sidecar is missing"),
+        (_wrong_dtype, "dtype float64, expected float32"),
+        (_nan_with_matching_sidecar, "holds NaN or infinite values"),
+        (_wrong_shape, "shape (3, 2), expected (10, 2)"),
+    ],
+)
 def test_a_damaged_cache_entry_is_named_discarded_and_rebuilt(capsys, cached_entry, spoil, reason):
     teacher, data, tokenizer, fresh, entry = cached_entry
     spoil(entry)
@@ -98,15 +102,28 @@ def test_damaged_model_folders_get_one_line_naming_the_file(monkeypatch, capsys,
     not_model = tmp_path / "plain"
     not_model.mkdir()
     (not_model / "notes.txt").write_text("x")
-    cases = [(truncated, f"{weights} is damaged (truncated or corrupt"),
-             (bad_json, f"{bad_json / 'config.json'} is damaged: not valid JSON"),
-             (relabelled, "config.json declares 3 labels but the classifier head in model.safetensors has 2 outputs"),
-             (not_model, f"{not_model} is not a model folder (no config.json)")]
+    cases = [
+        (truncated, f"{weights} is damaged (truncated or corrupt"),
+        (bad_json, f"{bad_json / 'config.json'} is damaged: not valid JSON"),
+        (relabelled, "config.json declares 3 labels but the classifier head in model.safetensors has 2 outputs"),
+        (not_model, f"{not_model} is not a model folder (no config.json)"),
+    ]
     for folder, msg in cases:
-        for args in (["evaluate", str(folder), "--task", "sst-2", "--data-dir", str(glue / "SST-2")],
-                     ["export", str(folder), "-o", str(tmp_path / "export")],
-                     ["bench", str(folder), str(tiny_classifier_dir), "-o", str(tmp_path / "bench"),
-                      "-s", "data.task=sst-2", "-s", f"data.dir={glue / 'SST-2'}"]):
+        for args in (
+            ["evaluate", str(folder), "--task", "sst-2", "--data-dir", str(glue / "SST-2")],
+            ["export", str(folder), "-o", str(tmp_path / "export")],
+            [
+                "bench",
+                str(folder),
+                str(tiny_classifier_dir),
+                "-o",
+                str(tmp_path / "bench"),
+                "-s",
+                "data.task=sst-2",
+                "-s",
+                f"data.dir={glue / 'SST-2'}",
+            ],
+        ):
             code, _, err = run_cli(monkeypatch, capsys, *args)
             assert code == 2 and msg in err and err.count("\n") == 1, (args, err)
     assert not (tmp_path / "export").exists() and not (tmp_path / "bench").exists()
@@ -119,12 +136,37 @@ def test_a_regression_head_is_not_read_as_a_label_mismatch(tmp_path, tokenizer):
 
 
 def _train_args(teacher, glue, out):
-    return ["distill", "--stage", "prediction", "--teacher", str(teacher), "--task", "sst-2",
-            "--data-dir", str(glue / "SST-2"), "-o", str(out), "-s", "data.max_train_examples=64",
-            "-s", "data.max_eval_examples=16", "-s", "data.max_length=24", "-s", "report.enabled=false",
-            "-s", "student={layers: 1, hidden: 16, heads: 4, ffn: 32}", "-s", "prediction.train.batch_size=8",
-            "-s", "prediction.train.max_steps=8", "-s", "prediction.train.checkpoint_every=2",
-            "-s", "prediction.losses.hard_weight=0.5"]
+    return [
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(teacher),
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(glue / "SST-2"),
+        "-o",
+        str(out),
+        "-s",
+        "data.max_train_examples=64",
+        "-s",
+        "data.max_eval_examples=16",
+        "-s",
+        "data.max_length=24",
+        "-s",
+        "report.enabled=false",
+        "-s",
+        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+        "-s",
+        "prediction.train.batch_size=8",
+        "-s",
+        "prediction.train.max_steps=8",
+        "-s",
+        "prediction.train.checkpoint_every=2",
+        "-s",
+        "prediction.losses.hard_weight=0.5",
+    ]
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
@@ -165,8 +207,8 @@ def test_no_intact_checkpoint_means_starting_over(tmp_path, capsys):
 
 
 def test_load_errors_never_reach_the_user_raw(tmp_path, tiny_classifier_dir):
-    from tinydistill.models import load_classifier
     from tinydistill.data.readers import TaskInfo
+    from tinydistill.models import load_classifier
 
     folder = _model_copy(tiny_classifier_dir, tmp_path / "m")
     (folder / "model.safetensors").write_bytes(b"garbage" * 3)

@@ -1,4 +1,5 @@
 """ONNX export, int8 quantisation and the inference benchmark, on tiny random classifiers."""
+
 import json
 
 import numpy as np
@@ -27,8 +28,9 @@ pytest.importorskip("onnxruntime")
 def exported(tmp_path_factory, tiny_classifier_dir, glue):
     from tinydistill.config import load_config
 
-    cfg = load_config(None, ["data.task=sst-2", f"data.dir={glue / 'SST-2'}", "data.max_eval_examples=64",
-                             "data.max_length=32"])
+    cfg = load_config(
+        None, ["data.task=sst-2", f"data.dir={glue / 'SST-2'}", "data.max_eval_examples=64", "data.max_length=32"]
+    )
     out = tmp_path_factory.mktemp("export") / "student-onnx"
     return export(tiny_classifier_dir, out, cfg), out
 
@@ -98,8 +100,9 @@ def test_flops_scale_with_model_size(tiny_classifier_dir, tokenizer):
 def test_bench_scores_and_times_every_runtime(tmp_path, tiny_classifier_dir, confident_teacher, glue):
     from tinydistill.config import load_config
 
-    cfg = load_config(None, ["data.task=sst-2", f"data.dir={glue / 'SST-2'}", "data.max_eval_examples=48",
-                             "data.max_length=32"])
+    cfg = load_config(
+        None, ["data.task=sst-2", f"data.dir={glue / 'SST-2'}", "data.max_eval_examples=48", "data.max_length=32"]
+    )
     result = bench(confident_teacher, tiny_classifier_dir, tmp_path / "b", cfg, examples=48)
     names = [r["model"] for r in result["rows"]]
     assert names == [f"{w} {r}" for w in ("teacher", "student") for r in ("pytorch", "onnx", "onnx_int8")]

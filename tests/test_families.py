@@ -1,6 +1,7 @@
 """Every family adapter, on tiny random configs, offline: captured scores reproduce the model's own attention,
 hidden states are the ones ``output_hidden_states`` gives, copied-layer students load with plain transformers,
 and a short intermediate + prediction distillation runs with each family as teacher and as student."""
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
@@ -14,25 +15,51 @@ from tinydistill.families import FAMILIES
 from tinydistill.students import build_student
 
 VOCAB = 30522  # the MiniLM tokenizer's, so the distillation runs can use it with every family
-SHAPE = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64,
-         "max_position_embeddings": 64, "vocab_size": VOCAB, "pad_token_id": 0}
+SHAPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "vocab_size": VOCAB,
+    "pad_token_id": 0,
+}
 CONFIGS = {
-    "bert": {}, "roberta": {}, "xlm-roberta": {}, "camembert": {}, "ernie": {},
+    "bert": {},
+    "roberta": {},
+    "xlm-roberta": {},
+    "camembert": {},
+    "ernie": {},
     "electra": {"embedding_size": 16},
     "distilbert": {"dim": 32, "n_layers": 3, "n_heads": 4, "hidden_dim": 64},
     "albert": {"embedding_size": 16},
     "mpnet": {},
-    "deberta-v2": {"relative_attention": True, "pos_att_type": ["c2p", "p2c"], "max_relative_positions": 16,
-                   "position_buckets": 8, "position_biased_input": False},
-    "modernbert": {"global_attn_every_n_layers": 2, "local_attention": 4, "bos_token_id": 1, "eos_token_id": 2,
-                   "cls_token_id": 1, "sep_token_id": 2},
+    "deberta-v2": {
+        "relative_attention": True,
+        "pos_att_type": ["c2p", "p2c"],
+        "max_relative_positions": 16,
+        "position_buckets": 8,
+        "position_biased_input": False,
+    },
+    "modernbert": {
+        "global_attn_every_n_layers": 2,
+        "local_attention": 4,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "cls_token_id": 1,
+        "sep_token_id": 2,
+    },
 }
 TASK = TaskInfo("sst-2", ["0", "1"], "accuracy")
 
 
 def tiny_config(model_type: str, **kw):
-    shape = {k: v for k, v in SHAPE.items() if model_type != "distilbert" or k not in (
-        "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")}
+    shape = {
+        k: v
+        for k, v in SHAPE.items()
+        if model_type != "distilbert"
+        or k not in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    }
     return AutoConfig.for_model(model_type, **shape, **CONFIGS[model_type], **kw)
 
 
@@ -119,28 +146,66 @@ def _save(model, tokenizer, path):
 
 
 def _distill_both(teacher_dir, glue, out, student):
-    return ["distill", "--teacher", str(teacher_dir), "--task", "sst-2", "--data-dir", str(glue / "SST-2"),
-            "-o", str(out), "-s", f"student={student}", "-s", "data.max_train_examples=16",
-            "-s", "data.max_eval_examples=8", "-s", "data.max_length=16", "-s", "report.enabled=false",
-            "-s", "intermediate.train.max_steps=2", "-s", "prediction.train.max_steps=2",
-            "-s", "intermediate.train.batch_size=8", "-s", "prediction.train.batch_size=8"]
+    return [
+        "distill",
+        "--teacher",
+        str(teacher_dir),
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(glue / "SST-2"),
+        "-o",
+        str(out),
+        "-s",
+        f"student={student}",
+        "-s",
+        "data.max_train_examples=16",
+        "-s",
+        "data.max_eval_examples=8",
+        "-s",
+        "data.max_length=16",
+        "-s",
+        "report.enabled=false",
+        "-s",
+        "intermediate.train.max_steps=2",
+        "-s",
+        "prediction.train.max_steps=2",
+        "-s",
+        "intermediate.train.batch_size=8",
+        "-s",
+        "prediction.train.batch_size=8",
+    ]
 
 
 @pytest.mark.parametrize("model_type", list(CONFIGS))
-def test_each_family_distils_as_teacher_and_as_student(monkeypatch, capsys, tmp_path, tokenizer, glue,
-                                                       tiny_classifier_dir, model_type):
+def test_each_family_distils_as_teacher_and_as_student(
+    monkeypatch, capsys, tmp_path, tokenizer, glue, tiny_classifier_dir, model_type
+):
     torch.manual_seed(3)
     labels = {"id2label": {0: "0", 1: "1"}, "label2id": {"0": 0, "1": 1}}
-    teacher = _save(AutoModelForSequenceClassification.from_config(tiny_config(model_type, **labels)), tokenizer,
-                    tmp_path / "teacher")
+    teacher = _save(
+        AutoModelForSequenceClassification.from_config(tiny_config(model_type, **labels)),
+        tokenizer,
+        tmp_path / "teacher",
+    )
     # as teacher: a student of its own family, half its depth, same heads (attention distillation on)
-    code, _, err = run_cli(monkeypatch, capsys, *_distill_both(teacher, glue, tmp_path / "as_teacher",
-                                                               "{layers: 1, hidden: 16, heads: 4, ffn: 32}"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        *_distill_both(teacher, glue, tmp_path / "as_teacher", "{layers: 1, hidden: 16, heads: 4, ffn: 32}"),
+    )
     assert code == 0, err
     # as student: a BERT teacher into a student of this family
-    code, _, err = run_cli(monkeypatch, capsys, *_distill_both(
-        tiny_classifier_dir, glue, tmp_path / "as_student",
-        f"{{layers: 2, hidden: 16, heads: 4, ffn: 32, family: {model_type}}}"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        *_distill_both(
+            tiny_classifier_dir,
+            glue,
+            tmp_path / "as_student",
+            f"{{layers: 2, hidden: 16, heads: 4, ffn: 32, family: {model_type}}}",
+        ),
+    )
     assert code == 0, err
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "as_student" / "prediction")
     assert loaded.config.model_type == model_type
@@ -160,12 +225,16 @@ def test_a_family_without_an_adapter_gets_hidden_states_but_no_attention():
             pass
 
 
-@pytest.mark.parametrize("student,msg", [
-    ("{layers: 1, hidden: 30, heads: 4, ffn: 32, family: bert}", "hidden (30) must be a multiple of heads (4)"),
-    ("{layers: 1, hidden: 16, heads: 4, ffn: 32, family: bertt}", "'bertt' is not a model type transformers knows"),
-])
-def test_bad_student_family_settings_get_one_line(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue,
-                                                  student, msg):
+@pytest.mark.parametrize(
+    "student,msg",
+    [
+        ("{layers: 1, hidden: 30, heads: 4, ffn: 32, family: bert}", "hidden (30) must be a multiple of heads (4)"),
+        ("{layers: 1, hidden: 16, heads: 4, ffn: 32, family: bertt}", "'bertt' is not a model type transformers knows"),
+    ],
+)
+def test_bad_student_family_settings_get_one_line(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue, student, msg
+):
     code, _, err = run_cli(monkeypatch, capsys, *_distill_both(tiny_classifier_dir, glue, tmp_path / "o", student))
     assert code == 2 and msg in err and err.count("\n") == 1
     assert not (tmp_path / "o" / "prediction").exists()

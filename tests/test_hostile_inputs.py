@@ -1,5 +1,6 @@
 """Hostile inputs: each gets a clear one-line error (or documented skipping with a count), never a
 traceback, never a half-written output. The config cases live in test_config.py, labels/NaN in test_readers.py."""
+
 import errno
 
 import pytest
@@ -15,13 +16,16 @@ def _cfg(path, **kw):
     return DataConfig(**{"task": "classification", "train_file": str(path), "labels": ["neg", "pos"], **kw})
 
 
-@pytest.mark.parametrize("name,content,msg", [
-    ("semicolons.csv", "text;label\nnice;pos\n", "no column 'text'; columns are text;label"),
-    ("commas.tsv", "text,label\nnice,pos\n", "no column 'text'; columns are text,label"),
-    ("short_row.csv", "text,label\nnice,pos\nbroken\n", "row 2 has no value in column 'label' (ragged row?)"),
-    ("long_row.tsv", "text\tlabel\nnice\tpos\nsplit\ttext\tpos\n", "row 2 has 3 fields but the header has 2"),
-    ("inf.csv", "text,label\na,1\nb,inf\n", "row 2: regression target 'inf' is not finite"),
-])
+@pytest.mark.parametrize(
+    "name,content,msg",
+    [
+        ("semicolons.csv", "text;label\nnice;pos\n", "no column 'text'; columns are text;label"),
+        ("commas.tsv", "text,label\nnice,pos\n", "no column 'text'; columns are text,label"),
+        ("short_row.csv", "text,label\nnice,pos\nbroken\n", "row 2 has no value in column 'label' (ragged row?)"),
+        ("long_row.tsv", "text\tlabel\nnice\tpos\nsplit\ttext\tpos\n", "row 2 has 3 fields but the header has 2"),
+        ("inf.csv", "text,label\na,1\nb,inf\n", "row 2: regression target 'inf' is not finite"),
+    ],
+)
 def test_malformed_files(tmp_path, name, content, msg):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -49,9 +53,27 @@ def test_a_1mb_line_is_read_and_truncated(tmp_path, tokenizer):
 
 
 def _distill_args(teacher, train, out):
-    return ["distill", "--stage", "prediction", "--teacher", str(teacher), "--student", "tinybert-4l-312d",
-            "-o", str(out), "-s", "data.task=classification", "-s", f"data.train_file={train}",
-            "-s", f"data.dev_file={train}", "-s", "prediction.train.max_steps=1", "-s", "report.enabled=false"]
+    return [
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(teacher),
+        "--student",
+        "tinybert-4l-312d",
+        "-o",
+        str(out),
+        "-s",
+        "data.task=classification",
+        "-s",
+        f"data.train_file={train}",
+        "-s",
+        f"data.dev_file={train}",
+        "-s",
+        "prediction.train.max_steps=1",
+        "-s",
+        "report.enabled=false",
+    ]
 
 
 @pytest.fixture
@@ -83,14 +105,17 @@ def test_full_disk_leaves_nothing_behind(monkeypatch, capsys, tmp_path, tiny_cla
 
 # --- data that used to be misread without a word -------------------------------------------------------------
 
+
 def _rows(n, start=0):
     return "".join(f"sentence {i},{'pos' if i % 2 else 'neg'}\n" for i in range(start, start + n))
 
 
 def test_an_unclosed_quote_is_refused_with_its_row(tmp_path):
     path = tmp_path / "quote.csv"
-    path.write_text("text,label\n" + _rows(60) + '"an unclosed quote,pos\n' + _rows(59, 61) + 'a "stray" quote,neg\n',
-                    encoding="utf-8")
+    path.write_text(
+        "text,label\n" + _rows(60) + '"an unclosed quote,pos\n' + _rows(59, 61) + 'a "stray" quote,neg\n',
+        encoding="utf-8",
+    )
     with pytest.raises(TinyDistillError, match=r"row 61 \(line 62\) opens a quote that closes only on line 122"):
         read_split(_cfg(path), "train", task_info(_cfg(path)))
 
@@ -101,19 +126,26 @@ def test_a_deliberate_multi_line_field_is_kept(tmp_path):
     assert read_split(_cfg(path), "train", task_info(_cfg(path))).texts == ["first line\nsecond line", "plain"]
 
 
-@pytest.mark.parametrize("name,content,kwargs,msg", [
-    ("dup.csv", "text,label,text\na,pos,b\nc,neg,d\n", {}, "the header names column 'text' more than once"),
-    ("empty_label.csv", "text,label\na,pos\nb,\nc,neg\n", {}, "row 2 has an empty label"),
-    ("empty_label_derived.csv", "text,label\na,pos\nb, \n", {"labels": None}, "row 2 has an empty label"),
-    ("one_class.csv", "text,label\na,pos\nb,pos\n", {}, "every training example has the label 'pos'"),
-    ("one_class_derived.csv", "text,label\na,pos\nb,pos\n", {"labels": None},
-     "every training example has the label 'pos'"),
-    ("zero_width.csv", "text,label\na,pos\n\u200b\u200d,neg\n", {}, "row 2 has no visible text"),
-    ("control.tsv", "text\tlabel\na\tpos\n\x07\x1b\tneg\n", {}, "row 2 has no visible text"),
-    ("nested_text.jsonl", '{"text": {"a": 1}, "label": "pos"}\n', {}, "row 1, column 'text' holds an object"),
-    ("nested_label.jsonl", '{"text": "a", "label": ["pos"]}\n', {}, "row 1, column 'label' holds a list"),
-    ("array_of_lists.json", '[["a", "pos"]]', {}, "item 1 of the array is not an object"),
-])
+@pytest.mark.parametrize(
+    "name,content,kwargs,msg",
+    [
+        ("dup.csv", "text,label,text\na,pos,b\nc,neg,d\n", {}, "the header names column 'text' more than once"),
+        ("empty_label.csv", "text,label\na,pos\nb,\nc,neg\n", {}, "row 2 has an empty label"),
+        ("empty_label_derived.csv", "text,label\na,pos\nb, \n", {"labels": None}, "row 2 has an empty label"),
+        ("one_class.csv", "text,label\na,pos\nb,pos\n", {}, "every training example has the label 'pos'"),
+        (
+            "one_class_derived.csv",
+            "text,label\na,pos\nb,pos\n",
+            {"labels": None},
+            "every training example has the label 'pos'",
+        ),
+        ("zero_width.csv", "text,label\na,pos\n\u200b\u200d,neg\n", {}, "row 2 has no visible text"),
+        ("control.tsv", "text\tlabel\na\tpos\n\x07\x1b\tneg\n", {}, "row 2 has no visible text"),
+        ("nested_text.jsonl", '{"text": {"a": 1}, "label": "pos"}\n', {}, "row 1, column 'text' holds an object"),
+        ("nested_label.jsonl", '{"text": "a", "label": ["pos"]}\n', {}, "row 1, column 'label' holds a list"),
+        ("array_of_lists.json", '[["a", "pos"]]', {}, "item 1 of the array is not an object"),
+    ],
+)
 def test_misread_data_is_refused_with_the_row(tmp_path, name, content, kwargs, msg):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -142,11 +174,14 @@ def test_text_the_tokenizer_drops_entirely_is_refused(tokenizer):
 
 # --- messages that used to be raw or empty ------------------------------------------------------------------
 
-def test_max_length_above_the_models_positions_is_lowered_with_a_message(monkeypatch, capsys, tmp_path,
-                                                                        tiny_classifier_dir, labelled_csv):
+
+def test_max_length_above_the_models_positions_is_lowered_with_a_message(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, labelled_csv
+):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(monkeypatch, capsys, *_distill_args(tiny_classifier_dir, labelled_csv, out),
-                                "-s", "data.max_length=1000")
+    code, stdout, err = run_cli(
+        monkeypatch, capsys, *_distill_args(tiny_classifier_dir, labelled_csv, out), "-s", "data.max_length=1000"
+    )
     assert code == 0, err
     assert "max_length 1000 is more than the teacher (bert) takes (128 positions): using 128" in stdout
 
@@ -163,10 +198,27 @@ def test_duplicate_teacher_layers_are_refused(monkeypatch, capsys):
 
 
 def test_finetune_a_bare_backbone_on_a_regression_task(monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue):
-    code, _, err = run_cli(monkeypatch, capsys, "finetune", "--teacher", str(tiny_teacher_dir), "--task", "sts-b",
-                           "--data-dir", str(glue / "STS-B"), "-o", str(tmp_path / "t"), "-s", "report.enabled=false",
-                           "-s", "data.max_train_examples=32", "-s", "data.max_eval_examples=16",
-                           "-s", "finetune.train.max_steps=1")
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "finetune",
+        "--teacher",
+        str(tiny_teacher_dir),
+        "--task",
+        "sts-b",
+        "--data-dir",
+        str(glue / "STS-B"),
+        "-o",
+        str(tmp_path / "t"),
+        "-s",
+        "report.enabled=false",
+        "-s",
+        "data.max_train_examples=32",
+        "-s",
+        "data.max_eval_examples=16",
+        "-s",
+        "finetune.train.max_steps=1",
+    )
     assert code == 0, err
     from transformers import AutoConfig
 

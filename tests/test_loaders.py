@@ -1,4 +1,5 @@
 """Batching: per-epoch seeded order (what exact resume relies on) and length-grouped batches."""
+
 import random
 
 from tinydistill.data.loaders import EncodedDataset, EpochShuffle, make_loader
@@ -45,7 +46,7 @@ def test_length_grouped_batches_come_in_random_length_order():
     lengths = [rng.randint(3, 60) for _ in range(16 * 200 + 5)]  # 200 full batches and a short one
     order = length_grouped_order(lengths, 16, torch.Generator().manual_seed(0), mega=10)
     assert sorted(order) == list(range(len(lengths)))
-    batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+    batches = [order[i : i + 16] for i in range(0, len(order), 16)]
     assert [len(b) for b in batches[:-1]] == [16] * 200 and len(batches[-1]) == 5
     means = [sum(lengths[j] for j in b) / len(b) for b in batches[:-1]]
     assert all(max(lengths[j] for j in b) - min(lengths[j] for j in b) <= 12 for b in batches[:-1])  # grouped

@@ -1,4 +1,5 @@
 """Each loss against values computed by hand, in both modes, with masking and T^2."""
+
 import math
 
 import pytest
@@ -108,9 +109,12 @@ def test_masked_losses_do_not_depend_on_padding_amount():
     sa_p, ta_p = F.pad(sa, (0, 2, 0, 2), value=7.0), F.pad(ta, (0, 2, 0, 2), value=-5.0)
     assert L.hidden_mse(s_p, t_p, mask_p, "masked").item() == pytest.approx(L.hidden_mse(s, t, mask).item(), rel=1e-6)
     assert L.attention_mse(sa_p, ta_p, mask_p, "masked").item() == pytest.approx(
-        L.attention_mse(sa, ta, mask).item(), rel=1e-6)
+        L.attention_mse(sa, ta, mask).item(), rel=1e-6
+    )
     # the reference arithmetic does depend on padding (pitfalls.md item 7)
-    assert L.hidden_mse(s_p, t_p, mask_p, "tinybert").item() != pytest.approx(L.hidden_mse(s, t, mask, "tinybert").item())
+    assert L.hidden_mse(s_p, t_p, mask_p, "tinybert").item() != pytest.approx(
+        L.hidden_mse(s, t, mask, "tinybert").item()
+    )
 
 
 def test_attention_shape_mismatch_is_refused():

@@ -1,4 +1,5 @@
 """Layer-map rules, including N not a multiple of M, and index validation."""
+
 import pytest
 
 from tinydistill.errors import TinyDistillError
@@ -26,14 +27,17 @@ def test_last_and_explicit():
     assert resolve_map([[1, 2], [2, 6]], 2, 6) == [(1, 2), (2, 6)]
 
 
-@pytest.mark.parametrize("pairs,msg", [
-    ([[0, 1]], "student layer 0 is outside 1..2"),
-    ([[3, 1]], "student layer 3 is outside 1..2"),
-    ([[1, 7]], "teacher layer 7 is outside 1..6"),
-    ([[1, 2], [1, 3]], "maps a student layer twice"),
-    ([[1, 2, 3]], "must be \\[student_layer, teacher_layer\\]"),
-    ([], "empty"),
-])
+@pytest.mark.parametrize(
+    "pairs,msg",
+    [
+        ([[0, 1]], "student layer 0 is outside 1..2"),
+        ([[3, 1]], "student layer 3 is outside 1..2"),
+        ([[1, 7]], "teacher layer 7 is outside 1..6"),
+        ([[1, 2], [1, 3]], "maps a student layer twice"),
+        ([[1, 2, 3]], "must be \\[student_layer, teacher_layer\\]"),
+        ([], "empty"),
+    ],
+)
 def test_explicit_map_validation(pairs, msg):
     with pytest.raises(TinyDistillError, match=msg):
         explicit_map(pairs, 2, 6)

@@ -1,4 +1,5 @@
 """Refusals: label-map and vocabulary mismatches, teachers without a task head; metrics."""
+
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
@@ -15,11 +16,16 @@ SST2 = TaskInfo("sst-2", ["0", "1"], "accuracy")
 
 
 def test_permuted_label_map_is_refused(tmp_path, tokenizer):
-    cfg = tiny_bert_config(tokenizer.vocab_size, id2label={0: "not_entailment", 1: "entailment"},
-                           label2id={"not_entailment": 0, "entailment": 1})
+    cfg = tiny_bert_config(
+        tokenizer.vocab_size,
+        id2label={0: "not_entailment", 1: "entailment"},
+        label2id={"not_entailment": 0, "entailment": 1},
+    )
     BertForSequenceClassification(cfg).save_pretrained(tmp_path)
     rte = TaskInfo("rte", ["entailment", "not_entailment"], "accuracy")
-    with pytest.raises(TinyDistillError, match="label maps differ: teacher has id2label \\['not_entailment', 'entailment'\\]"):
+    with pytest.raises(
+        TinyDistillError, match="label maps differ: teacher has id2label \\['not_entailment', 'entailment'\\]"
+    ):
         load_classifier(str(tmp_path), rte, who="teacher")
 
 

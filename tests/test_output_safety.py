@@ -1,5 +1,6 @@
 """Output folders: never destroy what tinydistill did not write, one run per folder, interrupts that leave
 nothing finished-looking and say how to go on, and resumes that refuse a changed configuration."""
+
 import json
 import os
 import signal
@@ -29,8 +30,20 @@ def user_folder(tmp_path):
 
 
 def _data_args(glue, n=64):
-    return ["-s", "data.task=sst-2", "-s", f"data.dir={glue / 'SST-2'}", "-s", f"data.max_train_examples={n}",
-            "-s", "data.max_eval_examples=32", "-s", "data.max_length=32", "-s", "report.enabled=false"]
+    return [
+        "-s",
+        "data.task=sst-2",
+        "-s",
+        f"data.dir={glue / 'SST-2'}",
+        "-s",
+        f"data.max_train_examples={n}",
+        "-s",
+        "data.max_eval_examples=32",
+        "-s",
+        "data.max_length=32",
+        "-s",
+        "report.enabled=false",
+    ]
 
 
 def _small_student():
@@ -38,8 +51,20 @@ def _small_student():
 
 
 def _distill(teacher, glue, out, *extra):
-    return ["distill", "--stage", "prediction", "--teacher", str(teacher), *_data_args(glue), *_small_student(),
-            "-s", "prediction.train.max_steps=2", "-o", str(out), *extra]
+    return [
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(teacher),
+        *_data_args(glue),
+        *_small_student(),
+        "-s",
+        "prediction.train.max_steps=2",
+        "-o",
+        str(out),
+        *extra,
+    ]
 
 
 def _command_onto(name, out, teacher, classifier, glue, finished_run, tmp_path):
@@ -50,8 +75,7 @@ def _command_onto(name, out, teacher, classifier, glue, finished_run, tmp_path):
         "finetune": ["finetune", "--teacher", str(teacher), *_data_args(glue), "-o", str(out)],
         "general": ["general", "--teacher", str(teacher), *_small_student(), *_data_args(glue), "-o", str(out)],
         "distill": _distill(classifier, glue, out),
-        "distill-both": ["distill", "--teacher", str(classifier), *_data_args(glue), *_small_student(),
-                         "-o", str(out)],
+        "distill-both": ["distill", "--teacher", str(classifier), *_data_args(glue), *_small_student(), "-o", str(out)],
         "pipeline": ["pipeline", "--teacher", str(teacher), *_data_args(glue), "-o", str(out)],
         "augment": ["augment", "--task", "classification", "-s", f"data.train_file={csv}", "-o", str(out)],
         "export": ["export", str(classifier), "-o", str(out)],
@@ -64,8 +88,9 @@ COMMANDS = ["finetune", "general", "distill", "distill-both", "pipeline", "augme
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_an_existing_folder_of_the_user_is_refused_and_kept(monkeypatch, capsys, tmp_path, user_folder, command,
-                                                            tiny_teacher_dir, tiny_classifier_dir, glue, finished_run):
+def test_an_existing_folder_of_the_user_is_refused_and_kept(
+    monkeypatch, capsys, tmp_path, user_folder, command, tiny_teacher_dir, tiny_classifier_dir, glue, finished_run
+):
     args = _command_onto(command, user_folder, tiny_teacher_dir, tiny_classifier_dir, glue, finished_run, tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2, err
@@ -74,13 +99,17 @@ def test_an_existing_folder_of_the_user_is_refused_and_kept(monkeypatch, capsys,
     assert not list(tmp_path.glob(".mine.*"))  # no lock, no temporary folder left beside it
 
 
-@pytest.mark.parametrize("where,msg", [
-    ("data", "is the data folder"),
-    ("data/inside", "is inside the data folder"),
-    ("teacher", "is the teacher"),
-])
-def test_output_equal_to_or_inside_an_input_is_refused(monkeypatch, capsys, tmp_path, glue, tiny_classifier_dir,
-                                                       where, msg):
+@pytest.mark.parametrize(
+    "where,msg",
+    [
+        ("data", "is the data folder"),
+        ("data/inside", "is inside the data folder"),
+        ("teacher", "is the teacher"),
+    ],
+)
+def test_output_equal_to_or_inside_an_input_is_refused(
+    monkeypatch, capsys, tmp_path, glue, tiny_classifier_dir, where, msg
+):
     teacher = tmp_path / "teacher"
     os.symlink(tiny_classifier_dir, teacher)
     out = {"data": glue / "SST-2", "data/inside": glue / "SST-2" / "inside", "teacher": teacher}[where]
@@ -89,8 +118,7 @@ def test_output_equal_to_or_inside_an_input_is_refused(monkeypatch, capsys, tmp_
     assert (glue / "SST-2" / "train.tsv").is_file() and (tiny_classifier_dir / "config.json").is_file()
 
 
-def test_overwrite_never_deletes_a_folder_that_holds_an_input(monkeypatch, capsys, tmp_path, tiny_classifier_dir,
-                                                               glue):
+def test_overwrite_never_deletes_a_folder_that_holds_an_input(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     import shutil
 
     teacher = tmp_path / "project" / "teacher"
@@ -124,8 +152,9 @@ def test_augment_onto_its_own_data_folder_is_refused(monkeypatch, capsys, tmp_pa
     (data / "train.tsv").write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n", encoding="utf-8")
     (data / "dev.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
     before = {p.name: p.read_text() for p in data.iterdir()}
-    code, _, err = run_cli(monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data), "-o", str(data),
-                           "--overwrite")
+    code, _, err = run_cli(
+        monkeypatch, capsys, "augment", "--task", "sst-2", "--data-dir", str(data), "-o", str(data), "--overwrite"
+    )
     assert code == 2 and "is the data folder" in err
     assert {p.name: p.read_text() for p in data.iterdir()} == before and not (data / "dev.tsv").is_symlink()
 
@@ -134,14 +163,24 @@ def _sleeper():
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
 
-def test_a_second_run_on_the_same_folder_is_refused_and_the_first_keeps_its_files(monkeypatch, capsys, tmp_path,
-                                                                                  tiny_classifier_dir, glue):
+def test_a_second_run_on_the_same_folder_is_refused_and_the_first_keeps_its_files(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue
+):
     out = tmp_path / "out"
     first = _sleeper()  # stands in for a live first run: its lock, its temporary folder, its checkpoints
     try:
         lock = tmp_path / ".out.lock"
-        lock.write_text(json.dumps({"pid": first.pid, "host": socket.gethostname(), "start": _process_start(first.pid),
-                                    "since": "now", "command": "tinydistill distill"}))
+        lock.write_text(
+            json.dumps(
+                {
+                    "pid": first.pid,
+                    "host": socket.gethostname(),
+                    "start": _process_start(first.pid),
+                    "since": "now",
+                    "command": "tinydistill distill",
+                }
+            )
+        )
         (tmp_path / ".out.tmp-1234abcd").mkdir()
         (checkpoint_root(out) / "step-00000010").mkdir(parents=True)
         code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, out, "--overwrite"))
@@ -174,10 +213,20 @@ def _env():
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_exits_non_zero_names_the_run_and_resumes(tmp_path, tiny_classifier_dir, glue, sig, code):
     out = tmp_path / "out"
-    args = _distill(tiny_classifier_dir, glue, out, "-s", "prediction.train.max_steps=400",
-                    "-s", "prediction.train.batch_size=4", "-s", "prediction.train.checkpoint_every=20")
-    proc = subprocess.Popen(_cli("--quiet", *args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    args = _distill(
+        tiny_classifier_dir,
+        glue,
+        out,
+        "-s",
+        "prediction.train.max_steps=400",
+        "-s",
+        "prediction.train.batch_size=4",
+        "-s",
+        "prediction.train.checkpoint_every=20",
+    )
+    proc = subprocess.Popen(
+        _cli("--quiet", *args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         found = latest(checkpoint_root(out))
@@ -200,8 +249,15 @@ def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, t
     import tinydistill.trainer as trainer
 
     out = tmp_path / "out"
-    args = _distill(tiny_classifier_dir, glue, out, "-s", "prediction.train.max_steps=6",
-                    "-s", "prediction.train.checkpoint_every=2")
+    args = _distill(
+        tiny_classifier_dir,
+        glue,
+        out,
+        "-s",
+        "prediction.train.max_steps=6",
+        "-s",
+        "prediction.train.checkpoint_every=2",
+    )
     real = trainer._total
     calls = {"n": 0}
 
@@ -215,8 +271,18 @@ def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, t
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 1 and latest(checkpoint_root(out)) is not None
     monkeypatch.setattr(trainer, "_total", real)
-    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume", "-s", "prediction.train.learning_rate=0.001",
-                           "-s", "seed=7", "-s", "prediction.train.log_every=1")
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        *args,
+        "--resume",
+        "-s",
+        "prediction.train.learning_rate=0.001",
+        "-s",
+        "seed=7",
+        "-s",
+        "prediction.train.log_every=1",
+    )
     assert code == 2 and "cannot resume" in err
     assert "prediction.train.learning_rate: 3e-05 -> 0.001" in err and "seed: 42 -> 7" in err
     assert "log_every" not in err  # logging does not change the result
@@ -231,13 +297,19 @@ def test_pipeline_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(TinyDistillError, match="which a `pipeline` run does not write"):
-        pipeline(cfg, log=lambda s: None)
+        pipeline(cfg, log=lambda _: None)
     cfg = cfg.model_copy(update={"overwrite": True})
-    pipeline(cfg, log=lambda s: None)
-    changed = cfg.model_copy(update={"overwrite": False, "prediction": cfg.prediction.model_copy(
-        update={"losses": cfg.prediction.losses.model_copy(update={"temperature": 4.0})})})
+    pipeline(cfg, log=lambda _: None)
+    changed = cfg.model_copy(
+        update={
+            "overwrite": False,
+            "prediction": cfg.prediction.model_copy(
+                update={"losses": cfg.prediction.losses.model_copy(update={"temperature": 4.0})}
+            ),
+        }
+    )
     with pytest.raises(TinyDistillError, match=r"prediction.losses.temperature: 1.0 -> 4.0.*--overwrite"):
-        pipeline(changed, log=lambda s: None)
+        pipeline(changed, log=lambda _: None)
     lines = []
     pipeline(changed.model_copy(update={"overwrite": True}), log=lines.append)
     assert not any("skipped" in line for line in lines)  # started over
@@ -255,13 +327,14 @@ def checkpointed(tmp_path_factory, tiny_teacher_dir, glue):
 
     sets = {f"{s}.train.checkpoint_every": "2" for s in ("general", "finetune", "intermediate", "prediction")}
     cfg = tiny_pipeline_config(tmp_path_factory.mktemp("whole"), tiny_teacher_dir, glue, **sets)
-    pipeline(cfg, log=lambda s: None)
+    pipeline(cfg, log=lambda _: None)
     return sets, _pipeline_student(cfg)
 
 
 @pytest.mark.parametrize("stage", ["general", "finetune", "intermediate", "prediction"])
-def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(monkeypatch, tmp_path, tiny_teacher_dir,
-                                                                        glue, checkpointed, stage):
+def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
+    monkeypatch, tmp_path, tiny_teacher_dir, glue, checkpointed, stage
+):
     import tinydistill.stages as stages
     import tinydistill.trainer as trainer
     from tinydistill.pipeline import pipeline
@@ -285,12 +358,16 @@ def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(monkeypa
     monkeypatch.setattr(stages, "train", tracking_train)
     monkeypatch.setattr(trainer, "_total", ctrl_c_in_stage)
     with pytest.raises(KeyboardInterrupt):
-        pipeline(cfg, log=lambda s: None)
-    folder = {"general": "1-general", "finetune": "2-teacher", "intermediate": "3-intermediate",
-              "prediction": "4-prediction"}[stage]
+        pipeline(cfg, log=lambda _: None)
+    folder = {
+        "general": "1-general",
+        "finetune": "2-teacher",
+        "intermediate": "3-intermediate",
+        "prediction": "4-prediction",
+    }[stage]
     run = tmp_path / "run"
     assert not (run / folder).exists() and latest(checkpoint_root(run / folder)) is not None
     monkeypatch.setattr(trainer, "_total", real_total)
-    pipeline(cfg, log=lambda s: None)
+    pipeline(cfg, log=lambda _: None)
     student = _pipeline_student(cfg)
     assert all(torch.equal(student[k], reference[k]) for k in reference)

@@ -1,4 +1,5 @@
 """End to end: the four-stage pipeline with tiny random models on ~100 SST-2 rows."""
+
 import json
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir
 
     monkeypatch.setattr(stages, "train", crash_in_prediction)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pipeline(cfg, log=lambda s: None)
+        pipeline(cfg, log=lambda _: None)
     out = tmp_path / "run"
     # no 1-general, no temp folders, no lock; the run's configuration for the re-run to match
     assert sorted(p.name for p in out.iterdir()) == ["2-teacher", "3-intermediate", "pipeline.yaml"]

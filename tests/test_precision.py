@@ -1,4 +1,5 @@
 """Mixed precision: what ``auto`` resolves to, and the teacher's own precision inside a student's autocast."""
+
 import torch
 
 from tinydistill import precision

@@ -1,4 +1,5 @@
 """Readers: every GLUE layout in ../shared/data/glue, generic CSV / TSV / JSONL, and bad input."""
+
 import json
 
 import pytest
@@ -16,7 +17,7 @@ GLUE_CASES = [
     ("CoLA", "dev", 1043, "The sailors rode", None, 1),
     ("CoLA", "test", 1063, "Bill whistled", None, None),  # test has a header
     ("MRPC", "train", 3667, "Amrozi accused", "Referring to him", 1),  # UTF-8 BOM
-    ("MRPC", "dev", 408, "He said the foodservice", "\" The foodservice", 1),  # quote chars kept
+    ("MRPC", "dev", 408, "He said the foodservice", '" The foodservice', 1),  # quote chars kept
     ("RTE", "dev", 277, "Dana Reeve", "Christopher Reeve had", 1),  # not_entailment -> 1
     ("RTE", "train", 2490, "No Weapons of Mass", "Weapons of Mass", 1),
     ("STS-B", "dev", 1500, "A man with a hard hat", "A man wearing", 5.0),  # regression
@@ -58,8 +59,13 @@ def _write(path, text):
 def test_generic_csv_tsv_jsonl(tmp_path):
     csv_file = _write(tmp_path / "t.csv", 'text,label\n"hello, world",pos\nbad day,neg\n')
     tsv_file = _write(tmp_path / "t.tsv", 'text\tlabel\nquote " inside\tpos\nplain\tneg\n')
-    jsonl = _write(tmp_path / "t.jsonl", json.dumps({"text": "a", "other": "b", "y": "neg"}) + "\n\n"
-                   + json.dumps({"text": "c", "other": "d", "y": "pos"}) + "\n")
+    jsonl = _write(
+        tmp_path / "t.jsonl",
+        json.dumps({"text": "a", "other": "b", "y": "neg"})
+        + "\n\n"
+        + json.dumps({"text": "c", "other": "d", "y": "pos"})
+        + "\n",
+    )
     cfg = DataConfig(task="classification", train_file=csv_file)
     info = task_info(cfg)
     assert info.label_names == ["neg", "pos"]
@@ -72,15 +78,18 @@ def test_generic_csv_tsv_jsonl(tmp_path):
     assert ex.texts == ["a", "c"] and ex.pairs == ["b", "d"] and ex.labels == [0, 1]
 
 
-@pytest.mark.parametrize("content,kwargs,msg", [
-    ("text,label\na,1\n", {"text_column": "sentence"}, "no column 'sentence'; columns are text, label"),
-    ("text,label\n", {}, "has no examples"),
-    ("", {}, "has no examples"),
-    ("text,label\na,pos\nb,maybe\n", {"labels": ["neg", "pos"]}, "row 2: label 'maybe' is not in the label set"),
-    ("text,label\na,1.5\nb,nan\n", {"task": "regression"}, "row 2: regression target 'nan' is not finite"),
-    ("text,label\na,high\n", {"task": "regression"}, "not a number"),
-    ("text,label\n ,pos\n", {"labels": ["pos"]}, "row 1 has an empty text"),
-])
+@pytest.mark.parametrize(
+    "content,kwargs,msg",
+    [
+        ("text,label\na,1\n", {"text_column": "sentence"}, "no column 'sentence'; columns are text, label"),
+        ("text,label\n", {}, "has no examples"),
+        ("", {}, "has no examples"),
+        ("text,label\na,pos\nb,maybe\n", {"labels": ["neg", "pos"]}, "row 2: label 'maybe' is not in the label set"),
+        ("text,label\na,1.5\nb,nan\n", {"task": "regression"}, "row 2: regression target 'nan' is not finite"),
+        ("text,label\na,high\n", {"task": "regression"}, "not a number"),
+        ("text,label\n ,pos\n", {"labels": ["pos"]}, "row 1 has an empty text"),
+    ],
+)
 def test_bad_files_get_clear_errors(tmp_path, content, kwargs, msg):
     path = _write(tmp_path / "bad.csv", content)
     cfg = DataConfig(**{"task": "classification", "train_file": path, **kwargs})
@@ -90,8 +99,11 @@ def test_bad_files_get_clear_errors(tmp_path, content, kwargs, msg):
 
 def test_missing_file_folder_and_non_utf8(tmp_path, glue):
     with pytest.raises(TinyDistillError, match="train file not found"):
-        read_split(DataConfig(task="classification", train_file=str(tmp_path / "nope.csv"), labels=["a"]), "train",
-                   task_info(DataConfig(task="classification", labels=["a"])))
+        read_split(
+            DataConfig(task="classification", train_file=str(tmp_path / "nope.csv"), labels=["a"]),
+            "train",
+            task_info(DataConfig(task="classification", labels=["a"])),
+        )
     cfg = DataConfig(task="classification", train_file=str(tmp_path), labels=["a"])
     with pytest.raises(TinyDistillError, match="is a folder"):
         read_split(cfg, "train", task_info(cfg))

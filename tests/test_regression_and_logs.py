@@ -1,4 +1,5 @@
 """STS-B regression through distillation; TensorBoard scalars; the Hugging Face datasets reader."""
+
 import json
 import sys
 import types
@@ -18,19 +19,32 @@ from tinydistill.stages import distill
 def regression_teacher(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("stsb_teacher")
     torch.manual_seed(2)
-    BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, num_labels=1, problem_type="regression")
-                                  ).save_pretrained(path)
+    BertForSequenceClassification(
+        tiny_bert_config(tokenizer.vocab_size, num_labels=1, problem_type="regression")
+    ).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
 def test_stsb_regression_distillation_and_tensorboard_scalars(tmp_path, regression_teacher, glue):
-    cfg = load_config(None, [f"teacher={regression_teacher}", "data.task=sts-b", f"data.dir={glue / 'STS-B'}",
-                             "data.max_train_examples=64", "data.max_eval_examples=48", "data.max_length=32",
-                             "student={layers: 2, hidden: 16, heads: 4, ffn: 32}", "prediction.train.epochs=2",
-                             "prediction.train.batch_size=16", "prediction.train.learning_rate=3e-3",
-                             "prediction.losses.hard_weight=0.5", "prediction.losses.hidden_weight=1",
-                             "prediction.train.log_every=1"])
+    cfg = load_config(
+        None,
+        [
+            f"teacher={regression_teacher}",
+            "data.task=sts-b",
+            f"data.dir={glue / 'STS-B'}",
+            "data.max_train_examples=64",
+            "data.max_eval_examples=48",
+            "data.max_length=32",
+            "student={layers: 2, hidden: 16, heads: 4, ffn: 32}",
+            "prediction.train.epochs=2",
+            "prediction.train.batch_size=16",
+            "prediction.train.learning_rate=3e-3",
+            "prediction.losses.hard_weight=0.5",
+            "prediction.losses.hidden_weight=1",
+            "prediction.train.log_every=1",
+        ],
+    )
     out = distill(cfg, "prediction", tmp_path / "s")
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["dev"]) >= {"pearson", "spearman"}
@@ -56,8 +70,9 @@ def test_hf_datasets_reader_maps_class_label_names(monkeypatch):
     calls = []
     fake = types.SimpleNamespace(load_dataset=lambda *a, **k: calls.append((a, k)) or FakeSplit())
     monkeypatch.setitem(sys.modules, "datasets", fake)
-    cfg = DataConfig(task="classification", hf_dataset="stanfordnlp/sst2", text_column="sentence",
-                     labels=["negative", "positive"])
+    cfg = DataConfig(
+        task="classification", hf_dataset="stanfordnlp/sst2", text_column="sentence", labels=["negative", "positive"]
+    )
     ex = read_split(cfg, "dev", task_info(cfg))
     assert ex.texts == ["good", "bad"] and ex.labels == [1, 0]
     assert calls[0] == (("stanfordnlp/sst2", None), {"split": "validation"})

@@ -1,4 +1,5 @@
 """Reports: produced by the end-to-end run, rendered by headless Chromium, plots with content, compare."""
+
 import json
 import os
 import re
@@ -32,9 +33,20 @@ def render_in_chromium(html_path, tmp_path):
         pytest.skip("chromium not installed (apt-get install chromium)")
     probe = tmp_path / "probe.html"
     probe.write_text(html_path.read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     match = re.search(r'data-probe="([^"]*)"', res.stdout)
     assert match, f"no probe in the DOM; chromium said: {res.stderr[-1500:]}"
@@ -62,7 +74,9 @@ def test_report_html_renders_offline_in_chromium(finished_run, tmp_path):
     assert dom["external"] == []
 
 
-@pytest.mark.parametrize("name", ["4-prediction-loss.png", "4-prediction-dev.png", "1-general-loss.png", "2-teacher-lr.png"])
+@pytest.mark.parametrize(
+    "name", ["4-prediction-loss.png", "4-prediction-dev.png", "1-general-loss.png", "2-teacher-lr.png"]
+)
 def test_plots_have_content(finished_run, name):
     _, run, _ = finished_run
     img = imread(run / "plots" / name)[..., :3]

@@ -3,6 +3,7 @@
 On CPU with the same thread count the result is identical to the bit (no tolerance): weights, optimizer,
 scheduler, RNG states (dropout is on) and the data position all come back from the checkpoint.
 """
+
 import json
 import os
 import signal
@@ -17,13 +18,44 @@ from tinydistill.checkpoints import checkpoint_root, latest
 
 
 def distill_cmd(teacher, glue, out, *extra):
-    return [sys.executable, "-m", "tinydistill.cli", "--quiet", "distill", "--stage", "prediction",
-            "--teacher", str(teacher), "--task", "sst-2", "--data-dir", str(glue / "SST-2"), "-o", str(out),
-            "-s", "student={layers: 2, hidden: 32, heads: 4, ffn: 64}", "-s", "data.max_train_examples=96",
-            "-s", "data.max_eval_examples=32", "-s", "data.max_length=24", "-s", "prediction.train.batch_size=8",
-            "-s", "prediction.train.epochs=25", "-s", "prediction.train.learning_rate=1e-3",
-            "-s", "prediction.train.checkpoint_every=20", "-s", "prediction.losses.hard_weight=0.5",
-            "-s", "report.enabled=false", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tinydistill.cli",
+        "--quiet",
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(teacher),
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(glue / "SST-2"),
+        "-o",
+        str(out),
+        "-s",
+        "student={layers: 2, hidden: 32, heads: 4, ffn: 64}",
+        "-s",
+        "data.max_train_examples=96",
+        "-s",
+        "data.max_eval_examples=32",
+        "-s",
+        "data.max_length=24",
+        "-s",
+        "prediction.train.batch_size=8",
+        "-s",
+        "prediction.train.epochs=25",
+        "-s",
+        "prediction.train.learning_rate=1e-3",
+        "-s",
+        "prediction.train.checkpoint_every=20",
+        "-s",
+        "prediction.losses.hard_weight=0.5",
+        "-s",
+        "report.enabled=false",
+        *extra,
+    ]
 
 
 def _env():
@@ -32,14 +64,16 @@ def _env():
 
 def test_kill_9_then_resume_gives_the_uninterrupted_student(tmp_path, tiny_classifier_dir, glue):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    res = subprocess.run(distill_cmd(tiny_classifier_dir, glue, whole), env=_env(), capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        distill_cmd(tiny_classifier_dir, glue, whole), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     total = json.loads((whole / "metrics.json").read_text())["steps"]
     assert total == 300  # 96 rows / batch 8 = 12 steps per epoch, 25 epochs
 
-    proc = subprocess.Popen(distill_cmd(tiny_classifier_dir, glue, crashed), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        distill_cmd(tiny_classifier_dir, glue, crashed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     root = checkpoint_root(crashed)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -54,8 +88,13 @@ def test_kill_9_then_resume_gives_the_uninterrupted_student(tmp_path, tiny_class
     killed_at = int(latest(root).name.split("-")[1])
     assert 100 <= killed_at < total
 
-    res = subprocess.run(distill_cmd(tiny_classifier_dir, glue, crashed, "--resume"), env=_env(),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        distill_cmd(tiny_classifier_dir, glue, crashed, "--resume"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     a, b = load_file(str(whole / "model.safetensors")), load_file(str(crashed / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -70,13 +109,23 @@ def test_kill_9_then_resume_gives_the_uninterrupted_student(tmp_path, tiny_class
 def test_same_seed_same_student(tmp_path, tiny_classifier_dir, glue):
     outs = []
     for name in ("a", "b"):
-        res = subprocess.run(distill_cmd(tiny_classifier_dir, glue, tmp_path / name, "-s", "prediction.train.epochs=2"),
-                             env=_env(), capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            distill_cmd(tiny_classifier_dir, glue, tmp_path / name, "-s", "prediction.train.epochs=2"),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         outs.append(load_file(str(tmp_path / name / "model.safetensors")))
     assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
-    res = subprocess.run(distill_cmd(tiny_classifier_dir, glue, tmp_path / "c", "-s", "prediction.train.epochs=2",
-                                     "-s", "seed=7"), env=_env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        distill_cmd(tiny_classifier_dir, glue, tmp_path / "c", "-s", "prediction.train.epochs=2", "-s", "seed=7"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0
     other = load_file(str(tmp_path / "c" / "model.safetensors"))
     assert not all(torch.equal(outs[0][k], other[k]) for k in outs[0])

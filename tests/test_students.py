@@ -1,4 +1,5 @@
 """Student builders: presets, explicit shapes, copied teacher layers, checkpoints."""
+
 import pytest
 import torch
 from transformers import BertModel
@@ -23,7 +24,12 @@ def test_presets_have_tinybert_shapes_and_teacher_vocab(preset, teacher):
     s = build_student(StudentConfig(preset=preset), teacher, TASK)
     layers, hidden, heads, ffn = PRESETS[preset]
     c = s.config
-    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (layers, hidden, heads, ffn)
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (
+        layers,
+        hidden,
+        heads,
+        ffn,
+    )
     assert c.vocab_size == 500 and c.model_type == "bert"
     assert c.id2label == {0: "0", 1: "1"}
 
@@ -47,10 +53,14 @@ def test_from_teacher_layers_copies_weights(teacher):
     s = build_student(StudentConfig(every_k_teacher_layers=2), teacher, TASK)
     assert s.config.num_hidden_layers == 3
     for j, t in enumerate([2, 4, 6]):
-        torch.testing.assert_close(s.bert.encoder.layer[j].output.dense.weight, teacher.encoder.layer[t - 1].output.dense.weight)
+        torch.testing.assert_close(
+            s.bert.encoder.layer[j].output.dense.weight, teacher.encoder.layer[t - 1].output.dense.weight
+        )
     torch.testing.assert_close(s.bert.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight)
     s2 = build_student(StudentConfig(teacher_layers=[1, 6]), teacher, None)
-    torch.testing.assert_close(s2.encoder.layer[1].attention.self.key.weight, teacher.encoder.layer[5].attention.self.key.weight)
+    torch.testing.assert_close(
+        s2.encoder.layer[1].attention.self.key.weight, teacher.encoder.layer[5].attention.self.key.weight
+    )
 
 
 def test_checkpoint_student(tmp_path, teacher):
@@ -59,12 +69,15 @@ def test_checkpoint_student(tmp_path, teacher):
     assert s.config.num_hidden_layers == 2 and s.config.num_labels == 2
 
 
-@pytest.mark.parametrize("spec,msg", [
-    (StudentConfig(preset="tiny-9l"), "unknown student preset"),
-    (StudentConfig(teacher_layers=[0, 7]), "each must be in 1..6"),
-    (StudentConfig(every_k_teacher_layers=9), "exceeds the teacher's 6 layers"),
-    (StudentConfig(checkpoint="/nonexistent/student"), "model not found"),
-])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [
+        (StudentConfig(preset="tiny-9l"), "unknown student preset"),
+        (StudentConfig(teacher_layers=[0, 7]), "each must be in 1..6"),
+        (StudentConfig(every_k_teacher_layers=9), "exceeds the teacher's 6 layers"),
+        (StudentConfig(checkpoint="/nonexistent/student"), "model not found"),
+    ],
+)
 def test_bad_student_specs(spec, msg, teacher):
     with pytest.raises(TinyDistillError, match=msg):
         build_student(spec, teacher, TASK)

@@ -12,6 +12,7 @@
 
 Medians of --repeats runs; the ratios come from runs made in the same process, one after the other.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def reference_candidates(model, tok, queries, k: int) -> None:
     """TinyBERT's data_augmentation.py, in substance: per word, [CLS] masked sentence [SEP] original [SEP], full
     logits, no no_grad."""
     for text, slot in queries:
-        masked = text[: slot.start] + tok.mask_token + text[slot.end:]
+        masked = text[: slot.start] + tok.mask_token + text[slot.end :]
         enc = tok(masked, text, truncation=True, max_length=128, return_tensors="pt")
         where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
         logits = model(**enc).logits[0, where]
@@ -79,31 +80,78 @@ def main() -> None:
     result["glove_load_seconds"] = time.perf_counter() - t0
     texts = sentences(args.sentences)
     sec, out = timed(lambda: augment_texts(texts, cfg, seed=0, vectors=vectors), args.repeats)
-    result["glove"] = {"sentences": len(texts), "seconds": sec, "sentences_per_s": len(texts) / sec,
-                       "examples_out": sum(len(v) for v in out)}
-    rows.append(["GloVe 6B-50d, N=20, K=15", f"{len(texts):,}", f"{sec:.1f}", f"{len(texts) / sec:,.0f}", "",
-                 f"{sum(len(v) for v in out):,}"])
+    result["glove"] = {
+        "sentences": len(texts),
+        "seconds": sec,
+        "sentences_per_s": len(texts) / sec,
+        "examples_out": sum(len(v) for v in out),
+    }
+    rows.append(
+        [
+            "GloVe 6B-50d, N=20, K=15",
+            f"{len(texts):,}",
+            f"{sec:.1f}",
+            f"{len(texts) / sec:,.0f}",
+            "",
+            f"{sum(len(v) for v in out):,}",
+        ]
+    )
 
     tok = AutoTokenizer.from_pretrained(minilm())
     mlm_texts = texts[: args.mlm_sentences]
     for name, shape in (("tiny 2x128", (2, 128, 2)), ("BERT-base shape 12x768", (12, 768, 12))):
         torch.manual_seed(0)
         layers, hidden, heads = shape
-        model = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, num_hidden_layers=layers, hidden_size=hidden,
-                                           num_attention_heads=heads, intermediate_size=4 * hidden)).eval()
+        model = BertForMaskedLM(
+            BertConfig(
+                vocab_size=tok.vocab_size,
+                num_hidden_layers=layers,
+                hidden_size=hidden,
+                num_attention_heads=heads,
+                intermediate_size=4 * hidden,
+            )
+        ).eval()
         mlm = MaskedLMCandidates(model, tok, batch_size=cfg.batch_size, max_length=cfg.max_length)
         queries = [(t, s) for t in mlm_texts for s in find_slots(t) if mlm.is_single_piece(s.word)]
-        ours, out = timed(lambda: augment_texts(mlm_texts, AugmentConfig(word_vectors=None, masked_lm="random BertForMaskedLM"),
-                                                seed=0, masked_lm=mlm), args.repeats)
-        ref, _ = timed(lambda: reference_candidates(model, tok, queries, cfg.candidates), args.repeats)
-        result[f"masked_lm {name}"] = {"sentences": len(mlm_texts), "queries": len(queries), "seconds": ours,
-                                       "sentences_per_s": len(mlm_texts) / ours, "reference_seconds": ref,
-                                       "speedup_vs_reference": ref / ours}
-        rows.append([f"masked-LM {name}", f"{len(mlm_texts):,} ({len(queries):,} words)", f"{ours:.1f}",
-                     f"{len(mlm_texts) / ours:,.1f}", f"{len(mlm_texts) / ref:,.1f} ({ref / ours:.1f}x slower)",
-                     f"{sum(len(v) for v in out):,}"])
-    table = Table(["candidates", "input sentences", "seconds (median)", "sentences/s", "reference way, sentences/s",
-                   "examples out"], rows, "lrrrrr").markdown()
+        ours, out = timed(
+            lambda mlm=mlm: augment_texts(
+                mlm_texts, AugmentConfig(word_vectors=None, masked_lm="random BertForMaskedLM"), seed=0, masked_lm=mlm
+            ),
+            args.repeats,
+        )
+        ref, _ = timed(
+            lambda model=model, queries=queries: reference_candidates(model, tok, queries, cfg.candidates), args.repeats
+        )
+        result[f"masked_lm {name}"] = {
+            "sentences": len(mlm_texts),
+            "queries": len(queries),
+            "seconds": ours,
+            "sentences_per_s": len(mlm_texts) / ours,
+            "reference_seconds": ref,
+            "speedup_vs_reference": ref / ours,
+        }
+        rows.append(
+            [
+                f"masked-LM {name}",
+                f"{len(mlm_texts):,} ({len(queries):,} words)",
+                f"{ours:.1f}",
+                f"{len(mlm_texts) / ours:,.1f}",
+                f"{len(mlm_texts) / ref:,.1f} ({ref / ours:.1f}x slower)",
+                f"{sum(len(v) for v in out):,}",
+            ]
+        )
+    table = Table(
+        [
+            "candidates",
+            "input sentences",
+            "seconds (median)",
+            "sentences/s",
+            "reference way, sentences/s",
+            "examples out",
+        ],
+        rows,
+        "lrrrrr",
+    ).markdown()
     (args.out / "throughput.json").write_text(json.dumps(result, indent=2))
     (args.out / "throughput.md").write_text(table + "\n")
     print(table)

@@ -1,7 +1,8 @@
 """bf16 autocast vs fp32 for one model's forward pass on CPU (batch 32 x 64 tokens), interleaved, 7 rounds.
 
-    .venv/bin/python benchmarks/bf16/teacher_forward.py demo_runs/bbc/2-teacher
+.venv/bin/python benchmarks/bf16/teacher_forward.py demo_runs/bbc/2-teacher
 """
+
 import statistics
 import sys
 import time
@@ -29,6 +30,8 @@ for _ in range(7):
         times[bf16].append(forward(bf16)[0])
 (_, a), (_, b) = forward(False), forward(True)
 fp32, bf = statistics.median(times[False]), statistics.median(times[True])
-print(f"threads {torch.get_num_threads()}: fp32 {1000 * fp32:.0f} ms, bf16 autocast {1000 * bf:.0f} ms, "
-      f"{fp32 / bf:.2f}x; max |dlogit| {float((a - b).abs().max()):.3f}, "
-      f"argmax agreement {float((a.argmax(-1) == b.argmax(-1)).float().mean()):.3f}")
+print(
+    f"threads {torch.get_num_threads()}: fp32 {1000 * fp32:.0f} ms, bf16 autocast {1000 * bf:.0f} ms, "
+    f"{fp32 / bf:.2f}x; max |dlogit| {float((a - b).abs().max()):.3f}, "
+    f"argmax agreement {float((a.argmax(-1) == b.argmax(-1)).float().mean()):.3f}"
+)

@@ -16,10 +16,12 @@ Variants (every student gets the same optimizer-step budget, data order and seed
 
 Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
 with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned 1 epoch on all of SST-2 train) and the
-general student are made once and reused; the teacher is cached outside the repo. Writes WORK/results.json and WORK/results.md.
+general student are made once and reused; the teacher is cached outside the repo.
+Writes WORK/results.json and WORK/results.md.
 The measured run used two processes with one thread each on disjoint variant sets sharing WORK
 (OMP_NUM_THREADS=1 ... --variants a b c f, and ... --variants d e), then one call with all variants to summarise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,10 +66,16 @@ def backbone_name() -> str:
 def base_sets(args, seed: int) -> list[str]:
     half = max(1, args.steps // 2)
     train = {"batch_size": args.batch_size, "learning_rate": 1e-4, "warmup_ratio": 0.1, "epochs": 100}
-    sets = [f"seed={seed}", "data.task=sst-2", f"data.dir={GLUE}", "data.max_length=64",
-            f"data.max_train_examples={args.train_examples}", "report.enabled=false",
-            "prediction.losses={soft_weight: 1, hard_weight: 0, temperature: 2, soft_loss: ce}",
-            "intermediate.losses={embedding_weight: 1, hidden_weight: 1, attention_weight: 1}"]
+    sets = [
+        f"seed={seed}",
+        "data.task=sst-2",
+        f"data.dir={GLUE}",
+        "data.max_length=64",
+        f"data.max_train_examples={args.train_examples}",
+        "report.enabled=false",
+        "prediction.losses={soft_weight: 1, hard_weight: 0, temperature: 2, soft_loss: ce}",
+        "intermediate.losses={embedding_weight: 1, hidden_weight: 1, attention_weight: 1}",
+    ]
     if args.eval_examples:
         sets.append(f"data.max_eval_examples={args.eval_examples}")
     for stage, steps in (("intermediate", half), ("prediction", half)):
@@ -75,7 +83,7 @@ def base_sets(args, seed: int) -> list[str]:
     return sets
 
 
-def teacher(args, work: Path) -> Path:
+def teacher(args) -> Path:
     """The backbone fine-tuned 1 epoch on the full SST-2 train set (a slice with --smoke), cached outside the
     repo (TINYDISTILL_CACHE, default ~/.cache/tinydistill) so later runs and other work folders reuse it."""
     from tinydistill.config import load_config
@@ -86,8 +94,12 @@ def teacher(args, work: Path) -> Path:
     out = cache / "quality-teachers" / f"{backbone_name()}-sst2-{n or 'full'}-bs{args.batch_size}"
     if not (out / "metrics.json").is_file():
         sets = [s for s in base_sets(args, 0) if not s.startswith("data.max_train_examples=")]
-        sets += [f"teacher={backbone()}", "finetune.train.epochs=1", "finetune.train.learning_rate=5e-5",
-                 f"finetune.train.batch_size={args.batch_size}"] + ([f"data.max_train_examples={n}"] if n else [])
+        sets += [
+            f"teacher={backbone()}",
+            "finetune.train.epochs=1",
+            "finetune.train.learning_rate=5e-5",
+            f"finetune.train.batch_size={args.batch_size}",
+        ] + ([f"data.max_train_examples={n}"] if n else [])
         finetune(load_config(None, sets), out)
     return out
 
@@ -107,10 +119,15 @@ def general_student(args, work: Path, name: str, shape: dict) -> Path:
             sst = read_split(cfg.data, "train", task_info(cfg.data), seed=0).texts
             wiki = WIKI.read_text(encoding="utf-8").splitlines()[: args.general_passages]
             corpus.write_text("\n".join(sst + [w for w in wiki if w.strip()]) + "\n", encoding="utf-8")
-        sets = base_sets(args, 0) + [f"teacher={backbone()}", "student=" + flow(shape),
-                                     f"general.corpus={corpus}", "general.max_length=64",
-                                     f"general.train.max_steps={args.general_steps}", "general.train.epochs=100",
-                                     "general.train.learning_rate=1e-4"]
+        sets = base_sets(args, 0) + [
+            f"teacher={backbone()}",
+            "student=" + flow(shape),
+            f"general.corpus={corpus}",
+            "general.max_length=64",
+            f"general.train.max_steps={args.general_steps}",
+            "general.train.epochs=100",
+            "general.train.learning_rate=1e-4",
+        ]
         general(load_config(None, sets), out)
     return out
 
@@ -144,7 +161,7 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
     cfg = load_config(None, sets)
     prediction_data = cfg.data
     if how == "both+aug":  # same steps; the prediction stage's cached teacher pass covers as many rows as c's
-        aug = augmented(args, work, seed, cfg)
+        aug = augmented(work, seed, cfg)
         cfg = cfg.model_copy(update={"data": aug})
         prediction_data = aug.model_copy(update={"max_train_examples": args.train_examples})
     if how.startswith("both"):
@@ -156,7 +173,7 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
     return final
 
 
-def augmented(args, work: Path, seed: int, cfg):
+def augmented(work: Path, seed: int, cfg):
     """The seed's training slice augmented once (TinyBERT's N=20, K=15, p=0.4; GloVe 6B-50d: no masked-LM
     model exists offline); returns the data config that reads it."""
     from tinydistill.augment import augment_data, augmented_data_config
@@ -167,7 +184,7 @@ def augmented(args, work: Path, seed: int, cfg):
     return augment_data(cfg, out).data
 
 
-def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
+def summarise(args, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
     """Accuracy mean ± std over seeds; size and speed of each variant's first seed, timed beside the teacher."""
     from tinydistill.config import load_config
     from tinydistill.data.loaders import EncodedDataset, encode_examples
@@ -183,37 +200,89 @@ def summarise(args, work: Path, teacher_dir: Path, finals: dict[str, list[Path]]
     models.update({k: load_classifier(str(f[0]), task) for k, f in finals.items()})
     speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok)
     teacher_acc = json.loads((teacher_dir / "metrics.json").read_text())["dev"]["accuracy"]
-    rows = [{"variant": "teacher", "what": f"{backbone_name()} fine-tuned", "accuracies": [teacher_acc], "mean": teacher_acc,
-             "std": 0.0, "parameters": count_parameters(models["teacher"]), **speed["teacher"]}]
+    rows = [
+        {
+            "variant": "teacher",
+            "what": f"{backbone_name()} fine-tuned",
+            "accuracies": [teacher_acc],
+            "mean": teacher_acc,
+            "std": 0.0,
+            "parameters": count_parameters(models["teacher"]),
+            **speed["teacher"],
+        }
+    ]
     for key, folders in finals.items():
         metrics = [json.loads((f / "metrics.json").read_text()) for f in folders]
         accs = [m["dev"]["accuracy"] for m in metrics]  # the best of the end-of-epoch evaluations, as stages keep
         last = [m["evals"][-1]["accuracy"] for m in metrics]  # the student after the last step: no selection on dev
-        seconds = [sum(json.loads((p / "metrics.json").read_text())["train_seconds"]
-                       for p in (f.parent / "intermediate", f) if done(p)) for f in folders]
-        rows.append({"variant": key, "what": VARIANTS[key][0], "accuracies": accs, "mean": statistics.mean(accs),
-                     "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "final_accuracies": last,
-                     "final_mean": statistics.mean(last), "final_std": statistics.stdev(last) if len(last) > 1 else 0.0,
-                     "train_seconds_per_seed": statistics.mean(seconds),
-                     "parameters": count_parameters(models[key]), **speed[key]})
+        seconds = [
+            sum(
+                json.loads((p / "metrics.json").read_text())["train_seconds"]
+                for p in (f.parent / "intermediate", f)
+                if done(p)
+            )
+            for f in folders
+        ]
+        rows.append(
+            {
+                "variant": key,
+                "what": VARIANTS[key][0],
+                "accuracies": accs,
+                "mean": statistics.mean(accs),
+                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "final_accuracies": last,
+                "final_mean": statistics.mean(last),
+                "final_std": statistics.stdev(last) if len(last) > 1 else 0.0,
+                "train_seconds_per_seed": statistics.mean(seconds),
+                "parameters": count_parameters(models[key]),
+                **speed[key],
+            }
+        )
     for r in rows:
         r["kept_percent"] = 100 * r["mean"] / teacher_acc
         r["speedup_at_32"] = r["examples_per_s"] / speed["teacher"]["examples_per_s"]
         r["latency_ratio"] = speed["teacher"]["latency_ms"] / r["latency_ms"]
-    return {"train_examples": args.train_examples, "teacher_examples": args.teacher_examples or "all",
-            "steps": args.steps, "seeds": args.seeds, "rows": rows}
+    return {
+        "train_examples": args.train_examples,
+        "teacher_examples": args.teacher_examples or "all",
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "rows": rows,
+    }
 
 
 def table(result: dict) -> str:
     from tinydistill.report import Table
 
-    header = ["variant", "what", "dev acc, best epoch (mean ± std)", "dev acc, last step", "% of teacher",
-              "parameters", "ex/s @32", "x teacher @32", "ms @1", "x teacher @1", "train s / seed"]
-    rows = [[r["variant"], r["what"], f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}",
-             f"{100 * r['final_mean']:.2f} ± {100 * r['final_std']:.2f}" if "final_mean" in r else "–",
-             f"{r['kept_percent']:.1f}", f"{r['parameters']:,}", f"{r['examples_per_s']:.1f}", f"{r['speedup_at_32']:.2f}",
-             f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.2f}",
-             f"{r['train_seconds_per_seed']:.0f}" if "train_seconds_per_seed" in r else "–"] for r in result["rows"]]
+    header = [
+        "variant",
+        "what",
+        "dev acc, best epoch (mean ± std)",
+        "dev acc, last step",
+        "% of teacher",
+        "parameters",
+        "ex/s @32",
+        "x teacher @32",
+        "ms @1",
+        "x teacher @1",
+        "train s / seed",
+    ]
+    rows = [
+        [
+            r["variant"],
+            r["what"],
+            f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}",
+            f"{100 * r['final_mean']:.2f} ± {100 * r['final_std']:.2f}" if "final_mean" in r else "–",
+            f"{r['kept_percent']:.1f}",
+            f"{r['parameters']:,}",
+            f"{r['examples_per_s']:.1f}",
+            f"{r['speedup_at_32']:.2f}",
+            f"{r['latency_ms']:.2f}",
+            f"{r['latency_ratio']:.2f}",
+            f"{r['train_seconds_per_seed']:.0f}" if "train_seconds_per_seed" in r else "–",
+        ]
+        for r in result["rows"]
+    ]
     return Table(header, rows, "lllrrrrrrrr").markdown()
 
 
@@ -237,15 +306,17 @@ def main() -> None:
         args.seeds, args.train_examples, args.eval_examples, args.teacher_examples = 2, 256, 64, 256
         args.steps, args.general_steps, args.general_passages = 8, 4, 64
     args.work.mkdir(parents=True, exist_ok=True)
-    teacher_dir = teacher(args, args.work)
+    teacher_dir = teacher(args)
     if any(VARIANTS[k][2] == "both+aug" for k in args.variants):  # every seed's augmented slice first
         from tinydistill.config import load_config
 
         for seed in range(args.seeds):
-            augmented(args, args.work, seed, load_config(None, base_sets(args, seed)))
-    finals = {key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
-              for key in args.variants}
-    result = summarise(args, args.work, teacher_dir, finals)
+            augmented(args.work, seed, load_config(None, base_sets(args, seed)))
+    finals = {
+        key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
+        for key in args.variants
+    }
+    result = summarise(args, teacher_dir, finals)
     (args.work / "results.json").write_text(json.dumps(result, indent=2))
     (args.work / "results.md").write_text(table(result) + "\n")
     print(table(result))

@@ -10,6 +10,7 @@ order, uses AdamW (lr 1e-4, weight decay 0.01), a linear warmup/decay schedule, 
 and the same loss weights: soft CE at T=2 times T^2, or embedding + hidden (through a 312->768
 projection) + attention MSE over the uniform layer map (student 1..4 -> teacher 3, 6, 9, 12).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ def batches(work: Path, tokenizer, steps: int) -> list[dict[str, torch.Tensor]]:
     texts = [line.split("\t")[0] for line in lines][: steps * BATCH]
     out = []
     for i in range(0, len(texts), BATCH):
-        enc = tokenizer(texts[i:i + BATCH], truncation=True, max_length=LENGTH, padding=True, return_tensors="pt")
+        enc = tokenizer(texts[i : i + BATCH], truncation=True, max_length=LENGTH, padding=True, return_tensors="pt")
         out.append(dict(enc))
     return out
 
@@ -99,13 +100,30 @@ def textbrewer(work: Path, workload: str, steps: int) -> None:
     inter = workload == "intermediate"
     teacher, student, tok = load(work, eager=True)
     if inter:
-        matches = [{"layer_T": 0, "layer_S": 0, "feature": "hidden", "loss": "hidden_mse", "weight": 1,
-                    "proj": ["linear", student.config.hidden_size, teacher.config.hidden_size]}]
+        matches = [
+            {
+                "layer_T": 0,
+                "layer_S": 0,
+                "feature": "hidden",
+                "loss": "hidden_mse",
+                "weight": 1,
+                "proj": ["linear", student.config.hidden_size, teacher.config.hidden_size],
+            }
+        ]
         for m, n in TEACHER_OF.items():
-            matches.append({"layer_T": n, "layer_S": m, "feature": "hidden", "loss": "hidden_mse", "weight": 1,
-                            "proj": ["linear", student.config.hidden_size, teacher.config.hidden_size]})
-            matches.append({"layer_T": n - 1, "layer_S": m - 1, "feature": "attention", "loss": "attention_mse",
-                            "weight": 1})
+            matches.append(
+                {
+                    "layer_T": n,
+                    "layer_S": m,
+                    "feature": "hidden",
+                    "loss": "hidden_mse",
+                    "weight": 1,
+                    "proj": ["linear", student.config.hidden_size, teacher.config.hidden_size],
+                }
+            )
+            matches.append(
+                {"layer_T": n - 1, "layer_S": m - 1, "feature": "attention", "loss": "attention_mse", "weight": 1}
+            )
         dcfg = DistillationConfig(intermediate_matches=matches, kd_loss_weight=0.0, hard_label_weight=0.0)
 
         def adaptor(batch, out):
@@ -113,17 +131,25 @@ def textbrewer(work: Path, workload: str, steps: int) -> None:
     else:
         dcfg = DistillationConfig(temperature=T, kd_loss_type="ce", kd_loss_weight=T * T, hard_label_weight=0.0)
 
-        def adaptor(batch, out):
+        def adaptor(_batch, out):
             return {"logits": out.logits}
+
     tcfg = TrainingConfig(device="cpu", output_dir=str(work / "textbrewer_out"), log_dir=None, ckpt_steps=10**9)
-    distiller = GeneralDistiller(train_config=tcfg, distill_config=dcfg, model_T=teacher, model_S=student,
-                                 adaptor_T=adaptor, adaptor_S=adaptor)
+    distiller = GeneralDistiller(
+        train_config=tcfg, distill_config=dcfg, model_T=teacher, model_S=student, adaptor_T=adaptor, adaptor_S=adaptor
+    )
     opt = torch.optim.AdamW(student.parameters(), lr=LR, weight_decay=WD)
     extra = {"output_hidden_states": True, "output_attentions": True} if inter else {}
     with distiller:
-        distiller.train(opt, batches(work, tok, steps), num_steps=steps, max_grad_norm=CLIP,
-                        scheduler_class=get_linear_schedule_with_warmup,
-                        scheduler_args={"num_warmup_steps": int(0.1 * steps), "num_training_steps": steps}, **extra)
+        distiller.train(
+            opt,
+            batches(work, tok, steps),
+            num_steps=steps,
+            max_grad_norm=CLIP,
+            scheduler_class=get_linear_schedule_with_warmup,
+            scheduler_args={"num_warmup_steps": int(0.1 * steps), "num_training_steps": steps},
+            **extra,
+        )
 
 
 def tinydistill(work: Path, workload: str, steps: int, matched: bool) -> None:
@@ -131,11 +157,26 @@ def tinydistill(work: Path, workload: str, steps: int, matched: bool) -> None:
     from tinydistill.config import load_config
     from tinydistill.stages import distill
 
-    sets = [f"teacher={work / 'teacher'}", f"student={{checkpoint: {work / 'student'}}}", "data.task=classification",
-            f"data.train_file={work / 'train.tsv'}", f"data.dev_file={work / 'dev.tsv'}", f"data.max_length={LENGTH}",
-            "report.enabled=false", f"output_dir={work / 'td_out'}", f"cache_dir={work / 'td_cache'}"]
-    train = {"max_steps": steps, "epochs": 1, "batch_size": BATCH, "learning_rate": LR, "weight_decay": WD,
-             "warmup_ratio": 0.1, "max_grad_norm": CLIP}
+    sets = [
+        f"teacher={work / 'teacher'}",
+        f"student={{checkpoint: {work / 'student'}}}",
+        "data.task=classification",
+        f"data.train_file={work / 'train.tsv'}",
+        f"data.dev_file={work / 'dev.tsv'}",
+        f"data.max_length={LENGTH}",
+        "report.enabled=false",
+        f"output_dir={work / 'td_out'}",
+        f"cache_dir={work / 'td_cache'}",
+    ]
+    train = {
+        "max_steps": steps,
+        "epochs": 1,
+        "batch_size": BATCH,
+        "learning_rate": LR,
+        "weight_decay": WD,
+        "warmup_ratio": 0.1,
+        "max_grad_norm": CLIP,
+    }
     sets += [f"{workload}.train.{k}={v}" for k, v in train.items()]
     if workload == "intermediate":
         sets += ["intermediate.losses={embedding_weight: 1, hidden_weight: 1, attention_weight: 1}"]
@@ -159,9 +200,18 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown contender {name}")
     step_ms = [1000 * (b - a) for a, b in zip(STEP_TIMES, STEP_TIMES[1:])]
-    print(json.dumps({"contender": name, "workload": workload, "steps": len(STEP_TIMES),
-                      "step_ms": step_ms, "setup_s": STEP_TIMES[0] - START if STEP_TIMES else None,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "contender": name,
+                "workload": workload,
+                "steps": len(STEP_TIMES),
+                "step_ms": step_ms,
+                "setup_s": STEP_TIMES[0] - START if STEP_TIMES else None,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

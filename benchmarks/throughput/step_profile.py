@@ -6,6 +6,7 @@ backward, gradient clipping and the optimizer, at SST-2-like lengths, fp32 vs bf
 12 tokens is a length-grouped SST-2 batch (mean row length 13); 48 is about the longest row of a
 randomly drawn batch (mean of batch maxima 40). Medians of --repeats steps after 3 warm-up steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from transformers import BertConfig, BertForSequenceClassification
 
 def profile(length: int, fused: bool, bf16: bool, repeats: int) -> list[float]:
     torch.manual_seed(0)
-    student = BertForSequenceClassification(BertConfig(num_hidden_layers=4, hidden_size=312, num_attention_heads=12,
-                                                       intermediate_size=1200, num_labels=2)).train()
+    student = BertForSequenceClassification(
+        BertConfig(num_hidden_layers=4, hidden_size=312, num_attention_heads=12, intermediate_size=1200, num_labels=2)
+    ).train()
     ids = torch.randint(1000, 30000, (32, length))
     mask = torch.ones_like(ids)
     targets = torch.randn(32, 2)
@@ -51,13 +53,17 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[12, 48])
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
-    print(f"{torch.get_num_threads()} threads\n| length | precision | AdamW | forward ms | backward ms | clip ms | "
-          "optimizer ms | step ms |\n|---:|---|---|---:|---:|---:|---:|---:|")
+    print(
+        f"{torch.get_num_threads()} threads\n| length | precision | AdamW | forward ms | backward ms | clip ms | "
+        "optimizer ms | step ms |\n|---:|---|---|---:|---:|---:|---:|---:|"
+    )
     for length in args.lengths:
         for bf16, fused in ((False, False), (False, True), (True, True)):
             f, b, c, o = profile(length, fused, bf16, args.repeats)
-            print(f"| {length} | {'bf16' if bf16 else 'fp32'} | {'fused' if fused else 'foreach'} | {f:.1f} | {b:.1f} | "
-                  f"{c:.1f} | {o:.1f} | {f + b + c + o:.1f} |")
+            print(
+                f"| {length} | {'bf16' if bf16 else 'fp32'} | {'fused' if fused else 'foreach'} | {f:.1f} | {b:.1f} | "
+                f"{c:.1f} | {o:.1f} | {f + b + c + o:.1f} |"
+            )
 
 
 if __name__ == "__main__":

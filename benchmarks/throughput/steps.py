@@ -7,6 +7,7 @@ tinybert-4l-312d student, batch 32 x 64 tokens of Wikipedia text, 2 threads.
 Each (round, workload, contender) runs in a fresh process; contenders alternate within a round so
 machine noise hits them alike. Writes WORK_DIR/steps.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,12 +61,20 @@ def prepare(work: Path, rows: int) -> None:
 
 
 def run_one(name: str, workload: str, work: Path, steps: int) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if name == "textbrewer":  # TextBrewer lives in the benchmark's own folder, not in the package's dependencies
         env["PYTHONPATH"] = f"{HERE / '.textbrewer'}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    proc = subprocess.run([sys.executable, str(HERE / "contender.py"), name, workload, str(work), str(steps)],
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "contender.py"), name, workload, str(work), str(steps)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         raise SystemExit(f"{name}/{workload} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -81,9 +90,16 @@ def summarise(results: list[dict]) -> list[dict]:
                 continue
             steps = [ms for r in runs for ms in r["step_ms"][WARMUP:]]
             med = statistics.median(steps)
-            row = {"workload": workload, "contender": name, "median_ms": med, "min_ms": min(steps),
-                   "examples_per_s": 32 * 1000 / med, "setup_s": statistics.median(r["setup_s"] for r in runs),
-                   "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "timed_steps": len(steps)}
+            row = {
+                "workload": workload,
+                "contender": name,
+                "median_ms": med,
+                "min_ms": min(steps),
+                "examples_per_s": 32 * 1000 / med,
+                "setup_s": statistics.median(r["setup_s"] for r in runs),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                "timed_steps": len(steps),
+            }
             base = base or (row if name == "textbrewer" else None)
             rows.append(row)
         for row in rows:
@@ -95,11 +111,29 @@ def summarise(results: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     from tinydistill.report import Table
 
-    header = ["workload", "contender", "median ms/step", "min ms/step", "examples/s", "speed vs TextBrewer",
-              "setup s", "peak RSS MB"]
-    cells = [[r["workload"], r["contender"], f"{r['median_ms']:.0f}", f"{r['min_ms']:.0f}", f"{r['examples_per_s']:.1f}",
-              f"{r.get('vs_textbrewer', float('nan')):.2f}x", f"{r['setup_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
-             for r in rows]
+    header = [
+        "workload",
+        "contender",
+        "median ms/step",
+        "min ms/step",
+        "examples/s",
+        "speed vs TextBrewer",
+        "setup s",
+        "peak RSS MB",
+    ]
+    cells = [
+        [
+            r["workload"],
+            r["contender"],
+            f"{r['median_ms']:.0f}",
+            f"{r['min_ms']:.0f}",
+            f"{r['examples_per_s']:.1f}",
+            f"{r.get('vs_textbrewer', float('nan')):.2f}x",
+            f"{r['setup_s']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+        ]
+        for r in rows
+    ]
     return Table(header, cells, "llrrrrrr").markdown()
 
 
@@ -118,8 +152,11 @@ def main() -> None:
             order = args.contenders if rnd % 2 == 0 else args.contenders[::-1]
             for name in order:
                 r = run_one(name, workload, args.work, args.steps)
-                print(f"round {rnd + 1} {workload:12s} {name:20s} median {statistics.median(r['step_ms'][WARMUP:]):7.0f} ms/step",
-                      flush=True)
+                print(
+                    f"round {rnd + 1} {workload:12s} {name:20s} "
+                    f"median {statistics.median(r['step_ms'][WARMUP:]):7.0f} ms/step",
+                    flush=True,
+                )
                 results.append(r)
     rows = summarise(results)
     (args.work / "steps.json").write_text(json.dumps({"rows": rows, "runs": results}, indent=2))

@@ -6,13 +6,23 @@ Python API (each function mirrors a CLI subcommand)::
     cfg = load_config("my.yaml", overrides=["prediction.losses.temperature=2"])
     pipeline(cfg)
 """
+
 from tinydistill.config import Config, load_config
 from tinydistill.errors import TinyDistillError
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "load_config", "TinyDistillError", "augment", "finetune", "general", "distill", "pipeline",
-           "evaluate"]
+__all__ = [
+    "Config",
+    "load_config",
+    "TinyDistillError",
+    "augment",
+    "finetune",
+    "general",
+    "distill",
+    "pipeline",
+    "evaluate",
+]
 
 
 def __getattr__(name: str):  # lazy: importing the package must not import torch

@@ -1,6 +1,7 @@
 """``tinydistill bench``: teacher and student served three ways (PyTorch fp32, ONNX fp32, ONNX int8),
 scored and timed side by side in one run, with the architectures' FLOP ratio beside the measured speedup.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,9 +44,17 @@ def _onnx_folder(model_dir: Path, work_dir: Path) -> Path:
     return target
 
 
-def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Path = "bench",
-          cfg: Config | None = None, split: str = "dev", examples: int = 256, score: bool = True,
-          runtimes: tuple[str, ...] = RUNTIMES, overwrite: bool = False) -> dict:
+def bench(
+    teacher_dir: str | Path,
+    student_dir: str | Path,
+    output_dir: str | Path = "bench",
+    cfg: Config | None = None,
+    split: str = "dev",
+    examples: int = 256,
+    score: bool = True,
+    runtimes: tuple[str, ...] = RUNTIMES,
+    overwrite: bool = False,
+) -> dict:
     """Score (on ``split``) and time teacher and student in each runtime, interleaved in one process.
 
     Returns the rows plus the FLOP ratio; writes bench.json and bench.md into ``output_dir`` (which appears
@@ -71,8 +80,9 @@ def bench(teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Pa
     return result
 
 
-def _measure(folders: dict[str, Path], cfg: Config, split: str, examples: int, score: bool,
-             runtimes: tuple[str, ...], out: Path) -> dict:
+def _measure(
+    folders: dict[str, Path], cfg: Config, split: str, examples: int, score: bool, runtimes: tuple[str, ...], out: Path
+) -> dict:
     """Score and time every (model, runtime) pair; ONNX exports are written under ``out``."""
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders["teacher"]))
@@ -104,10 +114,24 @@ def _measure(folders: dict[str, Path], cfg: Config, split: str, examples: int, s
     batch = next(iter(make_loader(timing_data, tokenizer, 32, shuffle=False)))
     flops = {name: forward_flops(m, batch) for name, m in torch_models.items()}
     base = speed[next(iter(runners))]
-    rows = [{"model": name, "score": scores.get(name), **speed[name],
-             "speedup_vs_first": speed[name]["examples_per_s"] / base["examples_per_s"]} for name in runners]
-    result = {"task": task.name, "split": split, "metric": task.metric, "threads": torch.get_num_threads(),
-              "flops_per_batch32": flops, "flop_ratio": flops["teacher"] / flops["student"], "rows": rows}
+    rows = [
+        {
+            "model": name,
+            "score": scores.get(name),
+            **speed[name],
+            "speedup_vs_first": speed[name]["examples_per_s"] / base["examples_per_s"],
+        }
+        for name in runners
+    ]
+    result = {
+        "task": task.name,
+        "split": split,
+        "metric": task.metric,
+        "threads": torch.get_num_threads(),
+        "flops_per_batch32": flops,
+        "flop_ratio": flops["teacher"] / flops["student"],
+        "rows": rows,
+    }
     if "pytorch" in runtimes:
         measured = speed["student pytorch"]["examples_per_s"] / speed["teacher pytorch"]["examples_per_s"]
         result["pytorch_speedup_at_32"] = measured
@@ -116,8 +140,16 @@ def _measure(folders: dict[str, Path], cfg: Config, split: str, examples: int, s
 
 
 def bench_table(result: dict) -> Table:
-    rows = [[r["model"], "–" if r["score"] is None else f"{r['score']:.4f}", f"{r['examples_per_s']:.1f}",
-             f"{r['latency_ms']:.2f}", f"{r['speedup_vs_first']:.2f}x"] for r in result["rows"]]
+    rows = [
+        [
+            r["model"],
+            "–" if r["score"] is None else f"{r['score']:.4f}",
+            f"{r['examples_per_s']:.1f}",
+            f"{r['latency_ms']:.2f}",
+            f"{r['speedup_vs_first']:.2f}x",
+        ]
+        for r in result["rows"]
+    ]
     header = ["model / runtime", result["metric"], "ex/s @32", "ms @1", f"speed vs {result['rows'][0]['model']}"]
     return Table(header, rows, "lrrrr")
 
@@ -125,11 +157,16 @@ def bench_table(result: dict) -> Table:
 def format_bench(result: dict) -> str:
     """The table, then one line comparing the FLOP ratio with the measured PyTorch speedup."""
     flops = result["flops_per_batch32"]
-    lines = [bench_table(result).markdown(), "",
-             f"forward FLOPs on one batch of 32: teacher {flops['teacher'] / 1e9:.2f} G, student "
-             f"{flops['student'] / 1e9:.2f} G; FLOP ratio {result['flop_ratio']:.2f}x"]
+    lines = [
+        bench_table(result).markdown(),
+        "",
+        f"forward FLOPs on one batch of 32: teacher {flops['teacher'] / 1e9:.2f} G, student "
+        f"{flops['student'] / 1e9:.2f} G; FLOP ratio {result['flop_ratio']:.2f}x",
+    ]
     if "pytorch_speedup_at_32" in result:
-        lines[-1] += (f"; measured PyTorch speedup at batch 32 {result['pytorch_speedup_at_32']:.2f}x "
-                      f"({100 * result['speedup_over_flop_ratio']:.0f}% of the FLOP ratio)")
+        lines[-1] += (
+            f"; measured PyTorch speedup at batch 32 {result['pytorch_speedup_at_32']:.2f}x "
+            f"({100 * result['speedup_over_flop_ratio']:.0f}% of the FLOP ratio)"
+        )
     lines.append(f"({result['threads']} threads, {result['split']} split)")
     return "\n".join(lines)

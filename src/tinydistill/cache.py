@@ -6,6 +6,7 @@ not change between epochs (offline augmentation is fine, on-the-fly augmentation
 hashes the teacher's weights and config and the exact token ids fed to it (so a changed data file,
 subset, tokenizer setting or max length is a new entry); nothing stale can be read back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,14 @@ def _compute(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: in
     return result
 
 
-def teacher_logits(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int,
-                   cache_dir: Path | None = None, teacher_precision: str = "no") -> np.ndarray:
+def teacher_logits(
+    teacher: nn.Module,
+    data: EncodedDataset,
+    tokenizer,
+    batch_size: int,
+    cache_dir: Path | None = None,
+    teacher_precision: str = "no",
+) -> np.ndarray:
     """(N, C) logits of ``teacher`` for every row of ``data``, from the cache or computed and stored
     (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry)."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
@@ -85,8 +92,12 @@ def teacher_logits(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_si
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
         np.save(tmp, logits)
-        sidecar = {"rows": len(data), "classes": int(logits.shape[1]), "dtype": str(logits.dtype),
-                   "sha256": _digest(tmp)}
+        sidecar = {
+            "rows": len(data),
+            "classes": int(logits.shape[1]),
+            "dtype": str(logits.dtype),
+            "sha256": _digest(tmp),
+        }
         path.with_suffix(".json").write_text(json.dumps(sidecar))  # before the entry: an entry always has one
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs speed, not correctness

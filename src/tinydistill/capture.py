@@ -10,6 +10,7 @@ Families that call transformers' ``ALL_ATTENTION_FUNCTIONS`` are recorded by one
 function (``tinydistill:<implementation>``) that records and then delegates to the implementation the model
 was using, masks included; MPNet and DeBERTa-v2 have their own hooks. Only mapped layers are recorded.
 """
+
 from __future__ import annotations
 
 import sys
@@ -54,8 +55,15 @@ def _allowed(mask: Tensor | None) -> Tensor | None:
 
 
 def _recording(implementation: str):
-    def attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-                  scaling: float | None = None, **kwargs: Any):
+    def attention(
+        module: nn.Module,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attention_mask: Tensor | None,
+        scaling: float | None = None,
+        **kwargs: Any,
+    ):
         sink = _SINKS.get(id(module))
         if sink is not None:
             scale = scaling if scaling is not None else query.size(-1) ** -0.5
@@ -65,6 +73,7 @@ def _recording(implementation: str):
         else:
             fn = ALL_ATTENTION_FUNCTIONS[implementation]
         return fn(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+
     return attention
 
 
@@ -99,8 +108,9 @@ def _hidden_states_from_outputs(model: nn.Module, rec: Recorder, wanted: list[in
     def hook(_module, _inputs, output):
         states = getattr(output, "hidden_states", None)
         if states is None:
-            raise TinyDistillError(f"{type(model).__name__} returns no hidden_states; hidden-state distillation "
-                                   "needs a family adapter")
+            raise TinyDistillError(
+                f"{type(model).__name__} returns no hidden_states; hidden-state distillation needs a family adapter"
+            )
         rec.hidden.update({i: states[i] for i in wanted})
 
     handle = model.register_forward_hook(hook)
@@ -144,16 +154,21 @@ def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[i
 
         on(model.register_forward_pre_hook(lambda *_: calls.clear()))
         if 0 in hidden_layers:
-            on(family.embedding_module(base).register_forward_hook(
-                lambda _m, _i, out: rec.hidden.__setitem__(0, out[0] if isinstance(out, (tuple, list)) else out)))
+            on(
+                family.embedding_module(base).register_forward_hook(
+                    lambda _m, _i, out: rec.hidden.__setitem__(0, out[0] if isinstance(out, (tuple, list)) else out)
+                )
+            )
         wanted_hidden, wanted_scores = set(hidden_layers) - {0}, set(attention_layers)
         for module in {id(m): m for m in layers}.values():
             serves = [i + 1 for i, m in enumerate(layers) if m is module]
             if wanted_hidden & set(serves):
+
                 def hidden_hook(m, _inputs, out, serves=serves):
                     idx = position(m, serves)
                     if idx in wanted_hidden:
                         rec.hidden[idx] = out[0] if isinstance(out, (tuple, list)) else out
+
                 on(module.register_forward_hook(hidden_hook))
             if wanted_scores & set(serves):
                 attn = family.attention_module(module)
@@ -162,6 +177,7 @@ def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[i
                     idx = position(attn, serves)
                     if idx in wanted_scores:
                         rec.scores[idx], rec.allowed[idx] = scores, allowed
+
                 if family.score_hooks is not None:
                     for h in family.score_hooks(attn, sink):
                         on(h)

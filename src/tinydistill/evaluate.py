@@ -1,4 +1,5 @@
 """Task metrics, prediction over a loader, and the ``evaluate`` command (any model folder, any split)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,7 +77,11 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
     model = load_classifier(str(model_dir), task, who=str(model_dir))
     tokenizer = load_tokenizer(str(model_dir))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
-    loader = make_loader(encode_examples(examples, tokenizer, cfg.data.max_length), tokenizer,
-                         cfg.prediction.train.eval_batch_size, shuffle=False)
+    loader = make_loader(
+        encode_examples(examples, tokenizer, cfg.data.max_length),
+        tokenizer,
+        cfg.prediction.train.eval_batch_size,
+        shuffle=False,
+    )
     metrics = evaluate_model(model, loader, task)
     return {**metrics, "examples": len(examples)}

@@ -5,6 +5,7 @@ The export folder is self-contained: ``model.onnx`` (and ``model.int8.onnx``), t
 ``config.json`` (label names) and ``export.json`` with the parity check and, when data is given, the
 dev metric of each ONNX model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ def _require_onnx():
         import onnxruntime
         import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
     except ImportError as exc:
-        raise TinyDistillError(f"ONNX export needs the 'export' extra: pip install 'tinydistill[export]' ({exc.name} "
-                               "is missing)") from None
+        raise TinyDistillError(
+            f"ONNX export needs the 'export' extra: pip install 'tinydistill[export]' ({exc.name} is missing)"
+        ) from None
     return onnxruntime
 
 
@@ -72,9 +74,18 @@ def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18) 
     model.eval()
     with warnings.catch_warnings(), _quiet_loggers("torch.onnx", "onnxscript", "torch.export", "torch._dynamo"):
         warnings.simplefilter("ignore")
-        torch.onnx.export(_LogitsOnly(model, names), tuple(example[n] for n in names), str(path), dynamo=True,
-                          input_names=list(names), output_names=["logits"], dynamic_shapes=dynamic,
-                          opset_version=opset, external_data=False, verbose=False)
+        torch.onnx.export(
+            _LogitsOnly(model, names),
+            tuple(example[n] for n in names),
+            str(path),
+            dynamo=True,
+            input_names=list(names),
+            output_names=["logits"],
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
     model.train(was_training)
     return path
 
@@ -132,10 +143,10 @@ class OnnxClassifier:
         feed = {n: batch[n].cpu().numpy().astype(np.int64) for n in self.input_names}
         return OnnxOutput(torch.from_numpy(self.session.run(None, feed)[0]))
 
-    def eval(self) -> "OnnxClassifier":
+    def eval(self) -> OnnxClassifier:
         return self
 
-    def train(self, _mode: bool = True) -> "OnnxClassifier":  # an ONNX graph has no training mode
+    def train(self, _mode: bool = True) -> OnnxClassifier:  # an ONNX graph has no training mode
         return self
 
 
@@ -153,12 +164,19 @@ def max_logit_difference(model: nn.Module, onnx_model: OnnxClassifier, batches: 
 
 def parity_texts() -> list[list[str]]:
     """Batches that differ in size and padding, for the parity check when no data is given."""
-    return [["a"], ["the film is a triumph of style over substance , and a slow one at that .", "bad"],
-            [f"sentence number {i} " + "with some words " * (i % 5) for i in range(9)]]
+    return [
+        ["a"],
+        ["the film is a triumph of style over substance , and a slow one at that .", "bad"],
+        [f"sentence number {i} " + "with some words " * (i % 5) for i in range(9)],
+    ]
 
 
-def check_parity(model: nn.Module, onnx_model: OnnxClassifier, batches: list[dict[str, torch.Tensor]],
-                 tolerance: float = PARITY_TOLERANCE) -> float:
+def check_parity(
+    model: nn.Module,
+    onnx_model: OnnxClassifier,
+    batches: list[dict[str, torch.Tensor]],
+    tolerance: float = PARITY_TOLERANCE,
+) -> float:
     """Refuse an export whose logits differ from PyTorch's by more than ``tolerance``."""
     delta = max_logit_difference(model, onnx_model, batches)
     if not delta <= tolerance:
@@ -166,8 +184,15 @@ def check_parity(model: nn.Module, onnx_model: OnnxClassifier, batches: list[dic
     return delta
 
 
-def export(model_dir: str | Path, output_dir: str | Path, cfg=None, quantize: bool = True, split: str = "dev",
-           tolerance: float = PARITY_TOLERANCE, overwrite: bool = False) -> dict:
+def export(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    cfg=None,
+    quantize: bool = True,
+    split: str = "dev",
+    tolerance: float = PARITY_TOLERANCE,
+    overwrite: bool = False,
+) -> dict:
     """Export a saved classifier folder to ``output_dir`` (ONNX fp32, and int8 with ``quantize``).
 
     The parity check runs on batches of varied length and padding (the first batches of ``split`` when
@@ -196,21 +221,31 @@ def export(model_dir: str | Path, output_dir: str | Path, cfg=None, quantize: bo
             task = task_info(cfg.data)
             examples = read_split(cfg.data, split, task, seed=cfg.seed)
             max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
-            loader = make_loader(encode_examples(examples, tokenizer, max_length), tokenizer,
-                                 cfg.prediction.train.eval_batch_size, shuffle=False)
+            loader = make_loader(
+                encode_examples(examples, tokenizer, max_length),
+                tokenizer,
+                cfg.prediction.train.eval_batch_size,
+                shuffle=False,
+            )
             parity_batches += [b for b, _ in zip(loader, range(4))]
 
         say(f"exporting {model_dir} to ONNX")
         onnx_path = export_onnx(model, tokenizer, tmp / ONNX_FILE)
         delta = check_parity(model, OnnxClassifier(onnx_path), parity_batches, tolerance)
-        result: dict = {"model": str(model_dir), "onnx": ONNX_FILE, "max_abs_logit_diff": delta,
-                        "parity_tolerance": tolerance, "parity_rows": sum(len(b["input_ids"]) for b in parity_batches)}
+        result: dict = {
+            "model": str(model_dir),
+            "onnx": ONNX_FILE,
+            "max_abs_logit_diff": delta,
+            "parity_tolerance": tolerance,
+            "parity_rows": sum(len(b["input_ids"]) for b in parity_batches),
+        }
         if quantize:
             say("quantising to int8 (dynamic)")
             quantize_int8(onnx_path, tmp / INT8_FILE)
             result["int8"] = INT8_FILE
-            result["int8_max_abs_logit_diff"] = max_logit_difference(model, OnnxClassifier(tmp / INT8_FILE),
-                                                                     parity_batches)
+            result["int8_max_abs_logit_diff"] = max_logit_difference(
+                model, OnnxClassifier(tmp / INT8_FILE), parity_batches
+            )
         if task is not None:
             from tinydistill.evaluate import evaluate_model
 

@@ -3,6 +3,7 @@
 Shapes: B batch, L sequence length, C classes, D hidden width, H heads.
 ``attention_mask`` is the tokenizer's (B, L) mask: 1 for real tokens, 0 for padding.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -19,8 +20,9 @@ TINYBERT_MASK_VALUE = -10000.0
 TINYBERT_SCORE_FLOOR = -100.0
 
 
-def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0,
-                       t2_scaling: bool = True) -> Tensor:
+def soft_cross_entropy(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, t2_scaling: bool = True
+) -> Tensor:
     """Cross-entropy of the student's tempered distribution against the teacher's.
 
     student_logits, teacher_logits: (B, C) -> scalar. Summed over classes, averaged over the batch
@@ -33,16 +35,20 @@ def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperatu
     return loss * t * t if t2_scaling else loss
 
 
-def kl_divergence(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0,
-                  t2_scaling: bool = True) -> Tensor:
+def kl_divergence(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, t2_scaling: bool = True
+) -> Tensor:
     """KL(teacher || student) at temperature T with ``batchmean`` reduction.
 
     student_logits, teacher_logits: (B, C) -> scalar (0 when the distributions match).
     """
     t = temperature
-    loss = F.kl_div(F.log_softmax(student_logits.float() / t, dim=-1),
-                    F.log_softmax(teacher_logits.float() / t, dim=-1),
-                    reduction="batchmean", log_target=True)
+    loss = F.kl_div(
+        F.log_softmax(student_logits.float() / t, dim=-1),
+        F.log_softmax(teacher_logits.float() / t, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
     return loss * t * t if t2_scaling else loss
 
 
@@ -56,8 +62,7 @@ def regression_mse(student_pred: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(student_pred.float().view(-1), target.float().view(-1))
 
 
-def hidden_mse(student_hidden: Tensor, teacher_hidden: Tensor, attention_mask: Tensor,
-               mode: Mode = "masked") -> Tensor:
+def hidden_mse(student_hidden: Tensor, teacher_hidden: Tensor, attention_mask: Tensor, mode: Mode = "masked") -> Tensor:
     """MSE between (already projected) student hidden states and the teacher's.
 
     student_hidden, teacher_hidden: (B, L, D); attention_mask: (B, L) -> scalar.
@@ -71,8 +76,13 @@ def hidden_mse(student_hidden: Tensor, teacher_hidden: Tensor, attention_mask: T
     return (((s - t) ** 2) * w).sum() / (w.sum() * s.shape[-1]).clamp_min(1.0)
 
 
-def attention_mse(student_scores: Tensor, teacher_scores: Tensor, attention_mask: Tensor,
-                  mode: Mode = "masked", allowed: Tensor | None = None) -> Tensor:
+def attention_mse(
+    student_scores: Tensor,
+    teacher_scores: Tensor,
+    attention_mask: Tensor,
+    mode: Mode = "masked",
+    allowed: Tensor | None = None,
+) -> Tensor:
     """MSE between pre-softmax attention scores (QK^T / sqrt(d_head), no mask added).
 
     student_scores, teacher_scores: (B, H, L, L) [query, key]; attention_mask: (B, L) -> scalar.

@@ -12,6 +12,7 @@ A student deeper than its teacher (M > N) maps its first layers to teacher layer
 last: only (M, N).
 explicit: a list of [student_layer, teacher_layer] pairs, each index validated.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -42,11 +43,15 @@ def explicit_map(pairs: Sequence[Sequence[int]], num_student: int, num_teacher: 
             raise TinyDistillError(f"layer_map entry {list(pair)} must be [student_layer, teacher_layer]")
         s, t = int(pair[0]), int(pair[1])
         if not 1 <= s <= num_student:
-            raise TinyDistillError(f"layer_map entry {[s, t]}: student layer {s} is outside 1..{num_student} "
-                                   f"(the student has {num_student} layers; 0 is the embedding layer, set by embedding_weight)")
+            raise TinyDistillError(
+                f"layer_map entry {[s, t]}: student layer {s} is outside 1..{num_student} "
+                f"(the student has {num_student} layers; 0 is the embedding layer, set by embedding_weight)"
+            )
         if not 1 <= t <= num_teacher:
-            raise TinyDistillError(f"layer_map entry {[s, t]}: teacher layer {t} is outside 1..{num_teacher} "
-                                   f"(the teacher has {num_teacher} layers)")
+            raise TinyDistillError(
+                f"layer_map entry {[s, t]}: teacher layer {t} is outside 1..{num_teacher} "
+                f"(the teacher has {num_teacher} layers)"
+            )
         out.append((s, t))
     if len({s for s, _ in out}) != len(out):
         raise TinyDistillError(f"layer_map {pairs} maps a student layer twice")

@@ -1,4 +1,5 @@
 """Loading teachers and checkpoints, and the checks that refuse incompatible teacher/student pairs."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import os
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -22,7 +22,6 @@ from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.ui import say
 
-
 # the last layer of a sequence-classification head, per family naming (its rows are the label count)
 _HEAD_WEIGHTS = ("classifier.out_proj.weight", "classifier.weight", "score.weight")
 
@@ -34,8 +33,10 @@ def _exists_or_hub(name: str) -> None:
         return
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise TinyDistillError(f"model not found: {name} (no such folder"
-                               + (")" if looks_local else "; HF_HUB_OFFLINE=1 forbids fetching it from the hub)"))
+        raise TinyDistillError(
+            f"model not found: {name} (no such folder"
+            + (")" if looks_local else "; HF_HUB_OFFLINE=1 forbids fetching it from the hub)")
+        )
 
 
 def check_model_folder(folder: Path) -> None:
@@ -60,8 +61,10 @@ def check_model_folder(folder: Path) -> None:
         raise TinyDistillError(f"{weights} is damaged (truncated or corrupt: {exc}); restore or re-create it") from None
     labels = len(config.get("id2label") or {}) or config.get("num_labels")
     if head is not None and labels and head[0] != labels and config.get("problem_type") != "regression":
-        raise TinyDistillError(f"{folder}: config.json declares {labels} labels but the classifier head in "
-                               f"model.safetensors has {head[0]} outputs; fix id2label/label2id in config.json")
+        raise TinyDistillError(
+            f"{folder}: config.json declares {labels} labels but the classifier head in "
+            f"model.safetensors has {head[0]} outputs; fix id2label/label2id in config.json"
+        )
 
 
 def usable_length(requested: int, who: str, config, tokenizer: PreTrainedTokenizerBase | None = None) -> int:
@@ -91,8 +94,9 @@ def _quietly(fn, *args, **kwargs):
     except RuntimeError as exc:  # weights that do not fit the config (checked above for the head)
         if "mismatched" not in str(exc) and "size mismatch" not in str(exc):
             raise
-        raise TinyDistillError(f"could not load {args[0]}: its weights do not fit its config.json "
-                               "(tensor shapes differ)") from None
+        raise TinyDistillError(
+            f"could not load {args[0]}: its weights do not fit its config.json (tensor shapes differ)"
+        ) from None
     finally:
         hf_logging.set_verbosity(level)
 
@@ -119,8 +123,12 @@ def label_kwargs(task: TaskInfo) -> dict:
     if task.is_regression:
         return {"num_labels": 1, "problem_type": "regression"}
     names = task.label_names
-    return {"num_labels": len(names), "id2label": dict(enumerate(names)),
-            "label2id": {n: i for i, n in enumerate(names)}, "problem_type": "single_label_classification"}
+    return {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {n: i for i, n in enumerate(names)},
+        "problem_type": "single_label_classification",
+    }
 
 
 def has_task_labels(config) -> bool:
@@ -140,14 +148,18 @@ def check_labels(model_config, task: TaskInfo, who: str) -> None:
     """Refuse a model whose label map differs from the task's (permuted logits silently ruin distillation)."""
     if task.is_regression:
         if _has_head(model_config) and getattr(model_config, "num_labels", 1) != 1:
-            raise TinyDistillError(f"{who} has {model_config.num_labels} outputs but the task is a regression (1 output)")
+            raise TinyDistillError(
+                f"{who} has {model_config.num_labels} outputs but the task is a regression (1 output)"
+            )
         return
     if not has_task_labels(model_config):
         return
     theirs = [str(model_config.id2label[i]) for i in range(len(model_config.id2label))]
     if theirs != task.label_names:
-        raise TinyDistillError(f"label maps differ: {who} has id2label {theirs}, the task has {task.label_names}; "
-                               "re-train it on this task's labels or set data.labels to its order")
+        raise TinyDistillError(
+            f"label maps differ: {who} has id2label {theirs}, the task has {task.label_names}; "
+            "re-train it on this task's labels or set data.labels to its order"
+        )
 
 
 def load_classifier(name: str, task: TaskInfo, who: str = "model", require_head: bool = False) -> nn.Module:
@@ -158,8 +170,10 @@ def load_classifier(name: str, task: TaskInfo, who: str = "model", require_head:
     check_labels(config, task, who)
     regression_head = task.is_regression and getattr(config, "problem_type", None) == "regression"
     if require_head and not (has_task_labels(config) or regression_head):
-        raise TinyDistillError(f"{who} {name} has no task head for {task.name} (no label names in its config): "
-                               "fine-tune it first (`tinydistill finetune`); distilling from an untrained head is noise")
+        raise TinyDistillError(
+            f"{who} {name} has no task head for {task.name} (no label names in its config): "
+            "fine-tune it first (`tinydistill finetune`); distilling from an untrained head is noise"
+        )
     if not has_task_labels(config) or config.num_labels != task.num_labels:
         for key, value in label_kwargs(task).items():
             setattr(config, key, value)
@@ -172,13 +186,19 @@ def load_backbone(name: str) -> nn.Module:
     return _quietly(AutoModel.from_pretrained, name)
 
 
-def check_vocab(teacher_tok: PreTrainedTokenizerBase, student_tok: PreTrainedTokenizerBase | None,
-                teacher_model: nn.Module, student_model: nn.Module) -> None:
+def check_vocab(
+    teacher_tok: PreTrainedTokenizerBase,
+    student_tok: PreTrainedTokenizerBase | None,
+    teacher_model: nn.Module,
+    student_model: nn.Module,
+) -> None:
     """Refuse a student whose vocabulary differs from the teacher's (same ids must mean the same tokens)."""
     tv, sv = teacher_model.config.vocab_size, student_model.config.vocab_size
     if tv != sv:
-        raise TinyDistillError(f"vocabularies differ: teacher embeds {tv} token ids, student {sv}; "
-                               "build the student with the teacher's tokenizer")
+        raise TinyDistillError(
+            f"vocabularies differ: teacher embeds {tv} token ids, student {sv}; "
+            "build the student with the teacher's tokenizer"
+        )
     if student_tok is None:
         return
     a, b = teacher_tok.get_vocab(), student_tok.get_vocab()
@@ -186,8 +206,10 @@ def check_vocab(teacher_tok: PreTrainedTokenizerBase, student_tok: PreTrainedTok
         only_t = sorted(set(a) - set(b))[:3]
         only_s = sorted(set(b) - set(a))[:3]
         moved = [t for t in set(a) & set(b) if a[t] != b[t]][:3]
-        raise TinyDistillError(f"tokenizer vocabularies differ (teacher {len(a)} entries, student {len(b)}): "
-                               f"only in teacher {only_t}, only in student {only_s}, different ids {moved}")
+        raise TinyDistillError(
+            f"tokenizer vocabularies differ (teacher {len(a)} entries, student {len(b)}): "
+            f"only in teacher {only_t}, only in student {only_s}, different ids {moved}"
+        )
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -195,7 +217,7 @@ def freeze(model: nn.Module) -> nn.Module:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    model.train = lambda mode=True: model  # nothing the student does can flip the teacher back
+    model.train = lambda _mode=True: model  # nothing the student does can flip the teacher back
     return model
 
 

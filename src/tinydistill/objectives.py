@@ -3,10 +3,11 @@
 The training loop only sees ``LossTerm``s: a name, a weight and a function of the step's
 :class:`StepContext`. Losses stay pure (tensors in, scalar out); capture only records.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -64,7 +65,9 @@ def projection_layer(name: str) -> int:
 def make_projections(cfg: LossConfig, pairs: LayerPairs, student_width: int, teacher_width: int) -> nn.ModuleDict:
     """One learnable Linear(student_width -> teacher_width) per distilled hidden layer, and one for the
     embeddings. They train with the student, live in the training state, and are never exported."""
-    names = (["embeddings"] if cfg.embedding_weight else []) + ([f"layer_{s}" for s, _ in pairs] if cfg.hidden_weight else [])
+    names = (["embeddings"] if cfg.embedding_weight else []) + (
+        [f"layer_{s}" for s, _ in pairs] if cfg.hidden_weight else []
+    )
     return nn.ModuleDict({n: nn.Linear(student_width, teacher_width) for n in names})
 
 
@@ -84,18 +87,40 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
         hard = L.regression_mse if regression else L.hard_cross_entropy
         terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels)))
     if cfg.embedding_weight:
-        terms.append(LossTerm("embedding", cfg.embedding_weight, lambda c: L.hidden_mse(
-            c.projected["embeddings"], c.teacher.hidden[0], c.attention_mask, cfg.mode)))
+        terms.append(
+            LossTerm(
+                "embedding",
+                cfg.embedding_weight,
+                lambda c: L.hidden_mse(c.projected["embeddings"], c.teacher.hidden[0], c.attention_mask, cfg.mode),
+            )
+        )
     if cfg.hidden_weight:
+
         def hidden(c: StepContext) -> Tensor:  # summed over mapped layers, as TinyBERT does
-            return torch.stack([L.hidden_mse(c.projected[f"layer_{s}"], c.teacher.hidden[t], c.attention_mask, cfg.mode)
-                                for s, t in pairs]).sum()
+            return torch.stack(
+                [
+                    L.hidden_mse(c.projected[f"layer_{s}"], c.teacher.hidden[t], c.attention_mask, cfg.mode)
+                    for s, t in pairs
+                ]
+            ).sum()
+
         terms.append(LossTerm("hidden", cfg.hidden_weight, hidden))
     if cfg.attention_weight:
+
         def attention(c: StepContext) -> Tensor:
-            return torch.stack([L.attention_mse(c.student.score(s), c.teacher.score(t), c.attention_mask, cfg.mode,
-                                                _both_allow(c.student.allowed.get(s), c.teacher.allowed.get(t)))
-                                for s, t in pairs]).sum()
+            return torch.stack(
+                [
+                    L.attention_mse(
+                        c.student.score(s),
+                        c.teacher.score(t),
+                        c.attention_mask,
+                        cfg.mode,
+                        _both_allow(c.student.allowed.get(s), c.teacher.allowed.get(t)),
+                    )
+                    for s, t in pairs
+                ]
+            ).sum()
+
         terms.append(LossTerm("attention", cfg.attention_weight, attention))
     if not terms:
         raise TinyDistillError("every loss weight is 0: nothing to train")
@@ -113,4 +138,5 @@ def check_compatible(cfg: LossConfig, student_config, teacher_config) -> None:
         raise TinyDistillError(
             f"attention distillation needs equal head counts (student {student_config.num_attention_heads}, "
             f"teacher {teacher_config.num_attention_heads}); set attention_weight: 0 or give the student "
-            f"{teacher_config.num_attention_heads} heads")
+            f"{teacher_config.num_attention_heads} heads"
+        )

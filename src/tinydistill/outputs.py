@@ -1,5 +1,6 @@
 """Stage output folders: written under a temporary name and renamed into place only when complete,
 so a crash never leaves a folder that looks finished."""
+
 from __future__ import annotations
 
 import errno
@@ -76,14 +77,21 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output(final: str | Path, kind: str, inputs: Mapping[str, str | Path | None] | None = None,
-                 overwrite: bool = False, holds: Collection[str] | None = None, marker: str | None = None) -> None:
+def check_output(
+    final: str | Path,
+    kind: str,
+    inputs: Mapping[str, str | Path | None] | None = None,
+    overwrite: bool = False,
+    holds: Collection[str] | None = None,
+    marker: str | None = None,
+) -> None:
     """Refuse an output location that would destroy what tinydistill did not write.
 
     ``holds`` is None for a folder that is replaced whole (a stage, export, bench, compare output): it may
     be new, empty, or a finished output of the same ``kind``; anything else needs ``overwrite``. For a
     folder that only gathers outputs (a pipeline run), ``holds`` names its entries; other entries need
-    ``overwrite`` and are then left in place (once, where the ``marker`` file then records the run). Never allowed, ``overwrite`` or not: an output equal to or
+    ``overwrite`` and are then left in place (once, where the ``marker`` file then records the run).
+    Never allowed, ``overwrite`` or not: an output equal to or
     inside an input (``inputs``: role -> path), a replaced folder that holds an input or the current folder.
     """
     given = Path(final)
@@ -96,11 +104,13 @@ def check_output(final: str | Path, kind: str, inputs: Mapping[str, str | Path |
             where = "is" if real == src_real else "is inside"
             raise TinyDistillError(f"output folder {given} {where} the {role} ({src}); choose another -o")
         if holds is None and _inside(src_real, real):
-            raise TinyDistillError(f"output folder {given} holds the {role} ({src}): writing there would delete it; "
-                                   "choose another -o")
+            raise TinyDistillError(
+                f"output folder {given} holds the {role} ({src}): writing there would delete it; choose another -o"
+            )
     if holds is None and _inside(Path.cwd().resolve(), real):
-        raise TinyDistillError(f"output folder {given} is the current folder or holds it; name a folder for the "
-                               "output, e.g. -o runs/NAME")
+        raise TinyDistillError(
+            f"output folder {given} is the current folder or holds it; name a folder for the output, e.g. -o runs/NAME"
+        )
     blocker = next((a for a in given.parents if a.exists() and not a.is_dir()), None)
     if blocker is not None:
         raise TinyDistillError(f"cannot write to {given.parent}: Not a directory ({blocker} is a file)")
@@ -115,20 +125,28 @@ def check_output(final: str | Path, kind: str, inputs: Mapping[str, str | Path |
         found = output_kind(given)
         if found == kind:
             return
-        what = f"it is a finished `{found}` output" if found else \
-            f"it holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(entries[:3])}" \
+        what = (
+            f"it is a finished `{found}` output"
+            if found
+            else f"it holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(entries[:3])}"
             + (", ..." if len(entries) > 3 else "")
+        )
     else:
         foreign = [e for e in entries if not _ours(e, holds)]
         if not foreign or (marker and (given / marker).is_file()):
             return
-        what = f"it holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, which a `{kind}` run does not write"
+        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        what = f"it holds {listed}, which a `{kind}` run does not write"
     if overwrite:
-        say(f"--overwrite: {given} is not a finished `{kind}` output ({what}); "
-            + ("replacing it" if holds is None else "adding the run beside what is there"))
+        say(
+            f"--overwrite: {given} is not a finished `{kind}` output ({what}); "
+            + ("replacing it" if holds is None else "adding the run beside what is there")
+        )
         return
-    raise TinyDistillError(f"output folder {given} already exists and is not a finished `{kind}` output ({what}); "
-                           "choose another -o, or pass --overwrite to replace it")
+    raise TinyDistillError(
+        f"output folder {given} already exists and is not a finished `{kind}` output ({what}); "
+        "choose another -o, or pass --overwrite to replace it"
+    )
 
 
 def _process_start(pid: int) -> str | None:
@@ -162,8 +180,13 @@ class OutputLock:
         self.held = False
 
     def acquire(self) -> None:
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid()),
-              "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv[:3])}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "start": _process_start(os.getpid()),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv[:3]),
+        }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -194,7 +217,8 @@ class OutputLock:
             raise TinyDistillError(
                 f"{self.path.parent / self.path.name[1:-5]} is being written by another run (pid {owner.get('pid')} "
                 f"on {owner.get('host')}, since {owner.get('since')}: {owner.get('command')}); wait for it to finish, "
-                f"or choose another -o" + ("" if here else f" (if that run is dead, delete {self.path})"))
+                f"or choose another -o" + ("" if here else f" (if that run is dead, delete {self.path})")
+            )
         say(f"taking over {self.path}: its owner (pid {owner.get('pid', '?')}) is no longer running")
         self.path.unlink(missing_ok=True)
 
@@ -208,8 +232,15 @@ class OutputFolder:
     """``with OutputFolder(out, kind, inputs, overwrite, holds):`` checks ``out`` (:func:`check_output`) and
     locks it for the duration; :class:`StagingDir` adds writing under a temporary name."""
 
-    def __init__(self, final: str | Path, kind: str, inputs: Mapping[str, str | Path | None] | None = None,
-                 overwrite: bool = False, holds: Collection[str] | None = None, marker: str | None = None) -> None:
+    def __init__(
+        self,
+        final: str | Path,
+        kind: str,
+        inputs: Mapping[str, str | Path | None] | None = None,
+        overwrite: bool = False,
+        holds: Collection[str] | None = None,
+        marker: str | None = None,
+    ) -> None:
         self.final = Path(os.path.abspath(final))  # `-o .` has a name too
         self.kind, self.inputs, self.overwrite, self.holds, self.marker = kind, inputs, overwrite, holds, marker
         self.main = is_main_process()
@@ -236,8 +267,13 @@ class StagingDir(OutputFolder):
     process writes; the others wait until the folder is in place.
     """
 
-    def __init__(self, final: str | Path, kind: str, inputs: Mapping[str, str | Path | None] | None = None,
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        final: str | Path,
+        kind: str,
+        inputs: Mapping[str, str | Path | None] | None = None,
+        overwrite: bool = False,
+    ) -> None:
         super().__init__(final, kind, inputs, overwrite)
         self.tmp = self.final.with_name(f".{self.final.name}.tmp-{uuid.uuid4().hex[:8]}")
 

@@ -1,19 +1,20 @@
 """The four-stage recipe from one config: each stage's output feeds the next, finished stages are skipped.
 
-    output_dir/0-augment       augmented training set (only with augment.enabled; stages 3 and 4 train on it)
-    output_dir/1-general       stage 1: general distillation (skipped when general.enabled is false)
-    output_dir/2-teacher       stage 2: the teacher fine-tuned on the task
-    output_dir/3-intermediate  stage 3: task distillation, intermediate layers (student from stage 1)
-    output_dir/4-prediction    stage 4: task distillation, prediction layer (student from stage 3)
-    output_dir/summary.json    teacher vs student: metric, parameters, size, speed
-    output_dir/report.html     the run report (also report.md and plots/)
-    output_dir/pipeline.yaml   the configuration the run was started with (a re-run must match it)
+output_dir/0-augment       augmented training set (only with augment.enabled; stages 3 and 4 train on it)
+output_dir/1-general       stage 1: general distillation (skipped when general.enabled is false)
+output_dir/2-teacher       stage 2: the teacher fine-tuned on the task
+output_dir/3-intermediate  stage 3: task distillation, intermediate layers (student from stage 1)
+output_dir/4-prediction    stage 4: task distillation, prediction layer (student from stage 3)
+output_dir/summary.json    teacher vs student: metric, parameters, size, speed
+output_dir/report.html     the run report (also report.md and plots/)
+output_dir/pipeline.yaml   the configuration the run was started with (a re-run must match it)
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
@@ -22,8 +23,8 @@ from tinydistill.augment import augment_data, augmented_data_config
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import read_split, task_info
-from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.errors import TinyDistillError
+from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import (
     OutputFolder,
     is_complete,
@@ -69,8 +70,12 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
         return table
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(teacher_dir))
-    entries = [ModelEntry(name, load_classifier(str(folder), task), folder, (read_metrics(folder)["dev"] or {}).get(task.metric))
-               for name, folder in (("teacher", teacher_dir), ("student", student_dir))]
+    entries = [
+        ModelEntry(
+            name, load_classifier(str(folder), task), folder, (read_metrics(folder)["dev"] or {}).get(task.metric)
+        )
+        for name, folder in (("teacher", teacher_dir), ("student", student_dir))
+    ]
     data = encode_examples(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
     return model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
 
@@ -79,12 +84,21 @@ def summarize(cfg: Config, paths: dict[str, Path]) -> dict:
     """Teacher vs student (metric, % kept, parameters, size, speed measured side by side) and one row per stage."""
     rows = {r["model"]: r for r in _final_table(cfg, paths["2-teacher"], paths["4-prediction"])}
     t, s = rows["teacher"], rows["student"]
-    return {"task": task_info(cfg.data).name, "metric": t["metric"], "threads": torch.get_num_threads(), "rows": rows,
-            "kept_percent": s["kept_percent"], "compression": t["parameters"] / s["parameters"],
-            "speedup_batch32": s["examples_per_s"] / t["examples_per_s"],
-            "speedup_batch1": t["latency_ms"] / s["latency_ms"],
-            "stages": {name: {k: v for k, v in read_metrics(p).items() if k not in ("history", "evals")}
-                       for name, p in paths.items() if is_complete(p)}}
+    return {
+        "task": task_info(cfg.data).name,
+        "metric": t["metric"],
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+        "kept_percent": s["kept_percent"],
+        "compression": t["parameters"] / s["parameters"],
+        "speedup_batch32": s["examples_per_s"] / t["examples_per_s"],
+        "speedup_batch1": t["latency_ms"] / s["latency_ms"],
+        "stages": {
+            name: {k: v for k, v in read_metrics(p).items() if k not in ("history", "evals")}
+            for name, p in paths.items()
+            if is_complete(p)
+        },
+    }
 
 
 def format_summary(summary: dict) -> str:
@@ -93,12 +107,16 @@ def format_summary(summary: dict) -> str:
     lines = [head, "-" * len(head)]
     for name, r in summary["rows"].items():
         score = f"{r['score']:.4f}" if r["score"] is not None else "n/a"
-        lines.append(f"{name:<8} {score:>18} {r['parameters']:>12,} {r['size_mb']:>9.1f} "
-                     f"{r['examples_per_s']:>10.1f} {r['latency_ms']:>8.2f}")
+        lines.append(
+            f"{name:<8} {score:>18} {r['parameters']:>12,} {r['size_mb']:>9.1f} "
+            f"{r['examples_per_s']:>10.1f} {r['latency_ms']:>8.2f}"
+        )
     kept = f"{summary['kept_percent']:.1f}%" if summary["kept_percent"] is not None else "n/a"
-    lines.append(f"student keeps {kept} of the teacher's {summary['metric']}, is {summary['compression']:.1f}x "
-                 f"smaller, {summary['speedup_batch32']:.1f}x faster at batch 32 and "
-                 f"{summary['speedup_batch1']:.1f}x at batch 1 ({summary['threads']} threads)")
+    lines.append(
+        f"student keeps {kept} of the teacher's {summary['metric']}, is {summary['compression']:.1f}x "
+        f"smaller, {summary['speedup_batch32']:.1f}x faster at batch 32 and "
+        f"{summary['speedup_batch1']:.1f}x at batch 1 ({summary['threads']} threads)"
+    )
     return "\n".join(lines)
 
 
@@ -106,9 +124,16 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
     """report.html / report.md for the whole run: final table, one row per stage, every stage's curves."""
     stage_metrics = {name: read_metrics(p) for name, p in paths.items() if is_complete(p)}
     plots = [p for name, m in stage_metrics.items() for p in plot_curves(m, out, prefix=f"{name}-")]
-    write_report(out, f"tinydistill pipeline: {summary['task']}",
-                 [("Teacher vs student", model_table_view(list(summary["rows"].values()))),
-                  ("Stages", stage_table(stage_metrics))], plots, dump_config(cfg))
+    write_report(
+        out,
+        f"tinydistill pipeline: {summary['task']}",
+        [
+            ("Teacher vs student", model_table_view(list(summary["rows"].values()))),
+            ("Stages", stage_table(stage_metrics)),
+        ],
+        plots,
+        dump_config(cfg),
+    )
 
 
 def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> None:
@@ -118,9 +143,11 @@ def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> No
     if saved.is_file() and not cfg.overwrite:
         changes = config_changes(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"))
         if changes:
-            raise TinyDistillError(f"{out} holds a pipeline run made with other settings "
-                                   f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); continuing it "
-                                   "would mix the two: pass --overwrite to start the run over, or choose another -o")
+            raise TinyDistillError(
+                f"{out} holds a pipeline run made with other settings "
+                f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); continuing it "
+                "would mix the two: pass --overwrite to start the run over, or choose another -o"
+            )
     if not is_main_process():
         return
     if cfg.overwrite and out.is_dir():
@@ -147,21 +174,31 @@ def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
     paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     student_spec = cfg.student
     if cfg.general.enabled:
-        _run_or_skip("stage 1 (general distillation)", paths["1-general"],
-                     lambda: general(cfg, paths["1-general"]), log)
+        _run_or_skip(
+            "stage 1 (general distillation)", paths["1-general"], lambda: general(cfg, paths["1-general"]), log
+        )
         student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
-    teacher = _run_or_skip("stage 2 (teacher fine-tuning)", paths["2-teacher"],
-                           lambda: finetune(cfg, paths["2-teacher"]), log)
+    teacher = _run_or_skip(
+        "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log
+    )
     task_data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
         _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log)
         task_data = augmented_data_config(cfg, paths["0-augment"])
     task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec, "data": task_data})
-    _run_or_skip("stage 3 (intermediate-layer distillation)", paths["3-intermediate"],
-                 lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]), log)
+    _run_or_skip(
+        "stage 3 (intermediate-layer distillation)",
+        paths["3-intermediate"],
+        lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]),
+        log,
+    )
     pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(paths["3-intermediate"]))})
-    _run_or_skip("stage 4 (prediction-layer distillation)", paths["4-prediction"],
-                 lambda: distill(pred_cfg, "prediction", paths["4-prediction"]), log)
+    _run_or_skip(
+        "stage 4 (prediction-layer distillation)",
+        paths["4-prediction"],
+        lambda: distill(pred_cfg, "prediction", paths["4-prediction"]),
+        log,
+    )
     summary = summarize(cfg, paths)
     if is_main_process():
         write_json(out / "summary.json", summary)

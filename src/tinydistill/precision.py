@@ -1,5 +1,6 @@
 """Which precision a stage trains in: ``auto`` picks bf16 autocast where the hardware runs it natively
 (a CUDA GPU with bf16, or a CPU with AVX512-BF16 / AMX-BF16 instructions) and fp32 elsewhere."""
+
 from __future__ import annotations
 
 import functools

@@ -6,6 +6,7 @@ loss term, learning rate, dev metric at each evaluation); the final teacher-vs-s
 (task metric, % kept, parameters, size on disk, latency at batch 1, throughput at batch 32, all
 measured in the same run); for the pipeline, one row per stage.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,10 +43,21 @@ def environment() -> dict[str, str]:
     import accelerate
     import transformers
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__, "device": device, "threads": str(torch.get_num_threads()),
-            "cpu cores": str(os.cpu_count()), "platform": platform.platform()}
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "device": device,
+        "threads": str(torch.get_num_threads()),
+        "cpu cores": str(os.cpu_count()),
+        "platform": platform.platform(),
+    }
 
 
 def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) -> list[dict]:
@@ -55,11 +67,18 @@ def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) 
     rows = []
     for e in entries:
         ref = entries[0].score
-        rows.append({"model": e.name, "metric": metric, "score": e.score,
-                     "kept_percent": 100 * e.score / ref if (e.score is not None and ref) else None,
-                     "parameters": count_parameters(e.model), "size_mb": size_on_disk(e.folder) / 2**20,
-                     "latency_ms": speed.get(e.name, {}).get("latency_ms"),
-                     "examples_per_s": speed.get(e.name, {}).get("examples_per_s")})
+        rows.append(
+            {
+                "model": e.name,
+                "metric": metric,
+                "score": e.score,
+                "kept_percent": 100 * e.score / ref if (e.score is not None and ref) else None,
+                "parameters": count_parameters(e.model),
+                "size_mb": size_on_disk(e.folder) / 2**20,
+                "latency_ms": speed.get(e.name, {}).get("latency_ms"),
+                "examples_per_s": speed.get(e.name, {}).get("examples_per_s"),
+            }
+        )
     return rows
 
 
@@ -77,7 +96,9 @@ class Table:
 
     def markdown(self) -> str:
         rule = "|" + "|".join("---:" if a == "r" else "---" for a in self.align) + "|"
-        return "\n".join(["| " + " | ".join(self.header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in self.rows])
+        return "\n".join(
+            ["| " + " | ".join(self.header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in self.rows]
+        )
 
     def html(self, table_id: str) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.header)
@@ -88,10 +109,22 @@ class Table:
 def model_table_view(rows: list[dict]) -> Table:
     """The teacher-vs-student rows of :func:`model_table` as a table."""
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    return Table(["model", metric, "% kept", "parameters", "size (MB)", "latency @1 (ms)", "throughput @32 (ex/s)"],
-                 [[r["model"], _fmt(r["score"], ".4f"), _fmt(r["kept_percent"], ".1f"), f"{r['parameters']:,}",
-                   f"{r['size_mb']:.1f}", _fmt(r["latency_ms"], ".2f"), _fmt(r["examples_per_s"], ".1f")] for r in rows],
-                 "lrrrrrr")
+    return Table(
+        ["model", metric, "% kept", "parameters", "size (MB)", "latency @1 (ms)", "throughput @32 (ex/s)"],
+        [
+            [
+                r["model"],
+                _fmt(r["score"], ".4f"),
+                _fmt(r["kept_percent"], ".1f"),
+                f"{r['parameters']:,}",
+                f"{r['size_mb']:.1f}",
+                _fmt(r["latency_ms"], ".2f"),
+                _fmt(r["examples_per_s"], ".1f"),
+            ]
+            for r in rows
+        ],
+        "lrrrrrr",
+    )
 
 
 def stage_table(stages: dict[str, dict]) -> Table:
@@ -100,8 +133,15 @@ def stage_table(stages: dict[str, dict]) -> Table:
     for name, m in stages.items():
         before, after = (m.get("objective_before") or {}).get("total"), (m.get("objective_after") or {}).get("total")
         dev = ", ".join(f"{k} {v:.4f}" for k, v in (m.get("dev") or {}).items() if k not in ("step", "epoch"))
-        rows.append([name, str(m.get("steps", "–")), _fmt(m.get("train_seconds"), ".1f"),
-                     f"{_fmt(before, '.4g')} → {_fmt(after, '.4g')}", dev or "–"])
+        rows.append(
+            [
+                name,
+                str(m.get("steps", "–")),
+                _fmt(m.get("train_seconds"), ".1f"),
+                f"{_fmt(before, '.4g')} → {_fmt(after, '.4g')}",
+                dev or "–",
+            ]
+        )
     return Table(["stage", "steps", "train time (s)", "objective before → after", "dev"], rows, "lrrll")
 
 
@@ -149,14 +189,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;margin:2em auto;
+padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}
-img{max-width:100%;display:block;margin:.5em 0}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+img{max-width:100%;display:block;margin:.5em 0}h1{font-size:1.6em}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
 
 
-def write_report(folder: Path, title: str, sections: list[tuple[str, Table]], plots: list[Path],
-                 config_yaml: str | None) -> None:
+def write_report(
+    folder: Path, title: str, sections: list[tuple[str, Table]], plots: list[Path], config_yaml: str | None
+) -> None:
     """Write ``report.md`` and a self-contained ``report.html`` into ``folder``.
 
     sections: (heading, table) pairs, shown first; the first is the final table (id ``final-table``).
@@ -182,6 +225,8 @@ def write_report(folder: Path, title: str, sections: list[tuple[str, Table]], pl
         md += ["## Configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
         body += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_yaml)}</pre>"]
     (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
     (folder / "report.html").write_text(page, encoding="utf-8")

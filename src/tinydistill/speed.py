@@ -1,4 +1,5 @@
 """Size and CPU/GPU inference speed of saved models, teacher and student measured side by side."""
+
 from __future__ import annotations
 
 import statistics
@@ -28,8 +29,14 @@ def _time_batches(model: nn.Module, batches: list[dict]) -> float:
     return time.perf_counter() - start
 
 
-def measure_speed(models: dict[str, nn.Module], data: EncodedDataset, tokenizer, batch_size: int = 32,
-                  repeats: int = 3, latency_examples: int = 32) -> dict[str, dict[str, float]]:
+def measure_speed(
+    models: dict[str, nn.Module],
+    data: EncodedDataset,
+    tokenizer,
+    batch_size: int = 32,
+    repeats: int = 3,
+    latency_examples: int = 32,
+) -> dict[str, dict[str, float]]:
     """Throughput (examples/s at ``batch_size``) and latency (ms at batch 1, median) of each model on
     the same dynamically padded batches. Models are timed in turn within each repeat (interleaved), so
     machine noise hits them alike; medians over ``repeats`` are reported."""
@@ -47,5 +54,7 @@ def measure_speed(models: dict[str, nn.Module], data: EncodedDataset, tokenizer,
         for name, m in models.items():
             through[name].append(n / _time_batches(m, batches))
             latency[name].append(1000 * _time_batches(m, singles) / len(singles))
-    return {k: {"examples_per_s": statistics.median(through[k]), "latency_ms": statistics.median(latency[k])}
-            for k in models}
+    return {
+        k: {"examples_per_s": statistics.median(through[k]), "latency_ms": statistics.median(latency[k])}
+        for k in models
+    }

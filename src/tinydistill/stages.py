@@ -9,11 +9,13 @@
 Each writes a model folder that loads with plain ``transformers``, plus ``metrics.json`` and the
 resolved config; the folder appears only once complete.
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import yaml
 from accelerate.utils import set_seed
@@ -97,8 +99,13 @@ def _student_tokenizer(spec: StudentConfig):
     return None
 
 
-def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, train_cfg: TrainConfig,
-                  prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None):
+def _task_loaders(
+    cfg: Config,
+    tokenizer,
+    task: TaskInfo,
+    train_cfg: TrainConfig,
+    prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None,
+):
     """(train, dev, probe) loaders and the encoded dev set (for the speed table)."""
     batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
@@ -107,24 +114,39 @@ def _task_loaders(cfg: Config, tokenizer, task: TaskInfo, train_cfg: TrainConfig
     if prepare_train is not None:
         train_ds = prepare_train(train_ds)
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
-    loaders = (make_loader(train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed,
-                           group_by_length=train_cfg.group_by_length),
-               make_loader(by_length(dev_ds), tokenizer, eval_batch_size, shuffle=False),  # metrics ignore order
-               make_loader(Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))), tokenizer,
-                           eval_batch_size, shuffle=False))
+    loaders = (
+        make_loader(
+            train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed, group_by_length=train_cfg.group_by_length
+        ),
+        make_loader(by_length(dev_ds), tokenizer, eval_batch_size, shuffle=False),  # metrics ignore order
+        make_loader(
+            Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))),
+            tokenizer,
+            eval_batch_size,
+            shuffle=False,
+        ),
+    )
     return loaders, dev_ds
 
 
-def _report(cfg: Config, folder: Path, title: str, metrics: dict, entries: list[ModelEntry], data, tokenizer,
-            metric: str | None) -> None:
+def _report(
+    cfg: Config, folder: Path, title: str, metrics: dict, entries: list[ModelEntry], data, tokenizer, metric: str | None
+) -> None:
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
     if not cfg.report.enabled or not is_main_process():
         return
     sample = EncodedDataset(data.rows[: cfg.report.speed_examples])
     metrics["table"] = model_table(entries, sample, tokenizer, metric)
-    write_report(folder, title, [("Teacher vs student", model_table_view(metrics["table"])),
-                                 (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics}))],
-                 plot_curves(metrics, folder), dump_config(cfg))
+    write_report(
+        folder,
+        title,
+        [
+            ("Teacher vs student", model_table_view(metrics["table"])),
+            (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics})),
+        ],
+        plot_curves(metrics, folder),
+        dump_config(cfg),
+    )
 
 
 def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.ModuleDict | None, cfg: Config) -> None:
@@ -135,15 +157,27 @@ def _save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Modul
     tokenizer.save_pretrained(folder)
     if projections is not None and len(projections):
         (folder / TRAINING_STATE_DIR).mkdir()
-        save_file({k: v.detach().cpu().contiguous() for k, v in projections.state_dict().items()},
-                  str(folder / TRAINING_STATE_DIR / "projections.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in projections.state_dict().items()},
+            str(folder / TRAINING_STATE_DIR / "projections.safetensors"),
+        )
     (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
 
 
 def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | None) -> dict:
-    return {"stage": stage, "parameters": count_parameters(model), "dev": final, "best": result.best, "evals": result.evals, "steps": result.steps,
-            "train_seconds": round(result.seconds, 2), "precision": result.precision, "objective_before": result.objective_before,
-            "objective_after": result.objective_after, "history": result.history}
+    return {
+        "stage": stage,
+        "parameters": count_parameters(model),
+        "dev": final,
+        "best": result.best,
+        "evals": result.evals,
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 2),
+        "precision": result.precision,
+        "objective_before": result.objective_before,
+        "objective_after": result.objective_after,
+        "history": result.history,
+    }
 
 
 def _write_metrics(folder: Path, metrics: dict) -> None:
@@ -160,12 +194,15 @@ def _ckpt(cfg: Config, out: Path, section: str, train_cfg: TrainConfig) -> dict:
     root = checkpoint_root(out)
     saved = root / RESUME_CONFIG
     if cfg.resume and saved.is_file():
-        changes = config_changes(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"),
-                                 (section,))
+        changes = config_changes(
+            yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"), (section,)
+        )
         if changes:
-            raise TinyDistillError(f"cannot resume {out}: its checkpoints were made with other settings "
-                                   f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); run without "
-                                   "--resume to start the stage over, or restore those settings")
+            raise TinyDistillError(
+                f"cannot resume {out}: its checkpoints were made with other settings "
+                f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); run without "
+                "--resume to start the stage over, or restore those settings"
+            )
     if is_main_process():
         if not cfg.resume and root.exists():
             shutil.rmtree(root)
@@ -181,8 +218,11 @@ def _fit_length(cfg: Config, *models: nn.Module, tokenizer=None) -> Config:
     n = cfg.data.max_length
     for name, model in zip(("teacher", "student"), models):
         n = usable_length(n, f"{name} ({model.config.model_type})", model.config, tokenizer)
-    return cfg if n == cfg.data.max_length else cfg.model_copy(
-        update={"data": cfg.data.model_copy(update={"max_length": n})})
+    return (
+        cfg
+        if n == cfg.data.max_length
+        else cfg.model_copy(update={"data": cfg.data.model_copy(update={"max_length": n})})
+    )
 
 
 def _score(dev: dict | None, task: TaskInfo) -> float | None:
@@ -208,21 +248,37 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         tcfg = cfg.finetune.train
         (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
         terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
-        run = StageRun(model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task,
-                       select_best=True)
-        result = train(run, tcfg, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune",
-                       **_ckpt(cfg, out, "finetune", tcfg))
+        run = StageRun(
+            model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True
+        )
+        result = train(
+            run, tcfg, cpu=cfg.cpu, log_dir=tmp / "logs", desc="finetune", **_ckpt(cfg, out, "finetune", tcfg)
+        )
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, None, cfg)
         metrics = _metrics("finetune", result, run.student, final)
-        _report(cfg, tmp, f"Stage 2: teacher fine-tuning ({task.name})", metrics,
-                [ModelEntry("teacher", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
+        _report(
+            cfg,
+            tmp,
+            f"Stage 2: teacher fine-tuning ({task.name})",
+            metrics,
+            [ModelEntry("teacher", run.student, tmp, _score(final, task))],
+            dev_ds,
+            tokenizer,
+            task.metric,
+        )
         _write_metrics(tmp, metrics)
     return out
 
 
-def _distill_run(stage_cfg: DistillStage | GeneralStage, teacher: nn.Module, student: nn.Module, loaders: tuple,
-                 task: TaskInfo | None, select_best: bool) -> StageRun:
+def _distill_run(
+    stage_cfg: DistillStage | GeneralStage,
+    teacher: nn.Module,
+    student: nn.Module,
+    loaders: tuple,
+    task: TaskInfo | None,
+    select_best: bool,
+) -> StageRun:
     losses = stage_cfg.losses
     check_compatible(losses, student.config, teacher.config)
     pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
@@ -230,8 +286,19 @@ def _distill_run(stage_cfg: DistillStage | GeneralStage, teacher: nn.Module, stu
     projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
     terms = build_terms(losses, pairs, task is not None and task.is_regression, has_teacher=True)
     train_loader, eval_loader, probe = loaders
-    return StageRun(student, teacher, terms, plan, projections, train_loader, eval_loader, probe, task, select_best,
-                    stage_cfg.teacher_precision)
+    return StageRun(
+        student,
+        teacher,
+        terms,
+        plan,
+        projections,
+        train_loader,
+        eval_loader,
+        probe,
+        task,
+        select_best,
+        stage_cfg.teacher_precision,
+    )
 
 
 def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
@@ -241,8 +308,9 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     out = _output(cfg, output_dir)
     g = cfg.general
     if g.losses.prediction:
-        raise TinyDistillError("general distillation has no labels or task logits: set general.losses "
-                               "soft_weight and hard_weight to 0")
+        raise TinyDistillError(
+            "general distillation has no labels or task logits: set general.losses soft_weight and hard_weight to 0"
+        )
     with StagingDir(out, "general", cfg.input_paths(), cfg.overwrite) as tmp:
         tokenizer = load_tokenizer(_require_teacher(cfg))
         if g.corpus:
@@ -260,17 +328,27 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
             max_length = usable_length(max_length, name, model.config, tokenizer)
         data = encode_passages(passages, tokenizer, max_length)
         bs = g.train.batch_size
-        loaders = (make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed,
-                               group_by_length=g.train.group_by_length), None,
-                   make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False))
+        loaders = (
+            make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed, group_by_length=g.train.group_by_length),
+            None,
+            make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False),
+        )
         run = _distill_run(g, teacher, student, loaders, None, select_best=False)
-        result = train(run, g.train, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general",
-                       **_ckpt(cfg, out, "general", g.train))
+        result = train(
+            run, g.train, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general", **_ckpt(cfg, out, "general", g.train)
+        )
         metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
-        _report(cfg, tmp, "Stage 1: general distillation", metrics,
-                [ModelEntry("teacher", teacher, Path(cfg.teacher), None), ModelEntry("student", run.student, tmp, None)],
-                data, tokenizer, None)
+        _report(
+            cfg,
+            tmp,
+            "Stage 1: general distillation",
+            metrics,
+            [ModelEntry("teacher", teacher, Path(cfg.teacher), None), ModelEntry("student", run.student, tmp, None)],
+            data,
+            tokenizer,
+            None,
+        )
         _write_metrics(tmp, metrics)
     return out
 
@@ -291,28 +369,40 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
 
         def attach_logits(data: EncodedDataset) -> EncodedDataset:
-            logits = teacher_logits(teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir,
-                                    stage_cfg.teacher_precision)
+            logits = teacher_logits(
+                teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir, stage_cfg.teacher_precision
+            )
             return with_teacher_logits(data, logits)
 
-        (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, t,
-                                                                  attach_logits if cached else None)
+        (train_loader, dev_loader, probe), dev_ds = _task_loaders(
+            cfg, tokenizer, task, t, attach_logits if cached else None
+        )
         # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
         scored = stage_cfg.losses.prediction
-        run = _distill_run(stage_cfg, teacher, student, (train_loader, dev_loader if scored else None, probe), task,
-                           select_best=scored)
+        run = _distill_run(
+            stage_cfg, teacher, student, (train_loader, dev_loader if scored else None, probe), task, select_best=scored
+        )
         if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
             run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
-        result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which,
-                       **_ckpt(cfg, out, which, t))
+        result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out, which, t))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final)
         teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
         number = {"intermediate": 3, "prediction": 4}[which]
-        _report(cfg, tmp, f"Stage {number}: {which}-layer distillation ({task.name})", metrics,
-                [ModelEntry("teacher", teacher, Path(teacher_name), teacher_score),
-                 ModelEntry("student", run.student, tmp, _score(final, task))], dev_ds, tokenizer, task.metric)
+        _report(
+            cfg,
+            tmp,
+            f"Stage {number}: {which}-layer distillation ({task.name})",
+            metrics,
+            [
+                ModelEntry("teacher", teacher, Path(teacher_name), teacher_score),
+                ModelEntry("student", run.student, tmp, _score(final, task)),
+            ],
+            dev_ds,
+            tokenizer,
+            task.metric,
+        )
         _write_metrics(tmp, metrics)
     return out
 

@@ -3,6 +3,7 @@
 A built student has the teacher's vocabulary (it uses the teacher's tokenizer) and, unless ``student.family``
 names another, the teacher's family; the family adapter says which config keys it keeps and how layers are named.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,40 +29,54 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "tinybert-6l-768d": (6, 768, 12, 3072),
 }
 
+
 def _model_type(name: str) -> str:
     """``name`` as transformers knows it (a model type, e.g. bert, deberta-v2, modernbert), or one line saying so."""
     from transformers import CONFIG_MAPPING
 
     if name not in CONFIG_MAPPING:
         close = [t for t in CONFIG_MAPPING if name.replace("_", "-") in t][:5]
-        raise TinyDistillError(f"student.family {name!r} is not a model type transformers knows"
-                               + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise TinyDistillError(
+            f"student.family {name!r} is not a model type transformers knows"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+        )
     return name
 
 
-def student_config(teacher_config: PretrainedConfig, layers: int, hidden: int, heads: int, ffn: int,
-                   task: TaskInfo | None = None, family: str | None = None) -> PretrainedConfig:
+def student_config(
+    teacher_config: PretrainedConfig,
+    layers: int,
+    hidden: int,
+    heads: int,
+    ffn: int,
+    task: TaskInfo | None = None,
+    family: str | None = None,
+) -> PretrainedConfig:
     """A config of ``family`` (default: the teacher's) with the teacher's vocabulary and positions, at a new shape.
 
     The student keeps the teacher's settings its adapter lists (ELECTRA ``embedding_size``, DeBERTa's relative
     attention, ModernBERT's local/global pattern, ...) when both are one family, and the vocabulary settings always.
     """
     if hidden % heads:
-        raise TinyDistillError(f"student hidden size {hidden} is not a multiple of its {heads} heads: pick heads "
-                               f"that divide {hidden}")
+        raise TinyDistillError(
+            f"student hidden size {hidden} is not a multiple of its {heads} heads: pick heads that divide {hidden}"
+        )
     model_type = _model_type(family or teacher_config.model_type)
     adapter = family_of(AutoConfig.for_model(model_type))
     same = model_type == teacher_config.model_type
     names = adapter.keep if (adapter and same) else COMMON_KEEP
     keep = {k: getattr(teacher_config, k) for k in names if hasattr(teacher_config, k)}
-    shape = adapter.shape if adapter else ("num_hidden_layers", "hidden_size", "num_attention_heads",
-                                           "intermediate_size")
+    shape = (
+        adapter.shape if adapter else ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+    )
     extra = label_kwargs(task) if task is not None else {}
     try:
         return AutoConfig.for_model(model_type, **dict(zip(shape, (layers, hidden, heads, ffn))), **keep, **extra)
     except (ValueError, TypeError) as exc:
-        raise TinyDistillError(f"cannot build a {model_type} student of {layers} x {hidden} ({heads} heads, FFN "
-                               f"{ffn}): {str(exc).splitlines()[0]}") from None
+        raise TinyDistillError(
+            f"cannot build a {model_type} student of {layers} x {hidden} ({heads} heads, FFN "
+            f"{ffn}): {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _instantiate(config: PretrainedConfig, task: TaskInfo | None) -> nn.Module:
@@ -78,9 +93,11 @@ def copy_teacher_layers(teacher: nn.Module, layer_ids: list[int], task: TaskInfo
     tc = teacher.config
     adapter = family_of(tc)
     if adapter is None or adapter.layer_key is None:
-        raise TinyDistillError(f"cannot copy single layers of a {tc.model_type} teacher "
-                               + ("(its layers share one set of weights)" if adapter else "(no family adapter)")
-                               + ": build the student by shape or preset instead")
+        raise TinyDistillError(
+            f"cannot copy single layers of a {tc.model_type} teacher "
+            + ("(its layers share one set of weights)" if adapter else "(no family adapter)")
+            + ": build the student by shape or preset instead"
+        )
     layer_key = re.compile(adapter.layer_key)
     ffn = getattr(tc, adapter.shape[3])
     config = student_config(tc, len(layer_ids), tc.hidden_size, tc.num_attention_heads, ffn, task)
@@ -111,8 +128,9 @@ def build_student(spec: StudentConfig, teacher: nn.Module, task: TaskInfo | None
             raise TinyDistillError(f"unknown student preset {spec.preset!r}: use one of {', '.join(PRESETS)}")
         return _instantiate(student_config(teacher.config, *PRESETS[spec.preset], task, spec.family), task)
     if spec.layers:
-        return _instantiate(student_config(teacher.config, spec.layers, spec.hidden, spec.heads, spec.ffn, task,
-                                           spec.family), task)
+        return _instantiate(
+            student_config(teacher.config, spec.layers, spec.hidden, spec.heads, spec.ffn, task, spec.family), task
+        )
     n = teacher.config.num_hidden_layers
     if spec.every_k_teacher_layers:
         k = spec.every_k_teacher_layers

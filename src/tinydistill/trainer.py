@@ -4,6 +4,7 @@ A stage hands in a student, an optional frozen teacher, weighted loss terms and 
 loop knows nothing about which losses exist. One step: teacher forward (no grad, hooks record its
 mapped layers) -> student forward (hooks record) -> terms -> weighted sum -> backward -> step.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,11 @@ class Trainee(nn.Module):
 
     def forward(self, **inputs):
         out = self.student(**inputs)
-        projected = {name: proj(self.recorder.hidden[projection_layer(name)])
-                     for name, proj in self.projections.items()} if self.recorder is not None else {}
+        projected = (
+            {name: proj(self.recorder.hidden[projection_layer(name)]) for name, proj in self.projections.items()}
+            if self.recorder is not None
+            else {}
+        )
         return out, projected
 
 
@@ -98,8 +102,14 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.learning_rate)
 
 
-def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, terms: list[LossTerm],
-                 recs: tuple[Recorder | None, Recorder | None], teacher_precision: str = "no") -> dict[str, Tensor]:
+def _step_losses(
+    trainee: nn.Module,
+    teacher: nn.Module | None,
+    batch: dict,
+    terms: list[LossTerm],
+    recs: tuple[Recorder | None, Recorder | None],
+    teacher_precision: str = "no",
+) -> dict[str, Tensor]:
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
     teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
     if teacher is not None:
@@ -107,8 +117,15 @@ def _step_losses(trainee: nn.Module, teacher: nn.Module | None, batch: dict, ter
         with torch.no_grad(), precision.autocast(teacher_precision, batch["input_ids"].device):
             teacher_logits = getattr(teacher(**inputs), "logits", None)
     out, projected = trainee(**inputs)
-    ctx = StepContext(batch["attention_mask"], batch.get("labels"), getattr(out, "logits", None), teacher_logits,
-                      recs[0], recs[1], projected)
+    ctx = StepContext(
+        batch["attention_mask"],
+        batch.get("labels"),
+        getattr(out, "logits", None),
+        teacher_logits,
+        recs[0],
+        recs[1],
+        projected,
+    )
     return {t.name: t.fn(ctx) for t in terms}
 
 
@@ -134,8 +151,16 @@ def _objective(trainee, teacher, loader, terms, recs, device, teacher_precision:
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: str,
-          checkpoint_dir: Path | None = None, resume: bool = False) -> TrainResult:
+def train(
+    run: StageRun,
+    cfg: TrainConfig,
+    *,
+    cpu: bool,
+    log_dir: Path,
+    desc: str,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``.
 
     With ``checkpoint_dir`` and ``cfg.checkpoint_every``, a complete training state is saved every N
@@ -150,9 +175,15 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
     predicts = any(t.name in ("soft", "hard") for t in run.terms)
     on_gpu = torch.cuda.is_available() and not cpu
     mixed = precision.resolve(cfg.mixed_precision, "cuda" if on_gpu else "cpu")
-    acc = Accelerator(cpu=cpu, mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum_steps,
-                      log_with="tensorboard", project_dir=str(log_dir), step_scheduler_with_optimizer=False,
-                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)])
+    acc = Accelerator(
+        cpu=cpu,
+        mixed_precision=mixed,
+        gradient_accumulation_steps=cfg.grad_accum_steps,
+        log_with="tensorboard",
+        project_dir=str(log_dir),
+        step_scheduler_with_optimizer=False,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)],
+    )
     acc.init_trackers(desc)
     trainee = Trainee(run.student, run.projections)
     trainee, optimizer, train_loader = acc.prepare(trainee, _optimizer(trainee, cfg), run.train_loader)
@@ -178,13 +209,16 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
 
     with ExitStack() as hooks:
         plan = run.plan
-        s_rec = hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention)) if plan else None
+        s_rec = (
+            hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention)) if plan else None
+        )
         t_rec = hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention)) if plan else None
         recs = (s_rec, t_rec)
         inner.recorder = s_rec
         if run.probe_loader is not None and result.objective_before is None:
-            result.objective_before = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
-                                                 teacher_mode)
+            result.objective_before = _objective(
+                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode
+            )
 
         def evaluate_now() -> None:
             nonlocal best_state, best_score
@@ -201,10 +235,17 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
             say(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
         def checkpoint(batch_in_epoch: int) -> None:
-            state = {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "best_score": None if best_score == -math.inf
-                     else best_score, "steps": result.steps, "seconds": result.seconds + time.perf_counter() - start,
-                     "history": result.history, "evals": result.evals, "best": result.best,
-                     "objective_before": result.objective_before}
+            state = {
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "best_score": None if best_score == -math.inf else best_score,
+                "steps": result.steps,
+                "seconds": result.seconds + time.perf_counter() - start,
+                "history": result.history,
+                "evals": result.evals,
+                "best": result.best,
+                "objective_before": result.objective_before,
+            }
             checkpoints.save(acc, checkpoint_dir, result.steps, state, best_state)
 
         start = time.perf_counter()
@@ -217,13 +258,15 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
             consumed = skip
             for batch in loader:
                 consumed += 1
-                with acc.accumulate(trainee), (acc.autocast() if mixed != "no" else nullcontext()):
+                with acc.accumulate(trainee), acc.autocast() if mixed != "no" else nullcontext():
                     losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode)
                     loss = _total(losses, run.terms)
                     if not torch.isfinite(loss):
-                        raise TinyDistillError(f"the loss became {loss.item()} at step {result.steps} "
-                                               f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
-                                               "lower the learning rate, or turn off fp16")
+                        raise TinyDistillError(
+                            f"the loss became {loss.item()} at step {result.steps} "
+                            f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
+                            "lower the learning rate, or turn off fp16"
+                        )
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm:
                         acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
@@ -236,16 +279,24 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
                 result.steps += 1
                 bar.update(1)
                 if result.steps % cfg.log_every == 0 or result.steps == 1:
-                    row = {"step": result.steps, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                           **{k: v.item() for k, v in losses.items()}}
+                    row = {
+                        "step": result.steps,
+                        "loss": loss.item(),
+                        "lr": scheduler.get_last_lr()[0],
+                        **{k: v.item() for k, v in losses.items()},
+                    }
                     result.history.append(row)
                     acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=result.steps)
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                     detail(f"[{desc}] " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))
                 if cfg.eval_every and result.steps % cfg.eval_every == 0:
                     evaluate_now()
-                if checkpoint_dir and cfg.checkpoint_every and result.steps % cfg.checkpoint_every == 0 \
-                        and result.steps < total:
+                if (
+                    checkpoint_dir
+                    and cfg.checkpoint_every
+                    and result.steps % cfg.checkpoint_every == 0
+                    and result.steps < total
+                ):
                     checkpoint(consumed)
                 if result.steps >= total:
                     break
@@ -257,8 +308,9 @@ def train(run: StageRun, cfg: TrainConfig, *, cpu: bool, log_dir: Path, desc: st
         if best_state is not None:
             inner.student.load_state_dict(best_state)
         if run.probe_loader is not None:
-            result.objective_after = _objective(trainee, teacher, run.probe_loader, run.terms, recs, acc.device,
-                                                 teacher_mode)
+            result.objective_after = _objective(
+                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode
+            )
     for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
         tracker.finish()
     run.student = inner.student

@@ -3,6 +3,7 @@
 Progress bars show rate and ETA on a terminal and stay silent when output is not one (CI logs stay
 readable); ``quiet`` silences bars and messages; ``verbose`` adds a line per logged training step.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,14 +22,29 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
 
 def progress(total: int, desc: str) -> tqdm:
     """A bar over ``total`` units: on a terminal unless quiet; never in pipes or on non-main processes."""
-    return tqdm(total=total, desc=desc, disable=True if (_state["quiet"] or not _main()) else None, dynamic_ncols=True,
-                leave=False, file=sys.stderr)
+    return tqdm(
+        total=total,
+        desc=desc,
+        disable=True if (_state["quiet"] or not _main()) else None,
+        dynamic_ncols=True,
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
     """Iterate with a progress bar (same rules as :func:`progress`)."""
-    return iter(tqdm(items, desc=desc, total=total, disable=True if _state["quiet"] else None,
-                     dynamic_ncols=True, leave=False, file=sys.stderr))
+    return iter(
+        tqdm(
+            items,
+            desc=desc,
+            total=total,
+            disable=True if _state["quiet"] else None,
+            dynamic_ncols=True,
+            leave=False,
+            file=sys.stderr,
+        )
+    )
 
 
 def _main() -> bool:

@@ -5,6 +5,7 @@ when a masked-LM is given, word-vector neighbours otherwise; N copies per exampl
 probability p; duplicates dropped; the original kept first. Sentence pairs: each side is augmented from the original
 row while the other side stays original. Labels (and every other column) are carried over unchanged.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,14 @@ class AugmentResult:
     metrics: dict
 
 
-def augment_texts(texts: list[str], cfg: AugmentConfig, seed: int, vectors: WordVectors | None = None,
-                  masked_lm: MaskedLMCandidates | None = None, tag: str = "") -> list[list[str]]:
+def augment_texts(
+    texts: list[str],
+    cfg: AugmentConfig,
+    seed: int,
+    vectors: WordVectors | None = None,
+    masked_lm: MaskedLMCandidates | None = None,
+    tag: str = "",
+) -> list[list[str]]:
     """Each text's variants, the original first. Deterministic: text i draws from its own generator seeded by
     (seed, tag, i), so the result does not depend on batching or on the other texts."""
     slots = [find_slots(t) for t in texts]
@@ -55,17 +62,27 @@ def augment_texts(texts: list[str], cfg: AugmentConfig, seed: int, vectors: Word
         near = vectors.neighbours([slots[i][j].word for i, j in vector_slots], cfg.candidates)
         for i, j in vector_slots:
             candidates[i][j] = near.get(slots[i][j].word.lower(), [])
-    return [make_variants(text, slots[i], candidates[i], cfg.copies, cfg.probability, random.Random(f"{seed}:{tag}:{i}"))
-            for i, text in track(list(enumerate(texts)), f"augmenting {tag or 'texts'}")]
+    return [
+        make_variants(text, slots[i], candidates[i], cfg.copies, cfg.probability, random.Random(f"{seed}:{tag}:{i}"))
+        for i, text in track(list(enumerate(texts)), f"augmenting {tag or 'texts'}")
+    ]
 
 
-def augment_rows(raw: RawSplit, cfg: AugmentConfig, seed: int, vectors: WordVectors | None = None,
-                 masked_lm: MaskedLMCandidates | None = None) -> list[dict]:
+def augment_rows(
+    raw: RawSplit,
+    cfg: AugmentConfig,
+    seed: int,
+    vectors: WordVectors | None = None,
+    masked_lm: MaskedLMCandidates | None = None,
+) -> list[dict]:
     """The augmented rows: per input row, the original and then its variants, every other column copied."""
     text_col, pair_col = raw.text_column, raw.pair_column
     firsts = augment_texts([str(r[text_col]) for r in raw.rows], cfg, seed, vectors, masked_lm, tag=text_col)
-    seconds = (augment_texts([str(r[pair_col]) for r in raw.rows], cfg, seed, vectors, masked_lm, tag=pair_col)
-               if pair_col else None)
+    seconds = (
+        augment_texts([str(r[pair_col]) for r in raw.rows], cfg, seed, vectors, masked_lm, tag=pair_col)
+        if pair_col
+        else None
+    )
     out = []
     for i, row in enumerate(raw.rows):
         out.append(row)
@@ -102,8 +119,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def _load_sources(cfg: AugmentConfig) -> tuple[WordVectors | None, MaskedLMCandidates | None]:
     vectors = load_word_vectors(cfg.word_vectors) if cfg.word_vectors else None
-    masked_lm = (MaskedLMCandidates(*load_masked_lm(cfg.masked_lm), batch_size=cfg.batch_size,
-                                    max_length=cfg.max_length) if cfg.masked_lm else None)
+    masked_lm = (
+        MaskedLMCandidates(*load_masked_lm(cfg.masked_lm), batch_size=cfg.batch_size, max_length=cfg.max_length)
+        if cfg.masked_lm
+        else None
+    )
     return vectors, masked_lm
 
 
@@ -115,20 +135,26 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
     """
     out, aug = Path(out), cfg.augment
     if cfg.data.hf_dataset:
-        raise TinyDistillError("augment reads local files only: save the Hugging Face dataset as JSONL "
-                               "(ds.to_json) and set data.train_file")
+        raise TinyDistillError(
+            "augment reads local files only: save the Hugging Face dataset as JSONL "
+            "(ds.to_json) and set data.train_file"
+        )
     with StagingDir(out, "augment", cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
         if task.is_regression and not aug.regression:
-            say(f"{task.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true "
-                "to force")
+            say(
+                f"{task.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true "
+                "to force"
+            )
             metrics = {"stage": "augment", "skipped": "regression task"}
             write_json(tmp / METRICS_FILE, metrics)
         else:
             metrics = _augment_into(cfg, task, tmp)
     if not metrics.get("skipped"):
-        say(f"augmented {metrics['examples_in']:,} examples into {metrics['examples_out']:,} "
-            f"({metrics['augment_seconds']:.1f} s, {metrics['texts_per_second']:.0f} texts/s) -> {out}")
+        say(
+            f"augmented {metrics['examples_in']:,} examples into {metrics['examples_out']:,} "
+            f"({metrics['augment_seconds']:.1f} s, {metrics['texts_per_second']:.0f} texts/s) -> {out}"
+        )
     return AugmentResult(augmented_data_config(cfg, out), metrics)
 
 
@@ -151,9 +177,17 @@ def _augment_into(cfg: Config, task, tmp: Path) -> dict:
     else:
         _write_rows(tmp / f"train{source.suffix.lower()}", rows, header=True)
     texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
-    metrics = {"stage": "augment", "source": str(source), "examples_in": len(raw.rows), "examples_out": len(rows),
-               "texts_in": texts_in, "load_seconds": round(t1 - t0, 2), "augment_seconds": round(seconds, 2),
-               "texts_per_second": texts_in / max(seconds, 1e-9), "settings": aug.model_dump(exclude={"enabled"})}
+    metrics = {
+        "stage": "augment",
+        "source": str(source),
+        "examples_in": len(raw.rows),
+        "examples_out": len(rows),
+        "texts_in": texts_in,
+        "load_seconds": round(t1 - t0, 2),
+        "augment_seconds": round(seconds, 2),
+        "texts_per_second": texts_in / max(seconds, 1e-9),
+        "settings": aug.model_dump(exclude={"enabled"}),
+    }
     write_json(tmp / METRICS_FILE, metrics)
     return metrics
 

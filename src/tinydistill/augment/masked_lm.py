@@ -1,5 +1,6 @@
 """Masked-LM candidates: each queried word masked in its own text (never next to the unmasked original, the reference
 script's leak), many queries per forward pass, scores only at the masked positions, under ``inference_mode``."""
+
 from __future__ import annotations
 
 import torch
@@ -28,16 +29,16 @@ def _split_head(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
     """(encoder, LM head) when the model is one encoder plus one head module (BERT, RoBERTa, ...): the head is then
     applied to the masked positions only. (None, None) otherwise: full logits are computed."""
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    heads = [m for name, m in model.named_children()
-             if m is not base and any(True for _ in m.parameters())]
+    heads = [m for name, m in model.named_children() if m is not base and any(True for _ in m.parameters())]
     return (base, heads[0]) if isinstance(base, nn.Module) and len(heads) == 1 else (None, None)
 
 
 class MaskedLMCandidates:
     """Top-k replacement words for (text, slot) queries from a fill-mask model."""
 
-    def __init__(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64,
-                 max_length: int = 128) -> None:
+    def __init__(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64, max_length: int = 128
+    ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
@@ -59,10 +60,15 @@ class MaskedLMCandidates:
         texts = [with_word(text, slot, self.tokenizer.mask_token) for text, slot in queries]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[str]] = [[] for _ in texts]
-        batches = [order[lo: lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+        batches = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
         for batch in track(batches, "masked-LM candidates"):
-            enc = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt").to(self.device)
+            enc = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
             is_mask = enc["input_ids"] == self.tokenizer.mask_token_id
             where = is_mask.int().argmax(dim=1)
             scores = self._scores_at(enc, where).float()
@@ -72,8 +78,11 @@ class MaskedLMCandidates:
                 if not is_mask[row].any():
                     continue
                 original = queries[i][1].word.lower()
-                words = [self.words[t] for t, s in zip(top.indices[row].tolist(), top.values[row].tolist())
-                         if s != float("-inf")]
+                words = [
+                    self.words[t]
+                    for t, s in zip(top.indices[row].tolist(), top.values[row].tolist())
+                    if s != float("-inf")
+                ]
                 out[i] = [w for w in words if w.lower() != original][:k]
         return out
 

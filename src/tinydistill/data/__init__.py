@@ -1,4 +1,5 @@
 """Data: task specs, file readers, tokenisation and batching."""
+
 from tinydistill.data.readers import (
     Examples,
     TaskInfo,

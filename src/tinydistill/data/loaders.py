@@ -1,4 +1,5 @@
 """Tokenise examples once, then batch them with dynamic padding (each batch padded to its longest row)."""
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,10 @@ def encode_examples(ex: Examples, tokenizer: PreTrainedTokenizerBase, max_length
     special = set(tokenizer.all_special_ids)
     empty = [i for i, ids in enumerate(enc["input_ids"]) if all(t in special for t in ids)]
     if empty:
-        raise TinyDistillError(f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
-                               f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text")
+        raise TinyDistillError(
+            f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
+            f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text"
+        )
     keys = list(enc.keys())
     rows = [{k: enc[k][i] for k in keys} for i in range(len(ex))]
     if ex.labels is not None:
@@ -63,8 +66,8 @@ def length_grouped_order(lengths: list[int], batch_size: int, generator: torch.G
     chunk = mega * batch_size
     batches = []
     for i in range(0, len(perm), chunk):
-        part = sorted(perm[i:i + chunk], key=lambda j: lengths[j])
-        batches += [part[k:k + batch_size] for k in range(0, len(part), batch_size)]
+        part = sorted(perm[i : i + chunk], key=lambda j: lengths[j])
+        batches += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
     tail = [batches.pop()] if batches and len(batches[-1]) < batch_size else []  # the one short batch stays last
     order = torch.randperm(len(batches), generator=generator).tolist()
     return [j for b in order for j in batches[b]] + [j for b in tail for j in b]
@@ -95,8 +98,14 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.size, generator=g).tolist())
 
 
-def make_loader(data: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
-                shuffle: bool, seed: int = 0, group_by_length: bool = False) -> DataLoader:
+def make_loader(
+    data: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    group_by_length: bool = False,
+) -> DataLoader:
     """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat,
     and ``group_by_length`` batches rows of similar length together (less padding, same rows).
 
@@ -106,5 +115,6 @@ def make_loader(data: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: i
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
     lengths = [len(data[i]["input_ids"]) for i in range(len(data))] if (shuffle and group_by_length) else None
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
-    return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        data, batch_size=batch_size, sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(seed)
+    )

@@ -3,6 +3,7 @@
 Every reader returns :class:`Examples`; one place (:func:`read_split`) turns raw label strings into
 ids through the task's label set, so label maps are decided here and nowhere else.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,12 +68,16 @@ def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: 
     would silently shift or drop text). Rows with fewer fields are reported where a column is read."""
     twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
-        raise TinyDistillError(f"{path}: the header names column {twice[0]!r} more than once; rename one of them "
-                               "(a later column would silently replace the earlier one)")
+        raise TinyDistillError(
+            f"{path}: the header names column {twice[0]!r} more than once; rename one of them "
+            "(a later column would silently replace the earlier one)"
+        )
     for i, r in enumerate(body):
         if len(r) > len(header):
-            raise TinyDistillError(f"{path}: row {i + first_line} has {len(r)} fields but the header has {len(header)} "
-                                   "(wrong delimiter, or a stray tab/comma inside a field?)")
+            raise TinyDistillError(
+                f"{path}: row {i + first_line} has {len(r)} fields but the header has {len(header)} "
+                "(wrong delimiter, or a stray tab/comma inside a field?)"
+            )
     return [dict(zip(header, r)) for r in body]
 
 
@@ -103,9 +108,11 @@ def _check_swallowed(path: Path, rows: list[list[str]], ends: list[int], delimit
         inner = [line for field in rows[n] if "\n" in field for line in field.split("\n")[1:] if line.strip()]
         looks_like_rows = [line for line in inner if len(next(csv.reader([line], delimiter=delimiter))) >= width]
         if looks_like_rows:
-            raise TinyDistillError(f"{path}: row {n} (line {start}) opens a quote that closes only on line {end}, "
-                                   f"swallowing {end - start} line(s) such as {looks_like_rows[0][:40]!r}; close the "
-                                   'quote, or write a literal quote inside a quoted field as ""')
+            raise TinyDistillError(
+                f"{path}: row {n} (line {start}) opens a quote that closes only on line {end}, "
+                f"swallowing {end - start} line(s) such as {looks_like_rows[0][:40]!r}; close the "
+                'quote, or write a literal quote inside a quoted field as ""'
+            )
 
 
 def _read_glue_tsv(path: Path, spec: TaskSpec) -> list[dict[str, str]]:
@@ -122,11 +129,15 @@ def _read_json_array(path: Path) -> list[dict]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise TinyDistillError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); a .json file holds one array "
-                               "of objects, a .jsonl file one object per line") from None
+        raise TinyDistillError(
+            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); a .json file holds one array "
+            "of objects, a .jsonl file one object per line"
+        ) from None
     bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
     if bad is not None:
-        raise TinyDistillError(f"{path}: item {bad + 1} of the array is not an object (expected one object per example)")
+        raise TinyDistillError(
+            f"{path}: item {bad + 1} of the array is not an object (expected one object per example)"
+        )
     return rows
 
 
@@ -145,8 +156,9 @@ def _read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise TinyDistillError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise TinyDistillError(f"{path}:{n}: each line must be a JSON object (or the file one JSON array "
-                                       "of objects)")
+                raise TinyDistillError(
+                    f"{path}:{n}: each line must be a JSON object (or the file one JSON array of objects)"
+                )
             rows.append(row)
     return rows
 
@@ -186,8 +198,10 @@ def _column(rows: list[dict], name: str | None, source: str, required: bool = Tr
             raise TinyDistillError(f"{source}: row {i + 1} has no value in column {name!r} (ragged row?)")
         if isinstance(v, (dict, list)):
             kind = "an object" if isinstance(v, dict) else "a list"
-            raise TinyDistillError(f"{source}: row {i + 1}, column {name!r} holds {kind} ({json.dumps(v)[:40]}); "
-                                   "expected a single text or label")
+            raise TinyDistillError(
+                f"{source}: row {i + 1}, column {name!r} holds {kind} ({json.dumps(v)[:40]}); "
+                "expected a single text or label"
+            )
     return values
 
 
@@ -199,8 +213,11 @@ def _visible(text: str) -> bool:
 def _check_texts(values: list, source: str, column: str) -> None:
     for i, t in enumerate(values):
         if not _visible(str(t)):
-            what = "an empty text" if not str(t).strip() else \
-                "no visible text (only zero-width, control or space characters)"
+            what = (
+                "an empty text"
+                if not str(t).strip()
+                else "no visible text (only zero-width, control or space characters)"
+            )
             raise TinyDistillError(f"{source}: row {i + 1} has {what} in column {column!r}")
 
 
@@ -223,8 +240,10 @@ def _label_ids(raw: list, task: TaskInfo, source: str) -> list[int] | list[float
         if not key:
             raise TinyDistillError(f"{source}: row {i + 1} has an empty label; fill it in or drop the row")
         if key not in index:
-            raise TinyDistillError(f"{source}: row {i + 1}: label {key!r} is not in the label set "
-                                   f"{task.label_names}; fix the row or set data.labels")
+            raise TinyDistillError(
+                f"{source}: row {i + 1}: label {key!r} is not in the label set "
+                f"{task.label_names}; fix the row or set data.labels"
+            )
         ids.append(index[key])
     return ids
 
@@ -262,7 +281,9 @@ def _hf_rows(cfg: DataConfig, split: str) -> list[dict]:
     try:
         import datasets
     except ImportError:
-        raise TinyDistillError("data.hf_dataset needs the `datasets` package: pip install 'tinydistill[datasets]'") from None
+        raise TinyDistillError(
+            "data.hf_dataset needs the `datasets` package: pip install 'tinydistill[datasets]'"
+        ) from None
     hf_split = {"dev": "validation"}.get(split, split)
     try:
         ds = datasets.load_dataset(cfg.hf_dataset, cfg.hf_config, split=hf_split)
@@ -300,8 +321,7 @@ def task_info(cfg: DataConfig) -> TaskInfo:
     return TaskInfo(name, sorted({str(v).strip() for v in raw}), "accuracy")
 
 
-def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0,
-               require_labels: bool = True) -> Examples:
+def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0, require_labels: bool = True) -> Examples:
     """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples`."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
@@ -322,9 +342,11 @@ def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0,
     keep = kept_rows(cfg, split, len(ex), seed)
     ex = ex if keep is None else subset(ex, keep)
     if split == "train" and labels is not None and not task.is_regression and len(set(ex.labels)) < 2:
-        raise TinyDistillError(f"{source}: every training example has the label "
-                               f"{task.label_names[ex.labels[0]]!r}; a classifier needs at least two classes "
-                               "(or use task: regression for numeric targets)")
+        raise TinyDistillError(
+            f"{source}: every training example has the label "
+            f"{task.label_names[ex.labels[0]]!r}; a classifier needs at least two classes "
+            "(or use task: regression for numeric targets)"
+        )
     return ex
 
 
@@ -360,8 +382,12 @@ def read_raw_split(cfg: DataConfig, split: str, seed: int = 0) -> RawSplit:
 
 
 def subset(ex: Examples, index: list[int]) -> Examples:
-    return Examples([ex.texts[i] for i in index], [ex.pairs[i] for i in index] if ex.pairs else None,
-                    [ex.labels[i] for i in index] if ex.labels is not None else None, ex.source)
+    return Examples(
+        [ex.texts[i] for i in index],
+        [ex.pairs[i] for i in index] if ex.pairs else None,
+        [ex.labels[i] for i in index] if ex.labels is not None else None,
+        ex.source,
+    )
 
 
 def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:

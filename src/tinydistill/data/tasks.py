@@ -1,4 +1,5 @@
 """Task specifications: which columns hold text and labels, the label set, and the metric that ranks checkpoints."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,15 @@ _BIN = ("0", "1")
 _NLI = ("entailment", "not_entailment")
 GLUE_TASKS: dict[str, TaskSpec] = {
     "sst-2": TaskSpec("sst-2", "sentence", None, "label", _BIN, "accuracy"),
-    "cola": TaskSpec("cola", "sentence", None, "label", _BIN, "matthews_corrcoef",
-                     headerless_columns=("source", "label", "author_mark", "sentence")),
+    "cola": TaskSpec(
+        "cola",
+        "sentence",
+        None,
+        "label",
+        _BIN,
+        "matthews_corrcoef",
+        headerless_columns=("source", "label", "author_mark", "sentence"),
+    ),
     "mrpc": TaskSpec("mrpc", "#1 String", "#2 String", "Quality", _BIN, "f1"),
     "rte": TaskSpec("rte", "sentence1", "sentence2", "label", _NLI, "accuracy"),
     "qnli": TaskSpec("qnli", "question", "sentence", "label", _NLI, "accuracy"),

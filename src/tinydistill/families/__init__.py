@@ -4,6 +4,7 @@ Adding a family is one module here that defines ``FAMILY``, listed in ``_MODULES
 A model whose family has no adapter still gets prediction-layer and hidden-state distillation
 (hidden states from ``output_hidden_states``); attention distillation then names the families that have one.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,8 +28,10 @@ def require_family(config, what: str) -> Family:
     """The adapter, or one line naming the families that support ``what``."""
     family = family_of(config)
     if family is None:
-        raise TinyDistillError(f"{what} needs a family adapter, and '{getattr(config, 'model_type', '?')}' has none; "
-                               f"supported: {', '.join(sorted(FAMILIES))} (prediction-layer and hidden-state "
-                               "distillation work for any family)")
+        raise TinyDistillError(
+            f"{what} needs a family adapter, and '{getattr(config, 'model_type', '?')}' has none; "
+            f"supported: {', '.join(sorted(FAMILIES))} (prediction-layer and hidden-state "
+            "distillation work for any family)"
+        )
     family.check(config)
     return family

@@ -5,6 +5,7 @@ Layer n of the layer map is the n-th *application* of the shared layer, so a 12-
 embedding after ``embedding_hidden_mapping_in`` (embedding_size -> hidden_size), the input of layer 1. Layers
 cannot be copied one by one (they are one set of weights): build an ALBERT student by shape or from a checkpoint.
 """
+
 from dataclasses import dataclass
 
 from torch import nn
@@ -22,10 +23,18 @@ class AlbertFamily(Family):
 
     def check(self, config) -> None:
         if config.inner_group_num != 1:
-            raise TinyDistillError(f"ALBERT with inner_group_num={config.inner_group_num} runs several attention "
-                                   "blocks per layer; intermediate distillation supports inner_group_num=1")
+            raise TinyDistillError(
+                f"ALBERT with inner_group_num={config.inner_group_num} runs several attention "
+                "blocks per layer; intermediate distillation supports inner_group_num=1"
+            )
 
 
-FAMILY = AlbertFamily("albert", ("albert",), layers="encoder.albert_layer_groups",
-                      embeddings=("encoder.embedding_hidden_mapping_in",), attention="albert_layers.0.attention",
-                      keep=(*COMMON_KEEP, "embedding_size", "num_hidden_groups", "inner_group_num"), layer_key=None)
+FAMILY = AlbertFamily(
+    "albert",
+    ("albert",),
+    layers="encoder.albert_layer_groups",
+    embeddings=("encoder.embedding_hidden_mapping_in",),
+    attention="albert_layers.0.attention",
+    keep=(*COMMON_KEEP, "embedding_size", "num_hidden_groups", "inner_group_num"),
+    layer_key=None,
+)

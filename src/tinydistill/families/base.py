@@ -1,6 +1,7 @@
 """What tinydistill needs to know about one model family, in one record: where the embeddings and the encoder
 layers are, how the pre-softmax attention scores are recorded, which config keys a student of the family keeps,
 and how copied layers are numbered in parameter names."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,8 +18,16 @@ Sink = Callable[[Tensor, Tensor | None], None]
 ScoreHooks = Callable[[nn.Module, Sink], list[Any]]
 
 #: config keys every student keeps from its teacher (vocabulary, positions, normalisation, activation)
-COMMON_KEEP = ("vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id", "layer_norm_eps",
-               "hidden_act", "bos_token_id", "eos_token_id")
+COMMON_KEEP = (
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "pad_token_id",
+    "layer_norm_eps",
+    "hidden_act",
+    "bos_token_id",
+    "eos_token_id",
+)
 
 
 def get(module: nn.Module, dotted: str) -> Any:

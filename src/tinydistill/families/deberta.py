@@ -1,5 +1,6 @@
 """DeBERTa-v2 and v3 (one class): disentangled attention, content-to-content ``QKᵀ`` plus the content-to-position
 and position-to-content terms, all divided by DeBERTa's own scale ``√(d · (1 + number of relative terms))``."""
+
 import sys
 
 import torch
@@ -18,6 +19,7 @@ def deberta_score_hooks(attn: nn.Module, sink: Sink) -> list:
     def keep(name):
         def hook(_module, _inputs, output):
             seen[name] = output
+
         return hook
 
     def inputs(_module, args, kwargs):
@@ -44,10 +46,28 @@ def deberta_score_hooks(attn: nn.Module, sink: Sink) -> list:
         def remove(self) -> None:
             del attn.disentangled_attention_bias  # back to the class's method
 
-    return [attn.query_proj.register_forward_hook(keep("q")), attn.key_proj.register_forward_hook(keep("k")),
-            attn.register_forward_pre_hook(inputs, with_kwargs=True), attn.register_forward_hook(scores), _Restore()]
+    return [
+        attn.query_proj.register_forward_hook(keep("q")),
+        attn.key_proj.register_forward_hook(keep("k")),
+        attn.register_forward_pre_hook(inputs, with_kwargs=True),
+        attn.register_forward_hook(scores),
+        _Restore(),
+    ]
 
 
-FAMILY = Family("deberta-v2", ("deberta-v2",), score_hooks=deberta_score_hooks,
-                keep=(*COMMON_KEEP, "relative_attention", "max_relative_positions", "position_buckets", "pos_att_type",
-                      "position_biased_input", "share_att_key", "norm_rel_ebd", "pooler_hidden_act"))
+FAMILY = Family(
+    "deberta-v2",
+    ("deberta-v2",),
+    score_hooks=deberta_score_hooks,
+    keep=(
+        *COMMON_KEEP,
+        "relative_attention",
+        "max_relative_positions",
+        "position_buckets",
+        "pos_att_type",
+        "position_biased_input",
+        "share_att_key",
+        "norm_rel_ebd",
+        "pooler_hidden_act",
+    ),
+)

@@ -1,4 +1,5 @@
 """MPNet: attention computed in its own code, ``QKᵀ/√d`` plus the relative position bias the encoder passes in."""
+
 import math
 
 import torch
@@ -18,6 +19,7 @@ def mpnet_score_hooks(attn: nn.Module, sink: Sink) -> list:
     def keep(name):
         def hook(_module, _inputs, output):
             seen[name] = output
+
         return hook
 
     def inputs(_module, args, kwargs):
@@ -35,9 +37,18 @@ def mpnet_score_hooks(attn: nn.Module, sink: Sink) -> list:
         sink(s, _allowed(seen.get("attention_mask")))
         seen.clear()
 
-    return [attn.q.register_forward_hook(keep("q")), attn.k.register_forward_hook(keep("k")),
-            attn.register_forward_pre_hook(inputs, with_kwargs=True), attn.register_forward_hook(scores)]
+    return [
+        attn.q.register_forward_hook(keep("q")),
+        attn.k.register_forward_hook(keep("k")),
+        attn.register_forward_pre_hook(inputs, with_kwargs=True),
+        attn.register_forward_hook(scores),
+    ]
 
 
-FAMILY = Family("mpnet", ("mpnet",), attention="attention.attn", score_hooks=mpnet_score_hooks,
-                keep=(*COMMON_KEEP, "relative_attention_num_buckets"))
+FAMILY = Family(
+    "mpnet",
+    ("mpnet",),
+    attention="attention.attn",
+    score_hooks=mpnet_score_hooks,
+    keep=(*COMMON_KEEP, "relative_attention_num_buckets"),
+)
