@@ -18,7 +18,7 @@ from tinydistill.evaluate import evaluate_model
 from tinydistill.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export
 from tinydistill.models import check_model_folder, load_classifier, load_tokenizer
 from tinydistill.outputs import CONFIG_FILE, StagingDir, write_json
-from tinydistill.report import Table
+from tinydistill.report import Table, own_tokenizer
 from tinydistill.speed import measure_speed
 from tinydistill.ui import say
 
@@ -86,7 +86,14 @@ def _measure(
     """Score and time every (model, runtime) pair; ONNX exports are written under ``out``."""
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders["teacher"]))
-    data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    texts = read_split(cfg.data, split, task, seed=cfg.seed)
+    data = encode_examples(texts, tokenizer, cfg.data.max_length)
+    # each model reads its own tokenization of the split (teacher and student may differ in vocabulary)
+    own = {name: own_tokenizer(folder, tokenizer) for name, folder in folders.items()}
+    inputs = {
+        name: (data, tokenizer) if tok is None else (encode_examples(texts, tok, cfg.data.max_length), tok)
+        for name, tok in own.items()
+    }
 
     runners: dict[str, object] = {}
     torch_models: dict[str, nn.Module] = {}
@@ -101,18 +108,27 @@ def _measure(
             if "onnx_int8" in runtimes:
                 runners[f"{name} onnx_int8"] = OnnxClassifier(onnx_dir / INT8_FILE)
 
+    def of(runner_name: str) -> tuple[EncodedDataset, object]:
+        return inputs[runner_name.split(" ")[0]]
+
     scores: dict[str, float] = {}
     if score and data.rows and "labels" in data.rows[0]:
-        loader = make_loader(data, tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
         for name, runner in runners.items():
             say(f"scoring {name}")
+            loader = make_loader(*of(name), cfg.prediction.train.eval_batch_size, shuffle=False)
             scores[name] = evaluate_model(runner, loader, task)[task.metric]
 
-    timing_data = EncodedDataset(data.rows[:examples])
+    timing_data = data.head(examples)
     say(f"timing {len(runners)} models on {len(timing_data)} {split} rows (interleaved)")
-    speed = measure_speed(runners, timing_data, tokenizer)
-    batch = next(iter(make_loader(timing_data, tokenizer, 32, shuffle=False)))
-    flops = {name: forward_flops(m, batch) for name, m in torch_models.items()}
+    speed = measure_speed(
+        runners, timing_data, tokenizer, own={n: (of(n)[0].head(examples), of(n)[1]) for n in runners}
+    )
+    flops = {
+        name: forward_flops(
+            m, next(iter(make_loader(inputs[name][0].head(examples), inputs[name][1], 32, shuffle=False)))
+        )
+        for name, m in torch_models.items()
+    }
     base = speed[next(iter(runners))]
     rows = [
         {

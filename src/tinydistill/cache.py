@@ -33,7 +33,7 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
     h = hashlib.sha256(teacher.config.to_json_string(use_diff=False).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
     return h.hexdigest()
 
 

@@ -14,13 +14,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tinydistill.config import Config, load_config  # noqa: E402
-from tinydistill.data.loaders import EncodedDataset, encode_examples, make_loader  # noqa: E402
+from tinydistill.data.loaders import encode_examples, make_loader  # noqa: E402
 from tinydistill.data.readers import read_split, task_info  # noqa: E402
 from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
 from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
 from tinydistill.outputs import CONFIG_FILE, StagingDir, is_complete, read_metrics, write_json  # noqa: E402
-from tinydistill.report import ModelEntry, model_table, model_table_view, write_report  # noqa: E402
+from tinydistill.report import ModelEntry, model_table, model_table_view, own_tokenizer, write_report  # noqa: E402
 from tinydistill.ui import say  # noqa: E402
 
 
@@ -85,13 +85,16 @@ def compare(
 def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, split: str, out: Path) -> list[dict]:
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders[0]))
-    data = encode_examples(read_split(cfg.data, split, task, seed=cfg.seed), tokenizer, cfg.data.max_length)
-    loader = make_loader(data, tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
+    examples = read_split(cfg.data, split, task, seed=cfg.seed)
+    data = encode_examples(examples, tokenizer, cfg.data.max_length)
     entries = []
-    for folder in folders:
+    for folder in folders:  # each model reads its own tokenization of the split
         model = load_classifier(str(folder), task, who=str(folder))
-        entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric]))
-    rows = model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
+        own = own_tokenizer(folder, tokenizer)
+        rows = data if own is None else encode_examples(examples, own, cfg.data.max_length)
+        loader = make_loader(rows, own or tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
+        entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric], own))
+    rows = model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
     if reference is None:
         for r in rows:
             r["kept_percent"] = None

@@ -37,7 +37,7 @@ class DataConfig(_Strict):
     )
     dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
     train_file: str | None = Field(
-        None, description="CSV / TSV / JSONL file, or a folder with one sub-folder per label"
+        None, description="CSV / TSV / JSONL file, or a .json file holding one array of objects"
     )
     dev_file: str | None = None
     test_file: str | None = None
@@ -174,6 +174,11 @@ class DistillStage(_Strict):
         True,
         description="when the teacher's logits are its only signal, compute them "
         "once for the training set and reuse them (exact: the teacher is in eval mode)",
+    )
+    carry_projections: bool = Field(
+        True,
+        description="start the hidden-state projections from the ones the student checkpoint was trained with "
+        "(stage 1's, in training_state/), where names and widths match, as TinyBERT does; false: new ones",
     )
 
 

@@ -108,3 +108,46 @@ def attention_mse(
     if allowed is not None:
         w = w * allowed.to(s.dtype)
     return (((s - t) ** 2) * w).sum() / w.sum().clamp_min(1.0)
+
+
+# --- teacher and student with different tokenizers (see tinydistill.data.alignment) ---------------------------
+
+
+def gather_positions(teacher: Tensor, positions: Tensor) -> Tensor:
+    """The teacher's vectors at each student position.
+
+    teacher: (B, Lt, D); positions: (B, Ls) teacher index per student position, -1 for none -> (B, Ls, D), zeros
+    where -1.
+    """
+    idx = positions.clamp_min(0)[..., None].expand(-1, -1, teacher.shape[-1])
+    return torch.gather(teacher, 1, idx) * (positions >= 0)[..., None].to(teacher.dtype)
+
+
+def gather_scores(scores: Tensor, positions: Tensor) -> Tensor:
+    """The teacher's attention scores (or mask) between the student's positions.
+
+    scores: (B, H, Lt, Lt), any dim of size 1 broadcast; positions: (B, Ls) -> (B, H, Ls, Ls) (-1 reads index 0:
+    mask those entries out).
+    """
+    b, ls = positions.shape
+    scores = scores.expand(b, scores.shape[1], -1, -1) if scores.shape[0] == 1 else scores
+    h, lq, lk = scores.shape[1], scores.shape[2], scores.shape[3]
+    idx = positions.clamp_min(0)
+    if lq > 1:
+        scores = torch.gather(scores, 2, idx[:, None, :, None].expand(b, h, ls, lk))
+    if lk > 1:
+        scores = torch.gather(scores, 3, idx[:, None, None, :].expand(b, h, scores.shape[2], ls))
+    return scores
+
+
+def pool_words(hidden: Tensor, words: Tensor, n_words: int) -> tuple[Tensor, Tensor]:
+    """Mean of each word's pieces.
+
+    hidden: (B, L, D); words: (B, L) word index per token, -1 for none -> (B, W, D) means, (B, W) piece counts.
+    """
+    b, _, d = hidden.shape
+    valid = (words >= 0).to(hidden.dtype)
+    idx = words.clamp_min(0)
+    sums = hidden.new_zeros(b, n_words, d).scatter_add(1, idx[..., None].expand(-1, -1, d), hidden * valid[..., None])
+    counts = hidden.new_zeros(b, n_words).scatter_add(1, idx, valid)
+    return sums / counts.clamp_min(1)[..., None], counts

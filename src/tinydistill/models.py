@@ -1,4 +1,8 @@
-"""Loading teachers and checkpoints, and the checks that refuse incompatible teacher/student pairs."""
+"""Loading teachers and checkpoints, and the checks that refuse incompatible teacher/student pairs.
+
+Every model loads in float32 whatever dtype it was saved in (transformers 5 keeps the saved one): the
+precision a stage trains or runs the teacher in is the config's business (mixed_precision, teacher_precision).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import (
@@ -111,7 +116,7 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     from transformers import AutoModelForMaskedLM
 
     _exists_or_hub(name)
-    model = _quietly(AutoModelForMaskedLM.from_pretrained, name)
+    model = _quietly(AutoModelForMaskedLM.from_pretrained, name, dtype=torch.float32)
     tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
     if tokenizer.mask_token_id is None:
         raise TinyDistillError(f"{name}: its tokenizer has no mask token; is it a masked-LM model?")
@@ -177,13 +182,13 @@ def load_classifier(name: str, task: TaskInfo, who: str = "model", require_head:
     if not has_task_labels(config) or config.num_labels != task.num_labels:
         for key, value in label_kwargs(task).items():
             setattr(config, key, value)
-    return _quietly(AutoModelForSequenceClassification.from_pretrained, name, config=config)
+    return _quietly(AutoModelForSequenceClassification.from_pretrained, name, config=config, dtype=torch.float32)
 
 
 def load_backbone(name: str) -> nn.Module:
     """A bare encoder (no task head), e.g. a pre-trained teacher for general distillation."""
     _exists_or_hub(name)
-    return _quietly(AutoModel.from_pretrained, name)
+    return _quietly(AutoModel.from_pretrained, name, dtype=torch.float32)
 
 
 def check_vocab(

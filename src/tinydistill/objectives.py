@@ -30,6 +30,34 @@ class StepContext:
     student: Recorder | None
     teacher: Recorder | None
     projected: dict[str, Tensor]  # student hidden states through their projections, keyed like the projections
+    alignment: dict[str, Tensor] | None = None  # teacher of another tokenizer: align_positions, or *_words
+
+
+def _hidden_pair(c: StepContext, student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(student, teacher, mask) to compare: as they are, the teacher's at the student's positions, or both
+    mean-pooled per word (see tinydistill.data.alignment)."""
+    a = c.alignment
+    if not a:
+        return student, teacher, c.attention_mask
+    if "align_positions" in a:
+        pos = a["align_positions"]
+        return student, L.gather_positions(teacher, pos), c.attention_mask * (pos >= 0)
+    n = int(max(a["student_words"].max(), a["teacher_words"].max())) + 1
+    s, s_count = L.pool_words(student, a["student_words"], n)
+    t, t_count = L.pool_words(teacher, a["teacher_words"], n)
+    return s, t, ((s_count > 0) & (t_count > 0)).long()
+
+
+def _score_pair(c: StepContext, s_layer: int, t_layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """(student scores, teacher scores, mask, allowed) to compare; teacher's at the student's positions."""
+    s_allowed, t_allowed = c.student.allowed.get(s_layer), c.teacher.allowed.get(t_layer)
+    t_scores = c.teacher.score(t_layer)
+    mask = c.attention_mask
+    if c.alignment:
+        pos = c.alignment["align_positions"]
+        t_scores, mask = L.gather_scores(t_scores, pos), mask * (pos >= 0)
+        t_allowed = None if t_allowed is None else L.gather_scores(t_allowed, pos)
+    return c.student.score(s_layer), t_scores, mask, _both_allow(s_allowed, t_allowed)
 
 
 @dataclass(frozen=True)
@@ -37,6 +65,7 @@ class LossTerm:
     name: str
     weight: float
     fn: Callable[[StepContext], Tensor]
+    reads_logits: bool = False  # the term trains the task head (so every parameter is used in the step)
 
 
 @dataclass(frozen=True)
@@ -82,16 +111,16 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
         else:
             fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
             soft = lambda c: fn(c.student_logits, c.teacher_logits, cfg.temperature, cfg.t2_scaling)  # noqa: E731
-        terms.append(LossTerm("soft", cfg.soft_weight, soft))
+        terms.append(LossTerm("soft", cfg.soft_weight, soft, reads_logits=True))
     if cfg.hard_weight:
         hard = L.regression_mse if regression else L.hard_cross_entropy
-        terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels)))
+        terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels), reads_logits=True))
     if cfg.embedding_weight:
         terms.append(
             LossTerm(
                 "embedding",
                 cfg.embedding_weight,
-                lambda c: L.hidden_mse(c.projected["embeddings"], c.teacher.hidden[0], c.attention_mask, cfg.mode),
+                lambda c: L.hidden_mse(*_hidden_pair(c, c.projected["embeddings"], c.teacher.hidden[0]), cfg.mode),
             )
         )
     if cfg.hidden_weight:
@@ -99,7 +128,7 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
         def hidden(c: StepContext) -> Tensor:  # summed over mapped layers, as TinyBERT does
             return torch.stack(
                 [
-                    L.hidden_mse(c.projected[f"layer_{s}"], c.teacher.hidden[t], c.attention_mask, cfg.mode)
+                    L.hidden_mse(*_hidden_pair(c, c.projected[f"layer_{s}"], c.teacher.hidden[t]), cfg.mode)
                     for s, t in pairs
                 ]
             ).sum()
@@ -109,16 +138,7 @@ def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teache
 
         def attention(c: StepContext) -> Tensor:
             return torch.stack(
-                [
-                    L.attention_mse(
-                        c.student.score(s),
-                        c.teacher.score(t),
-                        c.attention_mask,
-                        cfg.mode,
-                        _both_allow(c.student.allowed.get(s), c.teacher.allowed.get(t)),
-                    )
-                    for s, t in pairs
-                ]
+                [L.attention_mse(*pair[:3], cfg.mode, pair[3]) for pair in (_score_pair(c, s, t) for s, t in pairs)]
             ).sum()
 
         terms.append(LossTerm("attention", cfg.attention_weight, attention))

@@ -21,7 +21,7 @@ import yaml
 
 from tinydistill.augment import augment_data, augmented_data_config
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
-from tinydistill.data.loaders import EncodedDataset, encode_examples
+from tinydistill.data.loaders import encode_examples
 from tinydistill.data.readers import read_split, task_info
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
@@ -37,6 +37,7 @@ from tinydistill.report import (
     ModelEntry,
     model_table,
     model_table_view,
+    own_tokenizer,
     plot_curves,
     stage_table,
     write_report,
@@ -69,15 +70,19 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
     if table:
         return table
     task = task_info(cfg.data)
-    tokenizer = load_tokenizer(str(teacher_dir))
+    tokenizer = load_tokenizer(str(student_dir))
     entries = [
         ModelEntry(
-            name, load_classifier(str(folder), task), folder, (read_metrics(folder)["dev"] or {}).get(task.metric)
+            name,
+            load_classifier(str(folder), task),
+            folder,
+            (read_metrics(folder)["dev"] or {}).get(task.metric),
+            own_tokenizer(folder, tokenizer),
         )
         for name, folder in (("teacher", teacher_dir), ("student", student_dir))
     ]
     data = encode_examples(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
-    return model_table(entries, EncodedDataset(data.rows[: cfg.report.speed_examples]), tokenizer, task.metric)
+    return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 
 
 def summarize(cfg: Config, paths: dict[str, Path]) -> dict:

@@ -15,6 +15,7 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -23,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from tinydistill.data.loaders import encode_examples  # noqa: E402
 from tinydistill.speed import count_parameters, measure_speed, size_on_disk  # noqa: E402
 
 PLOTS_DIR = "plots"
@@ -31,12 +33,14 @@ NON_TERMS = {"step", "lr", "loss"}
 
 @dataclass
 class ModelEntry:
-    """A model to put in the final table: in memory, where it is saved, and its dev score (if any)."""
+    """A model to put in the final table: in memory, where it is saved, its dev score (if any), and its own
+    tokenizer where it differs from the table's (a teacher of another vocabulary)."""
 
     name: str
     model: nn.Module
     folder: Path
     score: float | None
+    tokenizer: Any = None
 
 
 def environment() -> dict[str, str]:
@@ -60,10 +64,27 @@ def environment() -> dict[str, str]:
     }
 
 
+def own_tokenizer(folder: Path, shared):
+    """The folder's own tokenizer where its vocabulary differs from ``shared`` (None: the shared one serves)."""
+    from tinydistill.data.alignment import same_vocabulary
+    from tinydistill.models import load_tokenizer
+
+    own = load_tokenizer(str(folder))
+    return None if same_vocabulary(own, shared) else own
+
+
 def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) -> list[dict]:
-    """One row per model; speed measured here, side by side (interleaved), on the same batches.
-    ``% kept`` is relative to the first entry (the teacher)."""
-    speed = measure_speed({e.name: e.model for e in entries}, data, tokenizer) if data is not None else {}
+    """One row per model; speed measured here, side by side (interleaved), on the same texts (a model with its
+    own tokenizer is timed on its own tokenization of them). ``% kept`` is relative to the first entry."""
+    own = {}
+    if data is not None and data.examples is not None:
+        longest = max((len(r["input_ids"]) for r in data.rows), default=8)
+        own = {
+            e.name: (encode_examples(data.examples, e.tokenizer, longest), e.tokenizer)
+            for e in entries
+            if e.tokenizer is not None
+        }
+    speed = measure_speed({e.name: e.model for e in entries}, data, tokenizer, own=own) if data is not None else {}
     rows = []
     for e in entries:
         ref = entries[0].score

@@ -36,23 +36,31 @@ def measure_speed(
     batch_size: int = 32,
     repeats: int = 3,
     latency_examples: int = 32,
+    own: dict[str, tuple[EncodedDataset, object]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Throughput (examples/s at ``batch_size``) and latency (ms at batch 1, median) of each model on
-    the same dynamically padded batches. Models are timed in turn within each repeat (interleaved), so
-    machine noise hits them alike; medians over ``repeats`` are reported."""
-    batches = list(make_loader(data, tokenizer, batch_size, shuffle=False))
-    singles = list(make_loader(EncodedDataset(data.rows[:latency_examples]), tokenizer, 1, shuffle=False))
-    for b in [*batches, *singles]:
-        b.pop("labels", None)
-    n = sum(len(b["input_ids"]) for b in batches)
-    for m in models.values():
+    the same dynamically padded batches (``own``: a model's own (data, tokenizer) for the same texts). Models are
+    timed in turn within each repeat (interleaved), so machine noise hits them alike; medians over ``repeats``."""
+
+    def batches_of(rows: EncodedDataset, tok) -> tuple[list[dict], list[dict]]:
+        full = list(make_loader(rows, tok, batch_size, shuffle=False))
+        singles = list(make_loader(EncodedDataset(rows.rows[:latency_examples]), tok, 1, shuffle=False))
+        for b in [*full, *singles]:
+            b.pop("labels", None)
+        return full, singles
+
+    shared = batches_of(data, tokenizer)
+    inputs = {k: batches_of(*own[k]) if own and k in own else shared for k in models}
+    n = sum(len(b["input_ids"]) for b in shared[0])
+    for k, m in models.items():
         m.eval()
-        _time_batches(m, batches[:1] + singles[:2])  # warm-up
+        _time_batches(m, inputs[k][0][:1] + inputs[k][1][:2])  # warm-up
     through: dict[str, list[float]] = {k: [] for k in models}
     latency: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(repeats):
         for name, m in models.items():
-            through[name].append(n / _time_batches(m, batches))
+            full, singles = inputs[name]
+            through[name].append(n / _time_batches(m, full))
             latency[name].append(1000 * _time_batches(m, singles) / len(singles))
     return {
         k: {"examples_per_s": statistics.median(through[k]), "latency_ms": statistics.median(latency[k])}

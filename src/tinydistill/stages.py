@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import torch
 import yaml
 from accelerate.utils import set_seed
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Subset
 
@@ -35,6 +36,7 @@ from tinydistill.config import (
     config_changes,
     dump_config,
 )
+from tinydistill.data.alignment import same_vocabulary, teacher_view
 from tinydistill.data.loaders import (
     EncodedDataset,
     by_length,
@@ -42,7 +44,7 @@ from tinydistill.data.loaders import (
     encode_passages,
     make_loader,
 )
-from tinydistill.data.readers import TaskInfo, read_corpus, read_split, task_info
+from tinydistill.data.readers import Examples, TaskInfo, read_corpus, read_split, task_info
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.models import (
@@ -67,6 +69,7 @@ from tinydistill.outputs import (
     StagingDir,
     is_complete,
     is_main_process,
+    process_state,
     read_metrics,
     wait_for_everyone,
     write_json,
@@ -82,6 +85,7 @@ from tinydistill.report import (
 from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
 from tinydistill.trainer import StageRun, TrainResult, train
+from tinydistill.ui import say
 
 Stage = Literal["intermediate", "prediction", "both"]
 PROBE_BATCHES = 2  # the objective before/after training is reported on this many fixed training batches
@@ -105,28 +109,77 @@ def _task_loaders(
     task: TaskInfo,
     train_cfg: TrainConfig,
     prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None,
+    teacher_tokenizer=None,
 ):
-    """(train, dev, probe) loaders and the encoded dev set (for the speed table)."""
+    """(train, dev, probe) loaders and the encoded train and dev sets. With ``teacher_tokenizer`` (a teacher of
+    another vocabulary) training rows carry the teacher's tokenization too; dev rows are the student's alone."""
     batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
-    train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length)
+    train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length, teacher_tokenizer)
     if prepare_train is not None:
         train_ds = prepare_train(train_ds)
     dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
+    probe = Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size)))
     loaders = (
         make_loader(
-            train_ds, tokenizer, batch_size, shuffle=True, seed=cfg.seed, group_by_length=train_cfg.group_by_length
+            train_ds,
+            tokenizer,
+            batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            group_by_length=train_cfg.group_by_length,
+            teacher_tokenizer=teacher_tokenizer,
         ),
         make_loader(by_length(dev_ds), tokenizer, eval_batch_size, shuffle=False),  # metrics ignore order
-        make_loader(
-            Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size))),
-            tokenizer,
-            eval_batch_size,
-            shuffle=False,
-        ),
+        make_loader(probe, tokenizer, eval_batch_size, shuffle=False, teacher_tokenizer=teacher_tokenizer),
     )
-    return loaders, dev_ds
+    return loaders, train_ds, dev_ds
+
+
+def _carry_projections(projections: nn.ModuleDict, checkpoint: Path) -> None:
+    """Start ``projections`` from those saved with the student checkpoint, where names and shapes match."""
+    saved_file = checkpoint / TRAINING_STATE_DIR / "projections.safetensors"
+    if not saved_file.is_file() or not len(projections):
+        return
+    own = projections.state_dict()
+    same = {k: v for k, v in load_file(str(saved_file)).items() if k in own and own[k].shape == v.shape}
+    projections.load_state_dict(same, strict=False)
+    names = sorted({k.split(".")[0] for k in same})
+    say(f"hidden-state projections {', '.join(names) or 'none'} carried over from {checkpoint}")
+
+
+def _device(cfg: Config) -> torch.device:
+    """Where this process runs the stage: the accelerator Accelerate picks, or the CPU with ``cpu: true``."""
+    return torch.device("cpu") if cfg.cpu else process_state().device
+
+
+def _tokenizers(cfg: Config, teacher_name: str, teacher: nn.Module, student: nn.Module):
+    """(the student's tokenizer, the teacher's when it is another vocabulary, else None: one tokenization
+    feeds both models and their vocabularies must agree)."""
+    teacher_tok = load_tokenizer(teacher_name)
+    own = _student_tokenizer(cfg.student)
+    if own is None or same_vocabulary(own, teacher_tok):
+        check_vocab(teacher_tok, own, teacher, student)
+        return teacher_tok, None
+    return own, teacher_tok
+
+
+def _check_alignment(losses: LossConfig, data: EncodedDataset) -> None:
+    """Refuse intermediate losses the two tokenizations cannot support (see tinydistill.data.alignment)."""
+    if not (data.alignment and losses.intermediate):
+        return
+    if losses.mode == "tinybert":
+        raise TinyDistillError(
+            "mode: tinybert reproduces the reference arithmetic for one shared tokenization; "
+            "with a teacher of another tokenizer use mode: masked"
+        )
+    if data.alignment == "words" and losses.attention_weight:
+        raise TinyDistillError(
+            "teacher and student tokenizers cut the text into different pieces, so their attention "
+            "maps have no token-to-token correspondence: set attention_weight: 0 (hidden states are "
+            "still compared, word by word: the mean of each word's pieces)"
+        )
 
 
 def _report(
@@ -135,7 +188,7 @@ def _report(
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
     if not cfg.report.enabled or not is_main_process():
         return
-    sample = EncodedDataset(data.rows[: cfg.report.speed_examples])
+    sample = data.head(cfg.report.speed_examples)
     metrics["table"] = model_table(entries, sample, tokenizer, metric)
     write_report(
         folder,
@@ -246,7 +299,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         model = load_classifier(cfg.teacher, task, who="teacher")
         cfg = _fit_length(cfg, model, tokenizer=tokenizer)
         tcfg = cfg.finetune.train
-        (train_loader, dev_loader, probe), dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
+        (train_loader, dev_loader, probe), _, dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
         terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
         run = StageRun(
             model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True
@@ -278,12 +331,15 @@ def _distill_run(
     loaders: tuple,
     task: TaskInfo | None,
     select_best: bool,
+    carried_from: str | None = None,
 ) -> StageRun:
     losses = stage_cfg.losses
     check_compatible(losses, student.config, teacher.config)
     pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
     plan = capture_plan(losses, pairs) if losses.intermediate else None
     projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
+    if carried_from:
+        _carry_projections(projections, Path(carried_from))
     terms = build_terms(losses, pairs, task is not None and task.is_regression, has_teacher=True)
     train_loader, eval_loader, probe = loaders
     return StageRun(
@@ -312,7 +368,6 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
             "general distillation has no labels or task logits: set general.losses soft_weight and hard_weight to 0"
         )
     with StagingDir(out, "general", cfg.input_paths(), cfg.overwrite) as tmp:
-        tokenizer = load_tokenizer(_require_teacher(cfg))
         if g.corpus:
             passages = read_corpus(g.corpus, g.max_passages)
         else:
@@ -322,16 +377,34 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
         set_seed(cfg.seed)
         teacher = freeze(load_backbone(cfg.teacher))
         student = build_student(cfg.student, teacher, task=None)
-        check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+        tokenizer, teacher_tok = _tokenizers(cfg, cfg.teacher, teacher, student)
         max_length = g.max_length
         for name, model in (("teacher", teacher), ("student", student)):
             max_length = usable_length(max_length, name, model.config, tokenizer)
-        data = encode_passages(passages, tokenizer, max_length)
+        if teacher_tok is None:
+            data = encode_passages(passages, tokenizer, max_length)
+        else:  # two tokenizations of one window cannot be cut alike: each passage is one window, truncated
+            data = encode_examples(Examples(passages, None, None, "corpus"), tokenizer, max_length, teacher_tok)
+            _check_alignment(g.losses, data)
         bs = g.train.batch_size
         loaders = (
-            make_loader(data, tokenizer, bs, shuffle=True, seed=cfg.seed, group_by_length=g.train.group_by_length),
+            make_loader(
+                data,
+                tokenizer,
+                bs,
+                shuffle=True,
+                seed=cfg.seed,
+                group_by_length=g.train.group_by_length,
+                teacher_tokenizer=teacher_tok,
+            ),
             None,
-            make_loader(Subset(data, range(min(len(data), PROBE_BATCHES * bs))), tokenizer, bs, shuffle=False),
+            make_loader(
+                Subset(data, range(min(len(data), PROBE_BATCHES * bs))),
+                tokenizer,
+                bs,
+                shuffle=False,
+                teacher_tokenizer=teacher_tok,
+            ),
         )
         run = _distill_run(g, teacher, student, loaders, None, select_best=False)
         result = train(
@@ -344,7 +417,10 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
             tmp,
             "Stage 1: general distillation",
             metrics,
-            [ModelEntry("teacher", teacher, Path(cfg.teacher), None), ModelEntry("student", run.student, tmp, None)],
+            [
+                ModelEntry("teacher", teacher, Path(cfg.teacher), None, teacher_tok),
+                ModelEntry("student", run.student, tmp, None),
+            ],
             data,
             tokenizer,
             None,
@@ -357,11 +433,10 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
     with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
         teacher_name = _require_teacher(cfg)
-        tokenizer = load_tokenizer(teacher_name)
         set_seed(cfg.seed)
         teacher = freeze(load_classifier(teacher_name, task, who="teacher", require_head=True))
         student = build_student(cfg.student, teacher, task)
-        check_vocab(tokenizer, _student_tokenizer(cfg.student), teacher, student)
+        tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
         cfg = _fit_length(cfg, teacher, student, tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
         t = stage_cfg.train
@@ -370,17 +445,29 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
 
         def attach_logits(data: EncodedDataset) -> EncodedDataset:
             logits = teacher_logits(
-                teacher, data, tokenizer, t.eval_batch_size, cfg.cache_dir, stage_cfg.teacher_precision
+                teacher.to(_device(cfg)),  # on the accelerator the stage trains on, not where it was loaded
+                teacher_view(data),
+                teacher_tok or tokenizer,
+                t.eval_batch_size,
+                cfg.cache_dir,
+                stage_cfg.teacher_precision,
             )
             return with_teacher_logits(data, logits)
 
-        (train_loader, dev_loader, probe), dev_ds = _task_loaders(
-            cfg, tokenizer, task, t, attach_logits if cached else None
+        (train_loader, dev_loader, probe), train_ds, dev_ds = _task_loaders(
+            cfg, tokenizer, task, t, attach_logits if cached else None, teacher_tok
         )
+        _check_alignment(stage_cfg.losses, train_ds)
         # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
         scored = stage_cfg.losses.prediction
         run = _distill_run(
-            stage_cfg, teacher, student, (train_loader, dev_loader if scored else None, probe), task, select_best=scored
+            stage_cfg,
+            teacher,
+            student,
+            (train_loader, dev_loader if scored else None, probe),
+            task,
+            select_best=scored,
+            carried_from=cfg.student.checkpoint if stage_cfg.carry_projections else None,
         )
         if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
             run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
@@ -396,7 +483,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             f"Stage {number}: {which}-layer distillation ({task.name})",
             metrics,
             [
-                ModelEntry("teacher", teacher, Path(teacher_name), teacher_score),
+                ModelEntry("teacher", teacher, Path(teacher_name), teacher_score, teacher_tok),
                 ModelEntry("student", run.student, tmp, _score(final, task)),
             ],
             dev_ds,

@@ -1,8 +1,9 @@
 """The one training loop every stage uses (Accelerate: devices, mixed precision, gradient accumulation).
 
 A stage hands in a student, an optional frozen teacher, weighted loss terms and what to capture; the
-loop knows nothing about which losses exist. One step: teacher forward (no grad, hooks record its
-mapped layers) -> student forward (hooks record) -> terms -> weighted sum -> backward -> step.
+loop knows each term only by its name, weight, function and whether it reads the logits. One step: teacher
+forward (no grad, hooks record its mapped layers) -> student forward (hooks record) -> terms -> weighted sum ->
+backward -> step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 from tinydistill import checkpoints, precision
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
+from tinydistill.data.alignment import ALIGN_KEYS, TEACHER_PREFIX, is_teacher_input
 from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
@@ -102,6 +104,19 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.learning_rate)
 
 
+def split_inputs(batch: dict) -> tuple[dict, dict, dict]:
+    """The student's inputs, the teacher's (its own tokenization where the batch has one) and the alignment."""
+    n = len(TEACHER_PREFIX)
+    theirs = {k[n:]: v for k, v in batch.items() if is_teacher_input(k)}
+    alignment = {k: batch[k] for k in ALIGN_KEYS if k in batch}
+    own = {
+        k: v
+        for k, v in batch.items()
+        if k not in ("labels", "teacher_logits", *ALIGN_KEYS) and not k.startswith(TEACHER_PREFIX)
+    }
+    return own, theirs or own, alignment
+
+
 def _step_losses(
     trainee: nn.Module,
     teacher: nn.Module | None,
@@ -110,12 +125,12 @@ def _step_losses(
     recs: tuple[Recorder | None, Recorder | None],
     teacher_precision: str = "no",
 ) -> dict[str, Tensor]:
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
+    inputs, teacher_inputs, alignment = split_inputs(batch)
     teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
     if teacher is not None:
         # no_grad, not inference_mode: the targets enter losses whose backward saves them
         with torch.no_grad(), precision.autocast(teacher_precision, batch["input_ids"].device):
-            teacher_logits = getattr(teacher(**inputs), "logits", None)
+            teacher_logits = getattr(teacher(**teacher_inputs), "logits", None)
     out, projected = trainee(**inputs)
     ctx = StepContext(
         batch["attention_mask"],
@@ -125,6 +140,7 @@ def _step_losses(
         recs[0],
         recs[1],
         projected,
+        alignment,
     )
     return {t.name: t.fn(ctx) for t in terms}
 
@@ -172,7 +188,7 @@ def train(
     GradientState._reset_state()
     process_state()  # initialise the process group (gloo on CPU-only machines) before the accelerator
     # the frozen teacher is never wrapped; stages without a prediction loss leave the pooler/head unused
-    predicts = any(t.name in ("soft", "hard") for t in run.terms)
+    predicts = any(t.reads_logits for t in run.terms)
     on_gpu = torch.cuda.is_available() and not cpu
     mixed = precision.resolve(cfg.mixed_precision, "cuda" if on_gpu else "cpu")
     acc = Accelerator(
@@ -256,11 +272,16 @@ def train(
             train_loader.set_epoch(epoch)
             loader = acc.skip_first_batches(train_loader, skip) if skip else train_loader
             consumed = skip
+            summed: dict[str, Tensor] = {}  # each term over the micro-batches of the current optimizer step
+            micro = 0
             for batch in loader:
                 consumed += 1
                 with acc.accumulate(trainee), acc.autocast() if mixed != "no" else nullcontext():
                     losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode)
                     loss = _total(losses, run.terms)
+                    micro += 1
+                    for k, v in {"loss": loss, **losses}.items():
+                        summed[k] = summed.get(k, 0) + v.detach()
                     if not torch.isfinite(loss):
                         raise TinyDistillError(
                             f"the loss became {loss.item()} at step {result.steps} "
@@ -276,15 +297,12 @@ def train(
                     optimizer.zero_grad()
                 if not acc.sync_gradients:
                     continue
+                step_mean = {k: (v / micro).item() for k, v in summed.items()}  # the step's loss, not the last part's
+                summed, micro = {}, 0
                 result.steps += 1
                 bar.update(1)
                 if result.steps % cfg.log_every == 0 or result.steps == 1:
-                    row = {
-                        "step": result.steps,
-                        "loss": loss.item(),
-                        "lr": scheduler.get_last_lr()[0],
-                        **{k: v.item() for k, v in losses.items()},
-                    }
+                    row = {"step": result.steps, "lr": scheduler.get_last_lr()[0], **step_mean}
                     result.history.append(row)
                     acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=result.steps)
                     bar.set_postfix(loss=f"{row['loss']:.4f}")

@@ -23,6 +23,11 @@ ALIGN_KEYS = ("align_positions", "student_words", "teacher_words")
 TEACHER_PREFIX = "teacher_"
 
 
+def is_teacher_input(key: str) -> bool:
+    """A key of the teacher's own tokenization (not its cached logits, not the alignment)."""
+    return key.startswith(TEACHER_PREFIX) and key != "teacher_logits" and key not in ALIGN_KEYS
+
+
 def _pieces(enc, i: int) -> list[tuple[int, int, int]]:
     """(text index, start, end) of every non-special token of row ``i``."""
     seq, offsets = enc.sequence_ids(i), enc["offset_mapping"][i]
@@ -108,3 +113,16 @@ def encode_pair(
 def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
     """Both tokenizers give every token the same id (one tokenization can feed both models)."""
     return a.get_vocab() == b.get_vocab()
+
+
+def teacher_view(data):
+    """The teacher's side of encoded rows (its own ``teacher_*`` inputs renamed), or the rows as they are."""
+    from tinydistill.data.loaders import EncodedDataset
+
+    if not data.rows or TEACHER_PREFIX + "input_ids" not in data.rows[0]:
+        return data
+    n = len(TEACHER_PREFIX)
+    rows = [
+        {k[n:]: v for k, v in r.items() if k.startswith(TEACHER_PREFIX) and k != "teacher_logits"} for r in data.rows
+    ]
+    return EncodedDataset(rows)

@@ -6,15 +6,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from tinydistill.data.readers import Examples
+from tinydistill.data.alignment import ALIGN_KEYS, TEACHER_PREFIX, encode_pair, is_teacher_input
+from tinydistill.data.readers import Examples, subset
 from tinydistill.errors import TinyDistillError
 
 
 class EncodedDataset(Dataset):
-    """Pre-tokenised rows: dicts of input_ids / attention_mask / (token_type_ids) / (labels), unpadded."""
+    """Pre-tokenised rows: dicts of input_ids / attention_mask / (token_type_ids) / (labels), unpadded; with a
+    teacher of another tokenizer also its ``teacher_*`` inputs and the alignment (``alignment`` says which kind,
+    see :mod:`tinydistill.data.alignment`). ``examples`` keeps the texts, for models that tokenise them their way."""
 
-    def __init__(self, rows: list[dict]) -> None:
+    def __init__(self, rows: list[dict], alignment: str | None = None, examples: Examples | None = None) -> None:
         self.rows = rows
+        self.alignment = alignment
+        self.examples = examples
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -22,29 +27,46 @@ class EncodedDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         return self.rows[i]
 
+    def head(self, n: int) -> EncodedDataset:
+        """The first ``n`` rows (and their texts)."""
+        keep = list(range(min(n, len(self.rows))))
+        return EncodedDataset(self.rows[:n], self.alignment, subset(self.examples, keep) if self.examples else None)
 
-def encode_examples(ex: Examples, tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
-    """Tokenise (and truncate) every example; labels ride along as ``labels``. An example that the tokenizer
-    turns into special tokens alone is refused (it would train on nothing)."""
-    enc = tokenizer(ex.texts, ex.pairs, truncation=True, max_length=max_length)
-    special = set(tokenizer.all_special_ids)
-    empty = [i for i, ids in enumerate(enc["input_ids"]) if all(t in special for t in ids)]
-    if empty:
-        raise TinyDistillError(
-            f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
-            f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text"
-        )
-    keys = list(enc.keys())
-    rows = [{k: enc[k][i] for k in keys} for i in range(len(ex))]
+
+def encode_examples(
+    ex: Examples,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None,
+) -> EncodedDataset:
+    """Tokenise (and truncate) every example; labels ride along as ``labels``. With ``teacher_tokenizer`` (a
+    teacher of another vocabulary) the rows also hold the teacher's tokenization and the alignment. An example
+    that a tokenizer turns into special tokens alone is refused (it would train on nothing)."""
+    alignment = None
+    if teacher_tokenizer is None:
+        enc = tokenizer(ex.texts, ex.pairs, truncation=True, max_length=max_length)
+        rows = [{k: enc[k][i] for k in enc} for i in range(len(ex))]
+    else:
+        rows, alignment = encode_pair(ex.texts, ex.pairs, tokenizer, teacher_tokenizer, max_length)
+    for prefix, tok in (("", tokenizer), (TEACHER_PREFIX, teacher_tokenizer)):
+        if tok is None:
+            continue
+        nothing = set(tok.all_special_ids) - {tok.unk_token_id}  # unknown words are still text
+        empty = [i for i, r in enumerate(rows) if all(t in nothing for t in r[prefix + "input_ids"])]
+        if empty:
+            raise TinyDistillError(
+                f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
+                f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text"
+            )
     if ex.labels is not None:
         for row, label in zip(rows, ex.labels):
             row["labels"] = label
-    return EncodedDataset(rows)
+    return EncodedDataset(rows, alignment, ex)
 
 
 def by_length(data: EncodedDataset) -> EncodedDataset:
     """The same rows, shortest first: evaluation batches then pad little (labels ride along with their rows)."""
-    return EncodedDataset(sorted(data.rows, key=lambda r: len(r["input_ids"])))
+    return EncodedDataset(sorted(data.rows, key=lambda r: len(r["input_ids"])), data.alignment, data.examples)
 
 
 def encode_passages(passages: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedDataset:
@@ -98,6 +120,30 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.size, generator=g).tolist())
 
 
+class PadBoth:
+    """Dynamic padding of the student's inputs, and of the teacher's (``teacher_*``, with the teacher's tokenizer)
+    and the alignment (-1) where the rows have them."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, teacher_tokenizer: PreTrainedTokenizerBase | None) -> None:
+        self.student = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+        self.teacher = DataCollatorWithPadding(teacher_tokenizer, return_tensors="pt") if teacher_tokenizer else None
+
+    def __call__(self, rows: list[dict]) -> dict:
+        theirs = {k for k in rows[0] if is_teacher_input(k)}
+        batch = dict(
+            self.student([{k: v for k, v in r.items() if k not in theirs and k not in ALIGN_KEYS} for r in rows])
+        )
+        if theirs and self.teacher is not None:
+            n = len(TEACHER_PREFIX)
+            padded = self.teacher([{k[n:]: r[k] for k in theirs} for r in rows])
+            batch |= {TEACHER_PREFIX + k: v for k, v in padded.items()}
+        for key in ALIGN_KEYS:
+            if key in rows[0]:
+                width = batch["teacher_input_ids" if key == "teacher_words" else "input_ids"].shape[1]
+                batch[key] = torch.tensor([r[key] + [-1] * (width - len(r[key])) for r in rows])
+        return batch
+
+
 def make_loader(
     data: Dataset,
     tokenizer: PreTrainedTokenizerBase,
@@ -105,14 +151,16 @@ def make_loader(
     shuffle: bool,
     seed: int = 0,
     group_by_length: bool = False,
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> DataLoader:
     """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat,
     and ``group_by_length`` batches rows of similar length together (less padding, same rows).
+    ``teacher_tokenizer`` pads the teacher's own inputs, for rows that carry them.
 
     Its private generator keeps iterator creation from drawing on the global RNG, whose stream (dropout)
     must be the same in a resumed run as in an uninterrupted one.
     """
-    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    collate = PadBoth(tokenizer, teacher_tokenizer)
     lengths = [len(data[i]["input_ids"]) for i in range(len(data))] if (shuffle and group_by_length) else None
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
     return DataLoader(
