@@ -45,6 +45,31 @@ def test_a_model_saved_in_bf16_loads_in_fp32_and_fingerprints(tmp_path):
     assert len(teacher_fingerprint(clf.to(torch.bfloat16))) == 64  # any dtype hashes
 
 
+def _prediction(teacher, glue, out, rows: int, steps: int) -> list[str]:
+    """A tiny prediction-layer distillation on an SST-2 slice."""
+    sets = [
+        f"data.max_train_examples={rows}",
+        "data.max_eval_examples=8",
+        f"prediction.train.max_steps={steps}",
+        "report.enabled=false",
+        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+    ]
+    return [
+        "distill",
+        "--stage",
+        "prediction",
+        "--teacher",
+        str(teacher),
+        "--task",
+        "sst-2",
+        "--data-dir",
+        str(glue / "SST-2"),
+        "-o",
+        str(out),
+        *[a for x in sets for a in ("-s", x)],
+    ]
+
+
 def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys, tmp_path, confident_teacher, glue):
     import tinydistill.stages as stages
 
@@ -62,31 +87,7 @@ def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys,
     monkeypatch.setattr(torch.nn.Module, "to", to)
     monkeypatch.setattr(stages, "teacher_logits", spy)
     monkeypatch.setattr(stages, "_device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
-    code, _, err = run_cli(
-        monkeypatch,
-        capsys,
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(confident_teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(tmp_path / "o"),
-        "-s",
-        "data.max_train_examples=16",
-        "-s",
-        "data.max_eval_examples=8",
-        "-s",
-        "prediction.train.max_steps=1",
-        "-s",
-        "report.enabled=false",
-        "-s",
-        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
-    )
+    code, _, err = run_cli(monkeypatch, capsys, *_prediction(confident_teacher, glue, tmp_path / "o", 16, 1))
     assert code == 0, err
     assert len(seen) == 1 and seen[0][-1:] == [torch.device("cpu", 0)]
 
@@ -109,33 +110,9 @@ def test_with_gradient_accumulation_the_logged_loss_is_the_steps_mean(
     code, _, err = run_cli(
         monkeypatch,
         capsys,
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(confident_teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(tmp_path / "o"),
-        "-s",
-        "data.max_train_examples=32",
-        "-s",
-        "data.max_eval_examples=8",
-        "-s",
-        "prediction.train.max_steps=2",
-        "-s",
-        "prediction.train.batch_size=8",
-        "-s",
-        "prediction.train.grad_accum_steps=2",
-        "-s",
-        "prediction.train.log_every=1",
-        "-s",
-        "report.enabled=false",
-        "-s",
-        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+        *_prediction(confident_teacher, glue, tmp_path / "o", 32, 2),
+        *("-s", "prediction.train.batch_size=8", "-s", "prediction.train.grad_accum_steps=2"),
+        *("-s", "prediction.train.log_every=1"),
     )
     assert code == 0, err
     history = json.loads((tmp_path / "o" / "metrics.json").read_text())["history"]

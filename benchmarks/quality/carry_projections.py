@@ -1,10 +1,11 @@
 """Stage 3 starting from stage 1's hidden-state projections (TinyBERT's fit_dense carry-over) vs new ones.
 
-One general-distilled student (MiniLM-L6 -> 2 x 312, Wikipedia passages) and one fine-tuned teacher (SST-2 slice)
+One general-distilled student (MiniLM-L6 -> 2 x 312, Wikipedia passages) and one fine-tuned teacher (SST-2 slice,
+3 epochs)
 are shared; then stages 3 and 4 run twice per seed, `intermediate.carry_projections` true and false, same
 steps, data and seeds. Prints the stage-3 objective at its start and end and the final dev accuracy.
 
-    python benchmarks/quality/carry_projections.py [WORK] [--seeds 2] [--train 2000]
+    python benchmarks/quality/carry_projections.py [WORK] [--seeds 2] [--train 2000] [--steps 200] [--lr 1e-4]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     ap.add_argument("work", type=Path, nargs="?", default=ROOT / "runs" / "carry-projections")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--train", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=200, help="optimizer steps of stage 3 and of stage 4")
+    ap.add_argument("--lr", type=float, default=1e-4, help="stage 4's learning rate (stage 3 uses 3e-4)")
     ap.add_argument("--glue", type=Path, default=ROOT.parent / "shared" / "data" / "glue")
     args = ap.parse_args()
     sets = [
@@ -48,11 +51,12 @@ def main() -> None:
         "general.max_length=64",
         "general.train.max_steps=400",
         "general.train.learning_rate=3e-4",
-        "finetune.train.epochs=1",
-        "intermediate.train.max_steps=200",
+        "finetune.train.epochs=3",
+        "finetune.train.learning_rate=5e-5",
+        f"intermediate.train.max_steps={args.steps}",
         "intermediate.train.learning_rate=3e-4",
-        "prediction.train.max_steps=200",
-        "prediction.train.learning_rate=1e-4",
+        f"prediction.train.max_steps={args.steps}",
+        f"prediction.train.learning_rate={args.lr}",
         "prediction.losses.temperature=2",
     ]
     cfg = load_config(None, sets)
