@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -371,3 +372,13 @@ def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
     pipeline(cfg, log=lambda _: None)
     student = _pipeline_student(cfg)
     assert all(torch.equal(student[k], reference[k]) for k in reference)
+
+
+def test_the_demo_writes_its_data_where_the_pipeline_accepts_it(tmp_path):
+    from tinydistill.demo import demo_config
+    from tinydistill.outputs import check_output
+    from tinydistill.pipeline import ENTRIES, RUN_CONFIG
+
+    cfg = demo_config(tmp_path / "bbc", max_train=20)
+    assert not Path(cfg.data.train_file).resolve().is_relative_to((tmp_path / "bbc").resolve())
+    check_output(cfg.output_dir, "pipeline", cfg.input_paths(), holds=ENTRIES, marker=RUN_CONFIG)  # no refusal

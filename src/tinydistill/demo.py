@@ -93,9 +93,10 @@ def demo_config(
     dev_fraction: float = 0.2,
     overrides: list[str] | None = None,
 ) -> Config:
-    """The demo's config, after writing its data split under ``output_dir/data``."""
+    """The demo's config, after writing its data split beside the run, in ``<output_dir>-data`` (the run's own
+    folder holds only what the pipeline writes)."""
     out = Path(output_dir)
-    train_csv, dev_csv = write_split(bbc_articles(), out / "data", dev_fraction, 42, max_train)
+    train_csv, dev_csv = write_split(bbc_articles(), out.with_name(f"{out.name}-data"), dev_fraction, 42, max_train)
     tree = {**DEMO_SETTINGS, "output_dir": str(out), "teacher": str(minilm_path())}
     tree["data"] = {**tree["data"], "train_file": str(train_csv), "dev_file": str(dev_csv)}
     return config_from_dict(tree, overrides)
