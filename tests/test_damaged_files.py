@@ -190,7 +190,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(monkeypatch, capsys, 
     assert code == 1 and newest.name == "step-00000004"
     model_file = next(newest.rglob("model.safetensors"))
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated after it was written
-    assert "truncated" in damage(newest) and usable(checkpoint_root(out), quiet=True).name == "step-00000002"
+    assert "truncated" in damage(newest) and usable(checkpoint_root(out)).name == "step-00000002"
     code, stdout, err = run_cli(monkeypatch, capsys, *_train_args(tiny_classifier_dir, glue, out), "--resume")
     assert code == 0, err
     assert f"checkpoint {newest} is damaged" in stdout and "falling back to step-00000002" in stdout

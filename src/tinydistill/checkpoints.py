@@ -70,19 +70,18 @@ def damage(checkpoint: Path) -> str | None:
     return None
 
 
-def usable(root: Path, quiet: bool = False) -> Path | None:
+def usable(root: Path) -> Path | None:
     """The newest checkpoint under ``root`` that is intact; a damaged newer one is named and passed over."""
     found = _complete(root)
     for i, ckpt in enumerate(reversed(found)):
         problem = damage(ckpt)
         if problem is None:
             return ckpt
-        if not quiet:
-            older = found[-i - 2].name if i + 2 <= len(found) else None
-            say(
-                f"checkpoint {ckpt} is damaged: {problem}; "
-                + (f"falling back to {older}" if older else "no older checkpoint: the stage starts over")
-            )
+        older = found[-i - 2].name if i + 2 <= len(found) else None
+        say(
+            f"checkpoint {ckpt} is damaged: {problem}; "
+            + (f"falling back to {older}" if older else "no older checkpoint: the stage starts over")
+        )
     return None
 
 

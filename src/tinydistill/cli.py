@@ -352,13 +352,13 @@ def _on_signal(signum, _frame) -> None:
 
 def interrupted_message(signum: int, command: str, folders: list[Path]) -> str:
     """One line: what was interrupted, that nothing finished-looking was left, and how to go on."""
-    from tinydistill.checkpoints import checkpoint_root, usable
+    from tinydistill.checkpoints import checkpoint_root, latest
 
     name = signal.Signals(signum).name
     if not folders:
         return f"interrupted ({name}) before any output was written"
     where = folders[-1]
-    found = usable(checkpoint_root(where), quiet=True)
+    found = latest(checkpoint_root(where))  # by name only: verifying checksums is resume's job, not Ctrl-C's
     if command == "pipeline":
         how = "run the same pipeline command again (or with --resume) to continue: finished stages are kept"
     elif found is not None:

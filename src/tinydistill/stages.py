@@ -266,11 +266,16 @@ def _ckpt(cfg: Config, out: Path, section: str, train_cfg: TrainConfig) -> dict:
     return {"checkpoint_dir": root, "resume": cfg.resume}
 
 
-def _fit_length(cfg: Config, *models: nn.Module, tokenizer=None) -> Config:
-    """``cfg`` with data.max_length lowered (with a message) to what every model takes."""
-    n = cfg.data.max_length
+def _fit(n: int, tokenizer, *models: nn.Module) -> int:
+    """``n`` tokens, or fewer (with a message) where the teacher or the student takes fewer positions."""
     for name, model in zip(("teacher", "student"), models):
         n = usable_length(n, f"{name} ({model.config.model_type})", model.config, tokenizer)
+    return n
+
+
+def _fit_length(cfg: Config, *models: nn.Module, tokenizer=None) -> Config:
+    """``cfg`` with data.max_length lowered (with a message) to what every model takes."""
+    n = _fit(cfg.data.max_length, tokenizer, *models)
     return (
         cfg
         if n == cfg.data.max_length
@@ -378,9 +383,7 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
         teacher = freeze(load_backbone(cfg.teacher))
         student = build_student(cfg.student, teacher, task=None)
         tokenizer, teacher_tok = _tokenizers(cfg, cfg.teacher, teacher, student)
-        max_length = g.max_length
-        for name, model in (("teacher", teacher), ("student", student)):
-            max_length = usable_length(max_length, name, model.config, tokenizer)
+        max_length = _fit(g.max_length, tokenizer, teacher, student)
         if teacher_tok is None:
             data = encode_passages(passages, tokenizer, max_length)
         else:  # two tokenizations of one window cannot be cut alike: each passage is one window, truncated

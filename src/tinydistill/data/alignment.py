@@ -69,14 +69,20 @@ def _words(enc, i: int) -> tuple[list[int], list[tuple[int, int, int]]]:
 
 
 def _teacher_words(enc, i: int, spans: list[tuple[int, int, int]]) -> list[int]:
-    """For each teacher token, the student word it overlaps in the same text (-1: none, or special)."""
+    """For each teacher token, the student word it overlaps in the same text (-1: none, or special).
+
+    Tokens and words both come in text order, so one forward sweep finds each token's first overlapping word: a
+    word that ends before a token starts cannot overlap any later token."""
     seq, offsets = enc.sequence_ids(i), enc["offset_mapping"][i]
-    out = []
+    out, w = [], 0
     for s, (a, b) in zip(seq, offsets):
-        hit = -1
-        if s is not None:
-            hit = next((w for w, (ws, wa, wb) in enumerate(spans) if ws == s and a < wb and b > wa), -1)
-        out.append(hit)
+        if s is None:
+            out.append(-1)
+            continue
+        while w < len(spans) and (spans[w][0] < s or (spans[w][0] == s and spans[w][2] <= a)):
+            w += 1
+        overlaps = w < len(spans) and spans[w][0] == s and spans[w][1] < b
+        out.append(w if overlaps else -1)
     return out
 
 
