@@ -20,7 +20,7 @@ def test_teacher_scores_stay_fp32_inside_a_bf16_student_step():
     torch.manual_seed(0)
     teacher, student = BertModel(tiny_bert_config(100)).eval(), BertModel(tiny_bert_config(100))
     ids, mask = torch.randint(5, 100, (2, 7)), torch.ones(2, 7, dtype=torch.long)
-    terms = build_terms(LossConfig(attention_weight=1.0), [(1, 2)], regression=False, has_teacher=True)
+    terms = build_terms(LossConfig(attention_weight=1.0), [(1, 2)], task=None, has_teacher=True)
     with capture(student, [], [1]) as s_rec, capture(teacher, [], [2]) as t_rec:
         trainee = Trainee(student, torch.nn.ModuleDict())
         with torch.autocast("cpu", dtype=torch.bfloat16):  # the student's mixed precision

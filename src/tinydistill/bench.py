@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tinydistill.config import Config, load_config
-from tinydistill.data.loaders import EncodedDataset, encode_examples, make_loader
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.loaders import EncodedDataset, inputs_only, make_loader
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export
@@ -20,6 +20,7 @@ from tinydistill.models import check_model_folder, load_classifier, load_tokeniz
 from tinydistill.outputs import CONFIG_FILE, StagingDir, write_json
 from tinydistill.report import Table, own_tokenizer
 from tinydistill.speed import measure_speed
+from tinydistill.tasks import task_info
 from tinydistill.ui import say
 
 RUNTIMES = ("pytorch", "onnx", "onnx_int8")
@@ -30,7 +31,7 @@ def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
     """FLOPs of one forward pass on ``batch`` (matrix products and attention, counted by torch)."""
     counter = FlopCounterMode(display=False)
     with counter:
-        model(**{k: v for k, v in batch.items() if k != "labels"})
+        model(**batch)
     return counter.get_total_flops()
 
 
@@ -87,11 +88,11 @@ def _measure(
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders["teacher"]))
     texts = read_split(cfg.data, split, task, seed=cfg.seed)
-    data = encode_examples(texts, tokenizer, cfg.data.max_length)
+    data = task.encode(texts, tokenizer, cfg.data.max_length)
     # each model reads its own tokenization of the split (teacher and student may differ in vocabulary)
     own = {name: own_tokenizer(folder, tokenizer) for name, folder in folders.items()}
     inputs = {
-        name: (data, tokenizer) if tok is None else (encode_examples(texts, tok, cfg.data.max_length), tok)
+        name: (data, tokenizer) if tok is None else (task.encode(texts, tok, cfg.data.max_length), tok)
         for name, tok in own.items()
     }
 
@@ -115,7 +116,7 @@ def _measure(
     if score and data.rows and "labels" in data.rows[0]:
         for name, runner in runners.items():
             say(f"scoring {name}")
-            loader = make_loader(*of(name), cfg.prediction.train.eval_batch_size, shuffle=False)
+            loader = task.loader(*of(name), cfg.prediction.train.eval_batch_size)
             scores[name] = evaluate_model(runner, loader, task)[task.metric]
 
     timing_data = data.head(examples)
@@ -125,7 +126,7 @@ def _measure(
     )
     flops = {
         name: forward_flops(
-            m, next(iter(make_loader(inputs[name][0].head(examples), inputs[name][1], 32, shuffle=False)))
+            m, next(iter(make_loader(inputs_only(inputs[name][0].head(examples)), inputs[name][1], 32, shuffle=False)))
         )
         for name, m in torch_models.items()
     }

@@ -48,18 +48,34 @@ def inputs_fingerprint(data: EncodedDataset) -> str:
 
 
 @torch.inference_mode()
-def _compute(teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device, mode: str) -> np.ndarray:
-    """Logits in row order; rows are run shortest first, so each batch holds similar lengths (little padding)."""
+def _compute(
+    teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device, mode: str
+) -> list[np.ndarray]:
+    """Each row's logits, in row order: (C,) per text, or (L, C) per token (the row's L real tokens, no padding).
+    Rows are run shortest first, so each batch holds similar lengths (little padding)."""
     order = sorted(range(len(data)), key=lambda i: len(data.rows[i]["input_ids"]))
     inputs = EncodedDataset([{k: data.rows[i][k] for k in INPUT_KEYS if k in data.rows[i]} for i in order])
-    out = []
+    out: list[np.ndarray] = [None] * len(data)  # type: ignore[list-item]
+    done = 0
     with precision.autocast(mode, device):
         for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
-            out.append(teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu())
-    logits = torch.cat(out).numpy()
-    result = np.empty_like(logits)
-    result[order] = logits
-    return result
+            logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+            for j, row_logits in enumerate(logits):
+                i = order[done + j]
+                out[i] = row_logits[: len(data.rows[i]["input_ids"])] if row_logits.ndim == 2 else row_logits
+            done += len(logits)
+    return out
+
+
+def _pack(rows: list[np.ndarray]) -> tuple[np.ndarray, list[int] | None]:
+    """One float32 array for storage: (N, C) for per-text rows, (sum of L, C) plus each row's L for per-token rows."""
+    if rows and rows[0].ndim == 2:
+        return np.concatenate(rows).astype(np.float32), [len(r) for r in rows]
+    return np.stack(rows).astype(np.float32), None
+
+
+def _unpack(stored: np.ndarray, lengths: list[int] | None) -> np.ndarray | list[np.ndarray]:
+    return stored if lengths is None else np.split(stored, np.cumsum(lengths)[:-1])
 
 
 def teacher_logits(
@@ -69,9 +85,9 @@ def teacher_logits(
     batch_size: int,
     cache_dir: Path | None = None,
     teacher_precision: str = "no",
-) -> np.ndarray:
-    """(N, C) logits of ``teacher`` for every row of ``data``, from the cache or computed and stored
-    (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry)."""
+) -> np.ndarray | list[np.ndarray]:
+    """The logits of ``teacher`` for every row of ``data``, (N, C) per text or a list of (L, C) per token, from the
+    cache or computed and stored (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry)."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
     device = next(teacher.parameters()).device
     mode = precision.resolve(teacher_precision, device)
@@ -80,37 +96,40 @@ def teacher_logits(
     path = cache_dir / f"{key}.npy"
     classes = getattr(teacher.config, "num_labels", None)
     if path.is_file():
-        logits, problem = _read_entry(path, len(data), classes)
+        logits, problem = _read_entry(path, data, classes)
         if problem is None:
             say(f"teacher logits: cached ({path})")
             return logits
         say(f"teacher-logit cache entry {path} is damaged ({problem}): discarded, computing it again")
         for f in (path, path.with_suffix(".json")):
             f.unlink(missing_ok=True)
-    logits = _compute(teacher, data, tokenizer, batch_size, device, mode)
+    rows = _compute(teacher, data, tokenizer, batch_size, device, mode)
+    stored, lengths = _pack(rows)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-        np.save(tmp, logits)
+        np.save(tmp, stored)
         sidecar = {
             "rows": len(data),
-            "classes": int(logits.shape[1]),
-            "dtype": str(logits.dtype),
+            "classes": int(stored.shape[1]),
+            "dtype": str(stored.dtype),
+            "lengths": lengths,
             "sha256": _digest(tmp),
         }
         path.with_suffix(".json").write_text(json.dumps(sidecar))  # before the entry: an entry always has one
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs speed, not correctness
         say(f"teacher logits not cached ({cache_dir}: {exc.strerror})")
-    return logits
+    return _unpack(stored, lengths)
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_entry(path: Path, rows: int, classes: int | None) -> tuple[np.ndarray | None, str | None]:
-    """The cached logits, or None and what is wrong with them (checksum, shape, dtype, non-finite values)."""
+def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[np.ndarray | list | None, str | None]:
+    """The cached logits, or None and what is wrong with them (checksum, shape, row lengths, dtype, non-finite
+    values)."""
     try:
         sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         if sidecar.get("sha256") != _digest(path):
@@ -120,15 +139,20 @@ def _read_entry(path: Path, rows: int, classes: int | None) -> tuple[np.ndarray 
         return None, "its .json sidecar is missing"
     except (OSError, ValueError, EOFError) as exc:
         return None, f"unreadable: {exc}"
+    rows, lengths = len(data), sidecar.get("lengths")
     if logits.dtype != np.float32:
         return None, f"dtype {logits.dtype}, expected float32"
-    if logits.ndim != 2 or logits.shape[0] != rows or (classes and logits.shape[1] != classes):
-        return None, f"shape {logits.shape}, expected ({rows}, {classes})"
+    if lengths is not None and lengths != [len(r["input_ids"]) for r in data.rows]:
+        return None, "its per-row token counts differ from the data's"
+    expected = rows if lengths is None else sum(lengths)
+    if logits.ndim != 2 or logits.shape[0] != expected or (classes and logits.shape[1] != classes):
+        return None, f"shape {logits.shape}, expected ({expected}, {classes})"
     if not np.isfinite(logits).all():
         return None, "holds NaN or infinite values"
-    return logits, None
+    return _unpack(logits, lengths), None
 
 
-def with_teacher_logits(data: EncodedDataset, logits: np.ndarray) -> EncodedDataset:
-    """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels)."""
-    return EncodedDataset([{**row, "teacher_logits": logits[i].tolist()} for i, row in enumerate(data.rows)])
+def with_teacher_logits(data: EncodedDataset, logits) -> EncodedDataset:
+    """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels): (C,) or (L, C) per row."""
+    rows = [{**row, "teacher_logits": logits[i].tolist()} for i, row in enumerate(data.rows)]
+    return EncodedDataset(rows, data.alignment, data.examples)

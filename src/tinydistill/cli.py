@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Distil a large transformer text classifier into a small, fast one (TinyBERT recipe).",
+    help="Distil a large transformer encoder (text or token classifier) into a small, fast one (TinyBERT recipe).",
 )
 _state = {"debug": False}
 
@@ -32,8 +32,10 @@ SetOpt = Annotated[
 OutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="output folder (overrides output_dir)")]
 TeacherOpt = Annotated[Optional[str], typer.Option("--teacher", help="teacher model folder or hub id")]
 StudentOpt = Annotated[Optional[str], typer.Option("--student", help="student preset name or model folder")]
-TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression")]
-DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="GLUE-layout folder of the task")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="GLUE task name, or classification / regression / ner")]
+DataOpt = Annotated[
+    Optional[str], typer.Option("--data-dir", help="folder of the task's train / dev / test files (GLUE layout; NER)")
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")]
 OverwriteOpt = Annotated[
     bool,

@@ -14,13 +14,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tinydistill.config import Config, load_config  # noqa: E402
-from tinydistill.data.loaders import encode_examples, make_loader  # noqa: E402
-from tinydistill.data.readers import read_split, task_info  # noqa: E402
+from tinydistill.data.readers import read_split  # noqa: E402
 from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
 from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
 from tinydistill.outputs import CONFIG_FILE, StagingDir, is_complete, read_metrics, write_json  # noqa: E402
 from tinydistill.report import ModelEntry, model_table, model_table_view, own_tokenizer, write_report  # noqa: E402
+from tinydistill.tasks import task_info  # noqa: E402
 from tinydistill.ui import say  # noqa: E402
 
 
@@ -86,13 +86,13 @@ def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, spli
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders[0]))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
-    data = encode_examples(examples, tokenizer, cfg.data.max_length)
+    data = task.encode(examples, tokenizer, cfg.data.max_length)
     entries = []
     for folder in folders:  # each model reads its own tokenization of the split
         model = load_classifier(str(folder), task, who=str(folder))
         own = own_tokenizer(folder, tokenizer)
-        rows = data if own is None else encode_examples(examples, own, cfg.data.max_length)
-        loader = make_loader(rows, own or tokenizer, cfg.prediction.train.eval_batch_size, shuffle=False)
+        rows = data if own is None else task.encode(examples, own, cfg.data.max_length)
+        loader = task.loader(rows, own or tokenizer, cfg.prediction.train.eval_batch_size)
         entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric], own))
     rows = model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
     if reference is None:

@@ -33,7 +33,7 @@ class DataConfig(_Strict):
     task: str = Field(
         "sst-2",
         description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
-        "or 'classification' / 'regression' for your own files",
+        "or 'classification' / 'regression' / 'token-classification' (alias 'ner') for your own files",
     )
     dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
     train_file: str | None = Field(
@@ -44,7 +44,22 @@ class DataConfig(_Strict):
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
-    labels: list[str] | None = Field(None, description="label names in id order; default: sorted labels of train")
+    labels: list[str] | None = Field(
+        None,
+        description="label names in id order; default: sorted labels of train (token classification: O, then B- "
+        "and I- of each entity type in train)",
+    )
+    tag_column: int = Field(-1, description="token classification, column files: the tag field (0 is the word)")
+    tokens_column: str = Field("tokens", description="token classification, JSONL / datasets: the list of words")
+    tags_column: str = Field("tags", description="token classification, JSONL / datasets: the list of tags")
+    tag_scheme: Literal["auto", "iob1", "iob2"] = Field(
+        "auto", description="token classification: the files' tag scheme (auto: found from the tags; read as IOB2)"
+    )
+    label_all_pieces: bool = Field(
+        False,
+        description="token classification: every piece of a word carries its tag in the training losses "
+        "(default: the first piece; evaluation always scores words)",
+    )
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None
     max_length: int = Field(128, ge=8, le=8192)
@@ -95,6 +110,10 @@ class LossConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
     soft_loss: Literal["ce", "kl"] = "ce"
     t2_scaling: bool = Field(True, description="multiply the soft loss by T^2 (Hinton et al.)")
+    soft_tokens: Literal["labelled", "all"] = Field(
+        "labelled",
+        description="token classification: the soft loss over labelled tokens (first pieces) or every real token",
+    )
     embedding_weight: float = Field(0.0, ge=0)
     hidden_weight: float = Field(0.0, ge=0)
     attention_weight: float = Field(0.0, ge=0)

@@ -1,66 +1,57 @@
-"""Task metrics, prediction over a loader, and the ``evaluate`` command (any model folder, any split)."""
+"""Prediction over a loader, the task's metrics, and the ``evaluate`` command (any model folder, any split)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from torch import nn
 from torch.utils.data import DataLoader
 
 from tinydistill.config import Config
-from tinydistill.data.loaders import encode_examples, make_loader
-from tinydistill.data.readers import TaskInfo, read_split, task_info
+from tinydistill.data.loaders import MODEL_INPUTS
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import Task, task_info
 from tinydistill.ui import track
 
 
-def compute_metrics(task: TaskInfo, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """GLUE metrics from raw model outputs (logits (N, C), or (N, 1) / (N,) for regression)."""
-    if task.is_regression:
-        pred = outputs.reshape(-1).astype(np.float64)
-        gold = labels.reshape(-1).astype(np.float64)
-        if len(pred) < 2 or np.std(pred) == 0 or np.std(gold) == 0:
-            return {"pearson": 0.0, "spearman": 0.0}
-        return {"pearson": float(pearsonr(pred, gold)[0]), "spearman": float(spearmanr(pred, gold)[0])}
-    pred = outputs.argmax(-1)
-    out = {"accuracy": float(accuracy_score(labels, pred))}
-    if task.metric == "f1":
-        out["f1"] = float(f1_score(labels, pred, zero_division=0.0))
-    if task.metric == "matthews_corrcoef":
-        out["matthews_corrcoef"] = float(matthews_corrcoef(labels, pred))
-    return out
+def compute_metrics(task: Task, outputs, labels) -> dict[str, float]:
+    """The task's metrics from per-example outputs and gold labels (arrays or lists, as :func:`predict` returns)."""
+    return task.metrics(outputs, labels)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, accelerator=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Model outputs (and labels, when the data has them) over a whole loader, in eval mode.
+def predict(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) -> tuple[list, list | None]:
+    """Per-example outputs (and gold labels, when the data has them) over a whole loader, in eval mode, as the
+    task collects them (logits per text; predicted tags per word).
 
-    ``model`` is a transformers classifier or anything called the same way (an ONNX session wrapper).
-    With an ``accelerator``, outputs are gathered from every process without duplicates.
+    ``model`` is a transformers model or anything called the same way (an ONNX session wrapper). With an
+    ``accelerator``, batches are gathered from every process (padded to one length) without duplicates.
     """
     was_training = model.training
     model.eval()
-    outs, golds = [], []
+    outs, golds, labelled = [], [], False
     device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
     for batch in track(loader, "evaluate"):
-        labels = batch.pop("labels", None)
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**batch).logits.float()
+        logits = model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).logits.float()
         if accelerator is not None:
-            logits, labels = accelerator.gather_for_metrics((logits, labels.to(device) if labels is not None else None))
-        outs.append(logits.cpu())
-        if labels is not None:
-            golds.append(labels.cpu())
+            batch["logits"] = logits
+            batch = {k: accelerator.pad_across_processes(v, dim=1, pad_index=-100) for k, v in batch.items()}
+            batch = accelerator.gather_for_metrics(batch)
+            logits = batch["logits"]
+        out, gold = task.collect(logits, batch)
+        outs += out
+        if gold is not None:
+            golds += gold
+            labelled = True
     model.train(was_training)
-    return torch.cat(outs).numpy(), (torch.cat(golds).numpy() if golds else None)
+    return outs, (golds if labelled else None)
 
 
-def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskInfo, accelerator=None) -> dict[str, float]:
-    outputs, labels = predict(model, loader, accelerator)
+def evaluate_model(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) -> dict[str, float]:
+    outputs, labels = predict(model, loader, task, accelerator)
     if labels is None:
         raise TinyDistillError("this split has no labels to score against")
     return compute_metrics(task, outputs, labels)
@@ -77,11 +68,6 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
     model = load_classifier(str(model_dir), task, who=str(model_dir))
     tokenizer = load_tokenizer(str(model_dir))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
-    loader = make_loader(
-        encode_examples(examples, tokenizer, cfg.data.max_length),
-        tokenizer,
-        cfg.prediction.train.eval_batch_size,
-        shuffle=False,
-    )
-    metrics = evaluate_model(model, loader, task)
+    data = task.encode(examples, tokenizer, cfg.data.max_length)
+    metrics = evaluate_model(model, task.loader(data, tokenizer, cfg.prediction.train.eval_batch_size), task)
     return {**metrics, "examples": len(examples)}

@@ -61,7 +61,7 @@ def sample_batch(tokenizer, texts: list[str], max_length: int) -> dict[str, torc
 
 
 def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18) -> Path:
-    """Write ``model`` (a sequence classifier, eval mode) to ONNX with dynamic batch and sequence axes."""
+    """Write ``model`` (a sequence or token classifier, eval mode) to ONNX with dynamic batch and sequence axes."""
     _require_onnx()
     names = model_inputs(tokenizer)
     # batch 2 and length > 2 in the example: torch.export specialises dimensions of size 0 and 1
@@ -156,7 +156,7 @@ def max_logit_difference(model: nn.Module, onnx_model: OnnxClassifier, batches: 
     model.eval()
     worst = 0.0
     for b in batches:
-        b = {k: v for k, v in b.items() if k != "labels"}
+        b = {k: v for k, v in b.items() if k in INPUT_NAMES}
         ref = model(**b).logits.float()
         worst = max(worst, float((ref - onnx_model(**b).logits).abs().max()))
     return worst
@@ -199,10 +199,11 @@ def export(
     ``cfg`` names the task data); with ``cfg`` the split's metric is also measured for PyTorch, ONNX
     fp32 and ONNX int8. Returns what ``export.json`` holds.
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     from tinydistill.models import _exists_or_hub, _quietly, load_tokenizer, usable_length
     from tinydistill.outputs import StagingDir, write_json
+    from tinydistill.tasks import task_of_model
     from tinydistill.ui import say
 
     _require_onnx()
@@ -210,22 +211,20 @@ def export(
     inputs = {"model being exported": model_dir, **(cfg.input_paths() if cfg is not None else {})}
     with StagingDir(output_dir, "export", inputs, overwrite or (cfg is not None and cfg.overwrite)) as tmp:
         tokenizer = load_tokenizer(str(model_dir))
-        model = _quietly(AutoModelForSequenceClassification.from_pretrained, str(model_dir), dtype=torch.float32).eval()
+        kind = task_of_model(_quietly(AutoConfig.from_pretrained, str(model_dir)))
+        model = _quietly(kind.auto_model.from_pretrained, str(model_dir), dtype=torch.float32).eval()
         longest = usable_length(512, "model", model.config, tokenizer)
         parity_batches = [sample_batch(tokenizer, texts, longest) for texts in parity_texts()]
         task = loader = None
         if cfg is not None:
-            from tinydistill.data.loaders import encode_examples, make_loader
-            from tinydistill.data.readers import read_split, task_info
+            from tinydistill.data.readers import read_split
+            from tinydistill.tasks import task_info
 
             task = task_info(cfg.data)
             examples = read_split(cfg.data, split, task, seed=cfg.seed)
             max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
-            loader = make_loader(
-                encode_examples(examples, tokenizer, max_length),
-                tokenizer,
-                cfg.prediction.train.eval_batch_size,
-                shuffle=False,
+            loader = task.loader(
+                task.encode(examples, tokenizer, max_length), tokenizer, cfg.prediction.train.eval_batch_size
             )
             parity_batches += [b for b, _ in zip(loader, range(4))]
 
@@ -234,6 +233,7 @@ def export(
         delta = check_parity(model, OnnxClassifier(onnx_path), parity_batches, tolerance)
         result: dict = {
             "model": str(model_dir),
+            "pipeline_tag": kind.pipeline_tag,  # the transformers.pipeline task the folder serves
             "onnx": ONNX_FILE,
             "max_abs_logit_diff": delta,
             "parity_tolerance": tolerance,

@@ -52,6 +52,12 @@ def kl_divergence(
     return loss * t * t if t2_scaling else loss
 
 
+def select_tokens(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The rows of per-token tensors where ``keep`` is true, flattened: keep (B, L) bool, each tensor (B, L, ...)
+    -> (N, ...), N = keep.sum(). A per-token loss is then a per-row loss averaged over the kept tokens."""
+    return tuple(t[keep] for t in tensors)
+
+
 def hard_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy to gold labels. student_logits (B, C), labels (B,) int -> scalar."""
     return F.cross_entropy(student_logits.float(), labels)

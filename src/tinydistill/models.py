@@ -17,14 +17,13 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
 
-from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import Task
 from tinydistill.ui import say
 
 # the last layer of a sequence-classification head, per family naming (its rows are the label count)
@@ -123,66 +122,21 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     return model.eval(), tokenizer
 
 
-def label_kwargs(task: TaskInfo) -> dict:
-    """config kwargs that give a classifier the task's labels (names in ``id2label``)."""
-    if task.is_regression:
-        return {"num_labels": 1, "problem_type": "regression"}
-    names = task.label_names
-    return {
-        "num_labels": len(names),
-        "id2label": dict(enumerate(names)),
-        "label2id": {n: i for i, n in enumerate(names)},
-        "problem_type": "single_label_classification",
-    }
-
-
-def has_task_labels(config) -> bool:
-    """True when a config carries real label names (not transformers' LABEL_0, LABEL_1 defaults)."""
-    id2label = getattr(config, "id2label", None) or {}
-    return bool(id2label) and any(str(v) != f"LABEL_{k}" for k, v in id2label.items())
-
-
-def _has_head(config) -> bool:
-    """A task head was trained: label names, a problem type, or a ``...For<Task>`` architecture
-    (a bare backbone's config carries transformers' default two labels, which mean nothing)."""
-    archs = getattr(config, "architectures", None) or []
-    return has_task_labels(config) or bool(getattr(config, "problem_type", None)) or any("For" in a for a in archs)
-
-
-def check_labels(model_config, task: TaskInfo, who: str) -> None:
-    """Refuse a model whose label map differs from the task's (permuted logits silently ruin distillation)."""
-    if task.is_regression:
-        if _has_head(model_config) and getattr(model_config, "num_labels", 1) != 1:
-            raise TinyDistillError(
-                f"{who} has {model_config.num_labels} outputs but the task is a regression (1 output)"
-            )
-        return
-    if not has_task_labels(model_config):
-        return
-    theirs = [str(model_config.id2label[i]) for i in range(len(model_config.id2label))]
-    if theirs != task.label_names:
-        raise TinyDistillError(
-            f"label maps differ: {who} has id2label {theirs}, the task has {task.label_names}; "
-            "re-train it on this task's labels or set data.labels to its order"
-        )
-
-
-def load_classifier(name: str, task: TaskInfo, who: str = "model", require_head: bool = False) -> nn.Module:
-    """A sequence classifier for ``task`` from a folder or hub id; a new head when it has none
+def load_classifier(name: str, task: Task, who: str = "model", require_head: bool = False) -> nn.Module:
+    """A model with ``task``'s head (``task.auto_model``) from a folder or hub id; a new head when it has none
     (or, with ``require_head``, an error: a teacher must already be fine-tuned on the task)."""
     _exists_or_hub(name)
     config = _quietly(AutoConfig.from_pretrained, name)
-    check_labels(config, task, who)
-    regression_head = task.is_regression and getattr(config, "problem_type", None) == "regression"
-    if require_head and not (has_task_labels(config) or regression_head):
+    task.check_head(config, who)
+    if require_head and not task.trained_head(config):
         raise TinyDistillError(
             f"{who} {name} has no task head for {task.name} (no label names in its config): "
             "fine-tune it first (`tinydistill finetune`); distilling from an untrained head is noise"
         )
-    if not has_task_labels(config) or config.num_labels != task.num_labels:
-        for key, value in label_kwargs(task).items():
+    if not task.trained_head(config) or config.num_labels != task.num_labels:
+        for key, value in task.config_kwargs().items():
             setattr(config, key, value)
-    return _quietly(AutoModelForSequenceClassification.from_pretrained, name, config=config, dtype=torch.float32)
+    return _quietly(task.auto_model.from_pretrained, name, config=config, dtype=torch.float32)
 
 
 def load_backbone(name: str) -> nn.Module:

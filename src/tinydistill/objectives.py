@@ -17,6 +17,7 @@ from tinydistill.capture import Recorder
 from tinydistill.config import LossConfig
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import LayerPairs
+from tinydistill.tasks import Task
 
 
 @dataclass
@@ -24,9 +25,9 @@ class StepContext:
     """Everything one step's loss terms may read."""
 
     attention_mask: Tensor  # (B, L)
-    labels: Tensor | None  # (B,)
-    student_logits: Tensor | None  # (B, C)
-    teacher_logits: Tensor | None  # (B, C)
+    labels: Tensor | None  # (B,), or (B, L) per token (-100: not counted)
+    student_logits: Tensor | None  # (B, C), or (B, L, C) per token
+    teacher_logits: Tensor | None  # as student_logits
     student: Recorder | None
     teacher: Recorder | None
     projected: dict[str, Tensor]  # student hidden states through their projections, keyed like the projections
@@ -100,21 +101,21 @@ def make_projections(cfg: LossConfig, pairs: LayerPairs, student_width: int, tea
     return nn.ModuleDict({n: nn.Linear(student_width, teacher_width) for n in names})
 
 
-def build_terms(cfg: LossConfig, pairs: LayerPairs, regression: bool, has_teacher: bool) -> list[LossTerm]:
-    """The weighted terms of a stage, in a fixed order: soft, hard, embedding, hidden, attention."""
+def build_terms(cfg: LossConfig, pairs: LayerPairs, task: Task | None, has_teacher: bool) -> list[LossTerm]:
+    """The weighted terms of a stage, in a fixed order: soft, hard, embedding, hidden, attention. The task says
+    what the prediction terms compare (and over which positions); ``task`` None: intermediate terms only."""
     terms: list[LossTerm] = []
+    if cfg.prediction and task is None:
+        raise TinyDistillError("soft_weight and hard_weight need a task (labels or task logits)")
     if cfg.soft_weight:
         if not has_teacher:
             raise TinyDistillError("soft_weight needs a teacher")
-        if regression:
-            soft = lambda c: L.regression_mse(c.student_logits, c.teacher_logits)  # noqa: E731
-        else:
-            fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
-            soft = lambda c: fn(c.student_logits, c.teacher_logits, cfg.temperature, cfg.t2_scaling)  # noqa: E731
+        soft = lambda c: task.soft_loss(cfg, c.student_logits, c.teacher_logits, c.labels, c.attention_mask)  # noqa: E731
         terms.append(LossTerm("soft", cfg.soft_weight, soft, reads_logits=True))
     if cfg.hard_weight:
-        hard = L.regression_mse if regression else L.hard_cross_entropy
-        terms.append(LossTerm("hard", cfg.hard_weight, lambda c: hard(c.student_logits, c.labels), reads_logits=True))
+        terms.append(
+            LossTerm("hard", cfg.hard_weight, lambda c: task.hard_loss(c.student_logits, c.labels), reads_logits=True)
+        )
     if cfg.embedding_weight:
         terms.append(
             LossTerm(

@@ -21,8 +21,7 @@ import yaml
 
 from tinydistill.augment import augment_data, augmented_data_config
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
-from tinydistill.data.loaders import encode_examples
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import (
@@ -43,6 +42,7 @@ from tinydistill.report import (
     write_report,
 )
 from tinydistill.stages import distill, finetune, general
+from tinydistill.tasks import task_info
 from tinydistill.ui import say
 
 STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
@@ -81,7 +81,7 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
         )
         for name, folder in (("teacher", teacher_dir), ("student", student_dir))
     ]
-    data = encode_examples(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    data = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tinydistill.data.loaders import EncodedDataset, make_loader
+from tinydistill.data.loaders import EncodedDataset, inputs_only, make_loader
 
 
 def size_on_disk(folder: str | Path) -> int:
@@ -43,10 +43,9 @@ def measure_speed(
     timed in turn within each repeat (interleaved), so machine noise hits them alike; medians over ``repeats``."""
 
     def batches_of(rows: EncodedDataset, tok) -> tuple[list[dict], list[dict]]:
+        rows = inputs_only(rows)
         full = list(make_loader(rows, tok, batch_size, shuffle=False))
         singles = list(make_loader(EncodedDataset(rows.rows[:latency_examples]), tok, 1, shuffle=False))
-        for b in [*full, *singles]:
-            b.pop("labels", None)
         return full, singles
 
     shared = batches_of(data, tokenizer)

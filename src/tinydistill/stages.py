@@ -44,7 +44,7 @@ from tinydistill.data.loaders import (
     encode_passages,
     make_loader,
 )
-from tinydistill.data.readers import Examples, TaskInfo, read_corpus, read_split, task_info
+from tinydistill.data.readers import Examples, read_corpus, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.models import (
@@ -84,6 +84,7 @@ from tinydistill.report import (
 )
 from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
+from tinydistill.tasks import Task, task_info
 from tinydistill.trainer import StageRun, TrainResult, train
 from tinydistill.ui import say
 
@@ -106,7 +107,7 @@ def _student_tokenizer(spec: StudentConfig):
 def _task_loaders(
     cfg: Config,
     tokenizer,
-    task: TaskInfo,
+    task: Task,
     train_cfg: TrainConfig,
     prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None,
     teacher_tokenizer=None,
@@ -116,13 +117,13 @@ def _task_loaders(
     batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
-    train_ds = encode_examples(train_ex, tokenizer, cfg.data.max_length, teacher_tokenizer)
+    train_ds = task.encode(train_ex, tokenizer, cfg.data.max_length, teacher_tokenizer, training=True)
     if prepare_train is not None:
         train_ds = prepare_train(train_ds)
-    dev_ds = encode_examples(dev_ex, tokenizer, cfg.data.max_length)
+    dev_ds = task.encode(dev_ex, tokenizer, cfg.data.max_length)
     probe = Subset(train_ds, range(min(len(train_ds), PROBE_BATCHES * eval_batch_size)))
     loaders = (
-        make_loader(
+        task.loader(
             train_ds,
             tokenizer,
             batch_size,
@@ -131,8 +132,8 @@ def _task_loaders(
             group_by_length=train_cfg.group_by_length,
             teacher_tokenizer=teacher_tokenizer,
         ),
-        make_loader(by_length(dev_ds), tokenizer, eval_batch_size, shuffle=False),  # metrics ignore order
-        make_loader(probe, tokenizer, eval_batch_size, shuffle=False, teacher_tokenizer=teacher_tokenizer),
+        task.loader(by_length(dev_ds), tokenizer, eval_batch_size),  # metrics ignore order
+        task.loader(probe, tokenizer, eval_batch_size, teacher_tokenizer=teacher_tokenizer),
     )
     return loaders, train_ds, dev_ds
 
@@ -283,7 +284,7 @@ def _fit_length(cfg: Config, *models: nn.Module, tokenizer=None) -> Config:
     )
 
 
-def _score(dev: dict | None, task: TaskInfo) -> float | None:
+def _score(dev: dict | None, task: Task) -> float | None:
     return None if not dev else dev.get(task.metric)
 
 
@@ -305,7 +306,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         cfg = _fit_length(cfg, model, tokenizer=tokenizer)
         tcfg = cfg.finetune.train
         (train_loader, dev_loader, probe), _, dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
-        terms = build_terms(LossConfig(hard_weight=1.0), [], task.is_regression, has_teacher=False)
+        terms = build_terms(LossConfig(hard_weight=1.0), [], task, has_teacher=False)
         run = StageRun(
             model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True
         )
@@ -334,7 +335,7 @@ def _distill_run(
     teacher: nn.Module,
     student: nn.Module,
     loaders: tuple,
-    task: TaskInfo | None,
+    task: Task | None,
     select_best: bool,
     carried_from: str | None = None,
 ) -> StageRun:
@@ -345,7 +346,7 @@ def _distill_run(
     projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
     if carried_from:
         _carry_projections(projections, Path(carried_from))
-    terms = build_terms(losses, pairs, task is not None and task.is_regression, has_teacher=True)
+    terms = build_terms(losses, pairs, task, has_teacher=True)
     train_loader, eval_loader, probe = loaders
     return StageRun(
         student,

@@ -12,16 +12,15 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForSequenceClassification,
     PretrainedConfig,
 )
 
 from tinydistill.config import StudentConfig
-from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.families import family_of
 from tinydistill.families.base import COMMON_KEEP
-from tinydistill.models import label_kwargs, load_backbone, load_classifier
+from tinydistill.models import load_backbone, load_classifier
+from tinydistill.tasks import Task
 
 #: TinyBERT's published shapes (layers, hidden, heads, ffn).
 PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -49,7 +48,7 @@ def student_config(
     hidden: int,
     heads: int,
     ffn: int,
-    task: TaskInfo | None = None,
+    task: Task | None = None,
     family: str | None = None,
 ) -> PretrainedConfig:
     """A config of ``family`` (default: the teacher's) with the teacher's vocabulary and positions, at a new shape.
@@ -69,7 +68,7 @@ def student_config(
     shape = (
         adapter.shape if adapter else ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
     )
-    extra = label_kwargs(task) if task is not None else {}
+    extra = task.config_kwargs() if task is not None else {}
     try:
         return AutoConfig.for_model(model_type, **dict(zip(shape, (layers, hidden, heads, ffn))), **keep, **extra)
     except (ValueError, TypeError) as exc:
@@ -79,12 +78,12 @@ def student_config(
         ) from None
 
 
-def _instantiate(config: PretrainedConfig, task: TaskInfo | None) -> nn.Module:
-    cls = AutoModelForSequenceClassification if task is not None else AutoModel
+def _instantiate(config: PretrainedConfig, task: Task | None) -> nn.Module:
+    cls = task.auto_model if task is not None else AutoModel
     return cls.from_config(config)
 
 
-def copy_teacher_layers(teacher: nn.Module, layer_ids: list[int], task: TaskInfo | None) -> nn.Module:
+def copy_teacher_layers(teacher: nn.Module, layer_ids: list[int], task: Task | None) -> nn.Module:
     """DistilBERT-style student: the teacher's embeddings and the chosen layers (1-based), same width."""
     n = teacher.config.num_hidden_layers
     bad = [i for i in layer_ids if not 1 <= i <= n]
@@ -118,7 +117,7 @@ def copy_teacher_layers(teacher: nn.Module, layer_ids: list[int], task: TaskInfo
     return student
 
 
-def build_student(spec: StudentConfig, teacher: nn.Module, task: TaskInfo | None) -> nn.Module:
+def build_student(spec: StudentConfig, teacher: nn.Module, task: Task | None) -> nn.Module:
     """The student described by ``spec``: with a classification head for ``task``, or a bare encoder
     (``task=None``, general distillation)."""
     if spec.checkpoint:

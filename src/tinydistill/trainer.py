@@ -26,11 +26,12 @@ from tinydistill import checkpoints, precision
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
 from tinydistill.data.alignment import ALIGN_KEYS, TEACHER_PREFIX, is_teacher_input
-from tinydistill.data.readers import TaskInfo
+from tinydistill.data.loaders import MODEL_INPUTS
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
 from tinydistill.outputs import process_state
+from tinydistill.tasks import Task
 from tinydistill.ui import detail, progress, say
 
 
@@ -70,7 +71,7 @@ class StageRun:
     train_loader: DataLoader
     eval_loader: DataLoader | None = None  # labelled dev data, for metrics and best-checkpoint choice
     probe_loader: DataLoader | None = None  # fixed training batches on which the objective is reported
-    task: TaskInfo | None = None
+    task: Task | None = None
     select_best: bool = False
     teacher_precision: str = "no"  # autocast of the live teacher's forward (see precision.py)
 
@@ -109,11 +110,7 @@ def split_inputs(batch: dict) -> tuple[dict, dict, dict]:
     n = len(TEACHER_PREFIX)
     theirs = {k[n:]: v for k, v in batch.items() if is_teacher_input(k)}
     alignment = {k: batch[k] for k in ALIGN_KEYS if k in batch}
-    own = {
-        k: v
-        for k, v in batch.items()
-        if k not in ("labels", "teacher_logits", *ALIGN_KEYS) and not k.startswith(TEACHER_PREFIX)
-    }
+    own = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
     return own, theirs or own, alignment
 
 

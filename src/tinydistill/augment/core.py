@@ -18,12 +18,13 @@ from pathlib import Path
 
 from tinydistill.augment.masked_lm import MaskedLMCandidates
 from tinydistill.augment.vectors import WordVectors, load_word_vectors
-from tinydistill.augment.words import find_slots, make_variants
+from tinydistill.augment.words import Slot, find_slots, make_variants
 from tinydistill.config import AugmentConfig, Config, DataConfig
-from tinydistill.data.readers import RawSplit, read_raw_split, read_split, task_info
+from tinydistill.data.readers import RawSplit, read_raw_split, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_masked_lm
 from tinydistill.outputs import METRICS_FILE, StagingDir, write_json
+from tinydistill.tasks import task_info
 from tinydistill.ui import say, track
 
 
@@ -42,10 +43,12 @@ def augment_texts(
     vectors: WordVectors | None = None,
     masked_lm: MaskedLMCandidates | None = None,
     tag: str = "",
+    slots: list[list[Slot]] | None = None,
 ) -> list[list[str]]:
     """Each text's variants, the original first. Deterministic: text i draws from its own generator seeded by
-    (seed, tag, i), so the result does not depend on batching or on the other texts."""
-    slots = [find_slots(t) for t in texts]
+    (seed, tag, i), so the result does not depend on batching or on the other texts. ``slots``: the words that may
+    be replaced (default: every alphabetic, non-stop word)."""
+    slots = slots if slots is not None else [find_slots(t) for t in texts]
     candidates: list[list[list[str]]] = [[[] for _ in s] for s in slots]
     mlm_queries, vector_slots = [], []
     for i, row in enumerate(slots):
@@ -141,13 +144,17 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
         )
     with StagingDir(out, "augment", cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
-        if task.is_regression and not aug.regression:
+        if task.kind == "regression" and not aug.regression:
             say(
                 f"{task.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true "
                 "to force"
             )
             metrics = {"stage": "augment", "skipped": "regression task"}
             write_json(tmp / METRICS_FILE, metrics)
+        elif task.kind == "token-classification":
+            from tinydistill.augment.tagged import augment_tagged_into
+
+            metrics = augment_tagged_into(cfg, task, tmp, _load_sources, _link_or_copy)
         else:
             metrics = _augment_into(cfg, task, tmp)
     if not metrics.get("skipped"):

@@ -48,20 +48,35 @@ def encode_examples(
         rows = [{k: enc[k][i] for k in enc} for i in range(len(ex))]
     else:
         rows, alignment = encode_pair(ex.texts, ex.pairs, tokenizer, teacher_tokenizer, max_length)
-    for prefix, tok in (("", tokenizer), (TEACHER_PREFIX, teacher_tokenizer)):
-        if tok is None:
-            continue
-        nothing = set(tok.all_special_ids) - {tok.unk_token_id}  # unknown words are still text
-        empty = [i for i, r in enumerate(rows) if all(t in nothing for t in r[prefix + "input_ids"])]
-        if empty:
-            raise TinyDistillError(
-                f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
-                f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text"
-            )
+    data = EncodedDataset(rows, alignment, ex)
+    check_not_empty(data, tokenizer, "")
+    if teacher_tokenizer is not None:
+        check_not_empty(data, teacher_tokenizer, TEACHER_PREFIX)
     if ex.labels is not None:
         for row, label in zip(rows, ex.labels):
             row["labels"] = label
-    return EncodedDataset(rows, alignment, ex)
+    return data
+
+
+def check_not_empty(data: EncodedDataset, tokenizer: PreTrainedTokenizerBase, prefix: str) -> None:
+    """Refuse rows that ``tokenizer`` turned into special tokens alone (``prefix``: whose inputs, '' or 'teacher_')."""
+    nothing = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}  # unknown words are still text
+    empty = [i for i, r in enumerate(data.rows) if all(t in nothing for t in r[prefix + "input_ids"])]
+    if empty:
+        ex = data.examples
+        raise TinyDistillError(
+            f"{ex.source}: {len(empty)} example(s) tokenise to special tokens only (the first: "
+            f"example {empty[0] + 1}, {ex.texts[empty[0]][:40]!r}); remove them or fix their text"
+        )
+
+
+#: the inputs a model reads (everything else in a row rides along: labels, cached teacher outputs, alignment, ...)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def inputs_only(data: EncodedDataset) -> EncodedDataset:
+    """The rows' model inputs alone (for timing, or a model that needs no labels)."""
+    return EncodedDataset([{k: r[k] for k in MODEL_INPUTS if k in r} for r in data.rows], None, data.examples)
 
 
 def by_length(data: EncodedDataset) -> EncodedDataset:
@@ -152,15 +167,17 @@ def make_loader(
     seed: int = 0,
     group_by_length: bool = False,
     teacher_tokenizer: PreTrainedTokenizerBase | None = None,
+    collate=None,
 ) -> DataLoader:
     """A DataLoader with dynamic padding; shuffling is seeded per epoch so runs (and resumes) repeat,
     and ``group_by_length`` batches rows of similar length together (less padding, same rows).
-    ``teacher_tokenizer`` pads the teacher's own inputs, for rows that carry them.
+    ``teacher_tokenizer`` pads the teacher's own inputs, for rows that carry them; ``collate`` replaces the
+    default :class:`PadBoth` (a task's collator, e.g. one that pads per-token labels).
 
     Its private generator keeps iterator creation from drawing on the global RNG, whose stream (dropout)
     must be the same in a resumed run as in an uninterrupted one.
     """
-    collate = PadBoth(tokenizer, teacher_tokenizer)
+    collate = collate or PadBoth(tokenizer, teacher_tokenizer)
     lengths = [len(data[i]["input_ids"]) for i in range(len(data))] if (shuffle and group_by_length) else None
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
     return DataLoader(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 import sys
 import unicodedata
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinydistill.config import DataConfig
-from tinydistill.data.tasks import TaskSpec, glue_task, normalise_task_name
+from tinydistill.data.tasks import TaskSpec, glue_task
 from tinydistill.errors import TinyDistillError
 from tinydistill.ui import say
 
@@ -27,32 +26,17 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass
 class Examples:
-    """Texts (and optional second texts) with label ids (classification) or floats (regression)."""
+    """Texts (and optional second texts) with label ids (classification), floats (regression) or, for per-token
+    tasks, one tag id per word."""
 
     texts: list[str]
     pairs: list[str] | None
-    labels: list[int] | list[float] | None
+    labels: list[int] | list[float] | list[list[int]] | None
     source: str
+    words: list[list[str]] | None = None  # per-token tasks: each text's words (``texts`` joins them with spaces)
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What the rest of the toolkit needs to know about the task being trained."""
-
-    name: str
-    label_names: list[str] | None  # None: regression
-    metric: str
-
-    @property
-    def is_regression(self) -> bool:
-        return self.label_names is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.label_names is None else len(self.label_names)
 
 
 def _non_blank(path: Path, rows: list[list[str]]) -> list[list[str]]:
@@ -183,7 +167,7 @@ def read_table(path: str | Path) -> list[dict]:
     raise TinyDistillError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .jsonl)")
 
 
-def _column(rows: list[dict], name: str | None, source: str, required: bool = True) -> list | None:
+def column(rows: list[dict], name: str | None, source: str, required: bool = True) -> list | None:
     if name is None:
         return None
     if rows and name not in rows[0]:
@@ -221,33 +205,6 @@ def _check_texts(values: list, source: str, column: str) -> None:
             raise TinyDistillError(f"{source}: row {i + 1} has {what} in column {column!r}")
 
 
-def _label_ids(raw: list, task: TaskInfo, source: str) -> list[int] | list[float]:
-    if task.is_regression:
-        out = []
-        for i, v in enumerate(raw):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not a number") from None
-            if not math.isfinite(x):
-                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not finite")
-            out.append(x)
-        return out
-    index = {name: i for i, name in enumerate(task.label_names)}
-    ids = []
-    for i, v in enumerate(raw):
-        key = str(v).strip()
-        if not key:
-            raise TinyDistillError(f"{source}: row {i + 1} has an empty label; fill it in or drop the row")
-        if key not in index:
-            raise TinyDistillError(
-                f"{source}: row {i + 1}: label {key!r} is not in the label set "
-                f"{task.label_names}; fix the row or set data.labels"
-            )
-        ids.append(index[key])
-    return ids
-
-
 def _split_file(cfg: DataConfig, split: str) -> Path | None:
     spec = glue_task(cfg.task)
     if cfg.dir is not None:
@@ -258,10 +215,10 @@ def _split_file(cfg: DataConfig, split: str) -> Path | None:
     return Path(given) if given else None
 
 
-def _raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | None]:
+def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | None]:
     spec = glue_task(cfg.task)
     if cfg.hf_dataset:
-        return _hf_rows(cfg, split), f"{cfg.hf_dataset}[{split}]", spec
+        return hf_rows(cfg, split), f"{cfg.hf_dataset}[{split}]", spec
     path = _split_file(cfg, split)
     if path is None:
         raise TinyDistillError(f"no {split} data: set data.{split}_file")
@@ -277,7 +234,9 @@ def _raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | 
     return read_table(path), str(path), spec
 
 
-def _hf_rows(cfg: DataConfig, split: str) -> list[dict]:
+def hf_rows(cfg: DataConfig, split: str, label_column: str | None = None) -> list[dict]:
+    """A Hugging Face dataset split as row dicts, class ids in ``label_column`` (default data.label_column) turned
+    into their names (per token, for a sequence of class labels); -1 (no label) drops the label."""
     try:
         import datasets
     except ImportError:
@@ -289,65 +248,49 @@ def _hf_rows(cfg: DataConfig, split: str) -> list[dict]:
         ds = datasets.load_dataset(cfg.hf_dataset, cfg.hf_config, split=hf_split)
     except Exception as exc:  # network, unknown id, missing split: all reported the same way
         raise TinyDistillError(f"could not load {cfg.hf_dataset} ({hf_split}): {str(exc).splitlines()[0]}") from None
-    feature = ds.features.get(cfg.label_column)
+    col = label_column or cfg.label_column
+    feature = ds.features.get(col)
     names = getattr(feature, "names", None)
+    per_token = getattr(getattr(feature, "feature", None), "names", None)
     rows = ds.to_list()
-    if names:
-        for r in rows:
-            if isinstance(r.get(cfg.label_column), int) and r[cfg.label_column] >= 0:
-                r[cfg.label_column] = names[r[cfg.label_column]]
-            elif r.get(cfg.label_column) == -1:
-                r.pop(cfg.label_column)
+    for r in rows:
+        value = r.get(col)
+        if names and isinstance(value, int):
+            if value >= 0:
+                r[col] = names[value]
+            else:
+                r.pop(col)
+        elif per_token and isinstance(value, list):
+            r[col] = [per_token[v] for v in value]
     return rows
 
 
-def task_info(cfg: DataConfig) -> TaskInfo:
-    """The task's label set and metric. Custom classification labels come from data.labels or train."""
-    spec = glue_task(cfg.task)
-    if spec is not None:
-        return TaskInfo(spec.name, None if spec.is_regression else list(cfg.labels or spec.labels), spec.metric)
-    name = normalise_task_name(cfg.task)
-    if name == "regression":
-        return TaskInfo(name, None, "pearson")
-    if cfg.labels:
-        return TaskInfo(name, list(cfg.labels), "accuracy")
-    rows, source, _ = _raw_rows(cfg, "train")
-    raw = _column(rows, cfg.label_column, source)
-    if not raw:
-        raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
-    empty = next((i for i, v in enumerate(raw) if not str(v).strip()), None)
-    if empty is not None:
-        raise TinyDistillError(f"{source}: row {empty + 1} has an empty label; fill it in or drop the row")
-    return TaskInfo(name, sorted({str(v).strip() for v in raw}), "accuracy")
-
-
-def read_split(cfg: DataConfig, split: str, task: TaskInfo, seed: int = 0, require_labels: bool = True) -> Examples:
-    """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples`."""
+def read_split(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
+    """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples` (the task reads it)."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
-    rows, source, spec = _raw_rows(cfg, split)
+    return task.read(cfg, split, seed, require_labels)
+
+
+def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
+    """A split of one-label-per-text data (GLUE TSVs, CSV / TSV / JSONL, a hub dataset); ``task.label_ids`` turns
+    the raw labels into ids."""
+    rows, source, spec = raw_rows(cfg, split)
     text_col = spec.text if spec else cfg.text_column
     pair_col = spec.text_pair if spec else cfg.text_pair_column
     label_col = spec.label if spec else cfg.label_column
     if not rows:
         raise TinyDistillError(f"{source} has no examples")
-    texts = _column(rows, text_col, source)
-    pairs = _column(rows, pair_col, source)
-    raw_labels = _column(rows, label_col, source, required=require_labels)
-    labels = _label_ids(raw_labels, task, source) if raw_labels is not None else None
+    texts = column(rows, text_col, source)
+    pairs = column(rows, pair_col, source)
+    raw_labels = column(rows, label_col, source, required=require_labels)
+    labels = task.label_ids(raw_labels, source) if raw_labels is not None else None
     _check_texts(texts, source, text_col)
     if pairs:
         _check_texts(pairs, source, pair_col)
     ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source)
     keep = kept_rows(cfg, split, len(ex), seed)
-    ex = ex if keep is None else subset(ex, keep)
-    if split == "train" and labels is not None and not task.is_regression and len(set(ex.labels)) < 2:
-        raise TinyDistillError(
-            f"{source}: every training example has the label "
-            f"{task.label_names[ex.labels[0]]!r}; a classifier needs at least two classes "
-            "(or use task: regression for numeric targets)"
-        )
-    return ex
+    return ex if keep is None else subset(ex, keep)
 
 
 def kept_rows(cfg: DataConfig, split: str, n: int, seed: int = 0) -> list[int] | None:
@@ -373,7 +316,7 @@ class RawSplit:
 
 def read_raw_split(cfg: DataConfig, split: str, seed: int = 0) -> RawSplit:
     """One split's raw rows (the same rows :func:`read_split` keeps), with the names of its text and label columns."""
-    rows, source, spec = _raw_rows(cfg, split)
+    rows, source, spec = raw_rows(cfg, split)
     keep = kept_rows(cfg, split, len(rows), seed)
     rows = rows if keep is None else [rows[i] for i in keep]
     if spec is not None:
@@ -387,6 +330,7 @@ def subset(ex: Examples, index: list[int]) -> Examples:
         [ex.pairs[i] for i in index] if ex.pairs else None,
         [ex.labels[i] for i in index] if ex.labels is not None else None,
         ex.source,
+        [ex.words[i] for i in index] if ex.words is not None else None,
     )
 
 
@@ -413,3 +357,12 @@ def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:
     if not passages:
         raise TinyDistillError(f"corpus {path} holds no text")
     return passages
+
+
+def __getattr__(name: str):
+    """``TaskInfo`` and ``task_info`` moved to :mod:`tinydistill.tasks`; still importable from here."""
+    if name in ("TaskInfo", "task_info"):
+        import tinydistill.tasks
+
+        return getattr(tinydistill.tasks, name)
+    raise AttributeError(name)

@@ -43,8 +43,15 @@ GLUE_TASKS: dict[str, TaskSpec] = {
     "wnli": TaskSpec("wnli", "sentence1", "sentence2", "label", _BIN, "accuracy"),
     "sts-b": TaskSpec("sts-b", "sentence1", "sentence2", "score", None, "pearson"),
 }
-_ALIASES = {"sst2": "sst-2", "stsb": "sts-b", "sts_b": "sts-b", "sst_2": "sst-2"}
-CUSTOM_TASKS = ("classification", "regression")
+_ALIASES = {
+    "sst2": "sst-2",
+    "stsb": "sts-b",
+    "sts_b": "sts-b",
+    "sst_2": "sst-2",
+    "ner": "token-classification",
+    "token_classification": "token-classification",
+}
+CUSTOM_TASKS = ("classification", "regression", "token-classification")
 
 
 def normalise_task_name(name: str) -> str:

