@@ -330,3 +330,14 @@ def test_a_bert_config_is_a_token_model_when_its_architecture_says_so():
     from tinydistill.tasks import task_of_model
 
     assert task_of_model(BertConfig(architectures=["BertForTokenClassification"])) is TokenClassification
+
+
+def test_a_token_student_copies_layers_of_a_backbone_with_a_pooler(tiny_teacher_dir):
+    from tinydistill.config import StudentConfig
+    from tinydistill.models import load_backbone
+    from tinydistill.students import build_student
+
+    teacher = load_backbone(str(tiny_teacher_dir))
+    student = build_student(StudentConfig(every_k_teacher_layers=2), teacher, TokenClassification("n", ["O", "B-X"]))
+    assert isinstance(student, BertForTokenClassification) and student.config.num_hidden_layers == 2
+    assert torch.equal(student.bert.encoder.layer[1].output.dense.weight, teacher.encoder.layer[3].output.dense.weight)
