@@ -63,8 +63,21 @@ class DataConfig(_Strict):
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None
     max_length: int = Field(128, ge=8, le=8192)
+    dev_fraction: float | None = Field(
+        None,
+        gt=0,
+        description="hold this fraction (or, when >= 1, this many examples) of train out as dev, seeded and stratified "
+        "by label; default: 0.1 when no dev data is given, else none",
+    )
     max_train_examples: int | None = Field(None, ge=1, description="seeded random subset of train")
     max_eval_examples: int | None = Field(None, ge=1, description="first N rows of the evaluation split")
+
+    @field_validator("dev_fraction")
+    @classmethod
+    def _fraction_or_count(cls, value):
+        if value is not None and value >= 1 and value != int(value):
+            raise ValueError(f"dev_fraction {value} must be below 1 (a fraction) or a whole number (a count)")
+        return value
 
 
 class TrainConfig(_Strict):

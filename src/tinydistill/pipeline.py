@@ -21,7 +21,7 @@ import yaml
 
 from tinydistill.augment import augment_data, augmented_data_config
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
-from tinydistill.data.readers import read_split
+from tinydistill.data.readers import read_split, with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import (
@@ -169,6 +169,7 @@ def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> No
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
     out = Path(cfg.output_dir)
+    cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})  # every stage, and the saved run config, hold it out
     stages = (("general",) if cfg.general.enabled else ()) + ("finetune", "intermediate", "prediction")
     check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
     with OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES, marker=RUN_CONFIG):

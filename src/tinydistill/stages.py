@@ -44,7 +44,7 @@ from tinydistill.data.loaders import (
     encode_passages,
     make_loader,
 )
-from tinydistill.data.readers import Examples, read_corpus, read_split
+from tinydistill.data.readers import Examples, held_out_dev, read_corpus, read_split, with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.models import (
@@ -76,6 +76,7 @@ from tinydistill.outputs import (
 )
 from tinydistill.report import (
     ModelEntry,
+    Table,
     model_table,
     model_table_view,
     plot_curves,
@@ -191,12 +192,28 @@ def _report(
         return
     sample = data.head(cfg.report.speed_examples)
     metrics["table"] = model_table(entries, sample, tokenizer, metric)
+    held = metrics.get("dev_held_out")
+    split = (
+        [
+            (
+                "Dev split",
+                Table(
+                    ["held out of train", "seed", "dev examples"],
+                    [[f"{held['dev_fraction']:g}", str(held["seed"]), str(held["examples"])]],
+                    "rrr",
+                ),
+            )
+        ]
+        if held
+        else []
+    )
     write_report(
         folder,
         title,
         [
             ("Teacher vs student", model_table_view(metrics["table"])),
             (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics})),
+            *split,
         ],
         plot_curves(metrics, folder),
         dump_config(cfg),
@@ -232,6 +249,12 @@ def _metrics(stage: str, result: TrainResult, model: nn.Module, final: dict | No
         "objective_after": result.objective_after,
         "history": result.history,
     }
+
+
+def _dev_split(cfg: Config, dev_ds: EncodedDataset) -> dict:
+    """``dev_held_out`` for metrics.json: how dev was held out of train (None: dev data was given)."""
+    how = held_out_dev(cfg.data)
+    return {"dev_held_out": None if how is None else how | {"examples": len(dev_ds)}}
 
 
 def _write_metrics(folder: Path, metrics: dict) -> None:
@@ -298,6 +321,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     Returns the output folder (a sequence classifier with the task's labels in ``config.id2label``).
     """
     out = _output(cfg, output_dir)
+    cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     with StagingDir(out, "finetune", cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
         tokenizer = load_tokenizer(_require_teacher(cfg))
@@ -315,7 +339,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         )
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, None, cfg)
-        metrics = _metrics("finetune", result, run.student, final)
+        metrics = _metrics("finetune", result, run.student, final) | _dev_split(cfg, dev_ds)
         _report(
             cfg,
             tmp,
@@ -434,6 +458,7 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
 
 
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
+    cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
         teacher_name = _require_teacher(cfg)
@@ -478,7 +503,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out, which, t))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
-        metrics = _metrics(which, result, run.student, final)
+        metrics = _metrics(which, result, run.student, final) | _dev_split(cfg, dev_ds)
         teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
         number = {"intermediate": 3, "prediction": 4}[which]
         _report(

@@ -20,7 +20,7 @@ from tinydistill.augment.masked_lm import MaskedLMCandidates
 from tinydistill.augment.vectors import WordVectors, load_word_vectors
 from tinydistill.augment.words import Slot, find_slots, make_variants
 from tinydistill.config import AugmentConfig, Config, DataConfig
-from tinydistill.data.readers import RawSplit, read_raw_split, read_split
+from tinydistill.data.readers import RawSplit, held_out_dev, read_raw_split, read_split, with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_masked_lm
 from tinydistill.outputs import METRICS_FILE, StagingDir, write_json
@@ -141,6 +141,11 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
         raise TinyDistillError(
             "augment reads local files only: save the Hugging Face dataset as JSONL "
             "(ds.to_json) and set data.train_file"
+        )
+    if held_out_dev(with_dev(cfg.data)) is not None:
+        raise TinyDistillError(
+            "augment needs dev data given as a file: a dev split held out of train would be drawn again from the "
+            "augmented copies (copies of dev examples would train the student); give data.dev_file"
         )
     with StagingDir(out, "augment", cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import sys
 import unicodedata
@@ -265,11 +266,87 @@ def hf_rows(cfg: DataConfig, split: str, label_column: str | None = None) -> lis
     return rows
 
 
+DEV_FRACTION = 0.1  # held out of train as dev when no dev data is given
+HOLD_OUT_SEED = 0  # fixed, so every run seed scores on the same held-out rows
+
+
+def dev_given(cfg: DataConfig) -> bool:
+    """Whether the data config names dev data (a dev file, a dev.* file in data.dir, or a hub dataset)."""
+    if cfg.hf_dataset or cfg.dev_file is not None:
+        return True
+    return cfg.dir is not None and any(Path(cfg.dir).glob("dev.*"))
+
+
+def held_out_dev(cfg: DataConfig) -> dict | None:
+    """How dev is held out of train (data.dev_fraction: a fraction or count, and the seed), or None."""
+    if cfg.dev_fraction is None:
+        return None
+    return {"dev_fraction": cfg.dev_fraction, "seed": HOLD_OUT_SEED, "stratified": "by label"}
+
+
+def with_dev(cfg: DataConfig) -> DataConfig:
+    """``cfg``, with data.dev_fraction 0.1 (and a note) when it names no dev data: for commands that need dev."""
+    if cfg.dev_fraction is not None or dev_given(cfg):
+        return cfg
+    say(f"no dev data given: holding out data.dev_fraction {DEV_FRACTION:g} of train as dev (seeded, stratified)")
+    return cfg.model_copy(update={"dev_fraction": DEV_FRACTION})
+
+
 def read_split(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
-    """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples` (the task reads it)."""
+    """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples` (the task reads it).
+
+    With data.dev_fraction (see :func:`with_dev`), dev is a seeded hold-out of train, stratified by label for
+    classification, and train is the rest."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
-    return task.read(cfg, split, seed, require_labels)
+    how = held_out_dev(cfg) if split != "test" else None
+    if how is None:
+        return task.read(cfg, split, seed, require_labels)
+    full = task.read(cfg.model_copy(update={"max_train_examples": None}), "train", seed, require_labels)
+    train_rows, dev_rows = _hold_out(full, how["dev_fraction"], task)
+    if full.source not in _NOTED:
+        _NOTED.add(full.source)
+        say(
+            f"data.dev_fraction {how['dev_fraction']:g}: holding out {len(dev_rows):,} of {len(full):,} training "
+            f"examples as dev (seed {HOLD_OUT_SEED}{', stratified by label' if _stratify(full) else ''})"
+        )
+    ex = subset(full, dev_rows if split == "dev" else train_rows)
+    ex.source = f"{full.source} (held-out dev)" if split == "dev" else ex.source
+    keep = kept_rows(cfg, split, len(ex), seed)
+    return ex if keep is None else subset(ex, keep)
+
+
+_NOTED: set[str] = set()  # sources whose hold-out was printed (once per process)
+
+
+def _stratify(ex: Examples) -> bool:
+    return ex.labels is not None and all(isinstance(y, int) for y in ex.labels)  # class ids, one per text
+
+
+def _hold_out(ex: Examples, fraction: float, task) -> tuple[list[int], list[int]]:
+    """(train rows, dev rows): a seeded hold-out of ``fraction`` (a count when >= 1), stratified by label for
+    classification; every class must keep an example on both sides."""
+    from sklearn.model_selection import train_test_split
+
+    size = int(fraction) if fraction >= 1 else fraction
+    if isinstance(size, int) and size >= len(ex):
+        raise TinyDistillError(f"data.dev_fraction {fraction:g}: train has only {len(ex)} examples to hold out from")
+    labels = ex.labels if _stratify(ex) else None
+    if labels is not None:
+        counts = {y: labels.count(y) for y in set(labels)}
+        rare = min(counts, key=counts.get)
+        n_dev = size if isinstance(size, int) else math.ceil(size * len(ex))
+        if counts[rare] < 2 or n_dev < len(counts) or len(ex) - n_dev < len(counts):
+            raise TinyDistillError(
+                f"data.dev_fraction {fraction:g} leaves a class without an example in train or dev (class "
+                f"{task.label_names[rare]!r} has {counts[rare]} example(s), {len(counts)} classes, dev of {n_dev}); "
+                "give a dev file or a larger dev_fraction"
+            )
+    try:
+        train, dev = train_test_split(list(range(len(ex))), test_size=size, random_state=HOLD_OUT_SEED, stratify=labels)
+    except ValueError as exc:
+        raise TinyDistillError(f"data.dev_fraction {fraction:g}: {exc}") from None
+    return sorted(train), sorted(dev)
 
 
 def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
