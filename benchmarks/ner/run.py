@@ -43,7 +43,7 @@ def config(args, work: Path, seed: int, teacher: str, student: dict | None = Non
         "data": {
             "task": "ner",
             "dir": str(NER / args.data),
-            "max_train_examples": args.train_examples,
+            "max_train_examples": args.train_examples or None,  # 0: all of train
             "max_length": 128,
         },
         "report": {"enabled": False},
@@ -97,7 +97,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("work", type=Path)
     p.add_argument("--data", default="conll2003", choices=["conll2003", "wnut17"])
-    p.add_argument("--train-examples", type=int, default=3000)
+    p.add_argument("--train-examples", type=int, default=3000, help="0: all of train")
     p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--students", nargs="+", default=["every2", "tinybert4"])

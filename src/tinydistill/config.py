@@ -60,6 +60,14 @@ class DataConfig(_Strict):
         description="token classification: every piece of a word carries its tag in the training losses "
         "(default: the first piece; evaluation always scores words)",
     )
+    soft_label_column: str | None = Field(
+        None,
+        description="a column of per-example class probabilities or logits from another teacher (an LLM, an API, an "
+        "ensemble): JSON list in CSV/TSV, a list in JSONL; the prediction stage then learns from it, no teacher model",
+    )
+    soft_labels: Literal["probabilities", "logits"] = Field(
+        "probabilities", description="what soft_label_column holds (probabilities must sum to 1 within 1e-3)"
+    )
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None
     max_length: int = Field(128, ge=8, le=8192)

@@ -356,7 +356,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
 
 def _distill_run(
     stage_cfg: DistillStage | GeneralStage,
-    teacher: nn.Module,
+    teacher: nn.Module | None,
     student: nn.Module,
     loaders: tuple,
     task: Task | None,
@@ -364,10 +364,13 @@ def _distill_run(
     carried_from: str | None = None,
 ) -> StageRun:
     losses = stage_cfg.losses
-    check_compatible(losses, student.config, teacher.config)
-    pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    plan = capture_plan(losses, pairs) if losses.intermediate else None
-    projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
+    if teacher is None:  # targets from a soft-label column: prediction-layer terms only
+        pairs, plan, projections = [], None, nn.ModuleDict()
+    else:
+        check_compatible(losses, student.config, teacher.config)
+        pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+        plan = capture_plan(losses, pairs) if losses.intermediate else None
+        projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
     if carried_from:
         _carry_projections(projections, Path(carried_from))
     terms = build_terms(losses, pairs, task, has_teacher=True)
@@ -457,20 +460,49 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     return out
 
 
+def _external_soft_labels(cfg: Config, which: str) -> bool:
+    """Whether this stage's targets come from data.soft_label_column instead of a teacher model (refused where a
+    teacher model is still needed: intermediate losses, or a student that is not a checkpoint and no teacher)."""
+    if cfg.data.soft_label_column is None or which != "prediction":
+        return False
+    if cfg.prediction.losses.intermediate:
+        raise TinyDistillError(
+            "soft labels from a file replace the teacher's outputs, not its hidden states: set the prediction "
+            "stage's embedding, hidden and attention weights to 0"
+        )
+    if cfg.teacher is None and cfg.student.checkpoint is None:
+        raise TinyDistillError(
+            "with soft labels from a file and no teacher, the student must be a model folder (student.checkpoint); "
+            "or give a teacher to build it from"
+        )
+    return True
+
+
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
-        teacher_name = _require_teacher(cfg)
+        external = _external_soft_labels(cfg, which)  # a soft-label column replaces the teacher's outputs
+        teacher_name = cfg.teacher if external else _require_teacher(cfg)
         set_seed(cfg.seed)
-        teacher = freeze(load_classifier(teacher_name, task, who="teacher", require_head=True))
+        teacher = (
+            freeze(load_classifier(teacher_name, task, who="teacher", require_head=True)) if teacher_name else None
+        )
         student = build_student(cfg.student, teacher, task)
-        tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
-        cfg = _fit_length(cfg, teacher, student, tokenizer=tokenizer)
+        if teacher is None:
+            tokenizer, teacher_tok = load_tokenizer(cfg.student.checkpoint), None
+        else:
+            tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
+        cfg = _fit_length(cfg, *[m for m in (teacher, student) if m is not None], tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
         t = stage_cfg.train
         # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
-        cached = stage_cfg.teacher_cache and stage_cfg.losses.soft_weight > 0 and not stage_cfg.losses.intermediate
+        cached = (
+            not external
+            and stage_cfg.teacher_cache
+            and stage_cfg.losses.soft_weight > 0
+            and not stage_cfg.losses.intermediate
+        )
 
         def attach_logits(data: EncodedDataset) -> EncodedDataset:
             logits = teacher_logits(
@@ -491,30 +523,30 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         scored = stage_cfg.losses.prediction
         run = _distill_run(
             stage_cfg,
-            teacher,
+            None if external else teacher,
             student,
             (train_loader, dev_loader if scored else None, probe),
             task,
             select_best=scored,
             carried_from=cfg.student.checkpoint if stage_cfg.carry_projections else None,
         )
-        if cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
-            run.teacher = None  # cached logits are read from the batch; a hard-label-only stage needs no teacher
+        if external or cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
+            run.teacher = None  # cached or given logits are read from the batch; hard labels alone need no teacher
         result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out, which, t))
         final = result.final_eval
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final) | _dev_split(cfg, dev_ds)
-        teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
         number = {"intermediate": 3, "prediction": 4}[which]
+        entries = [ModelEntry("student", run.student, tmp, _score(final, task))]
+        if teacher is not None:
+            teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
+            entries.insert(0, ModelEntry("teacher", teacher, Path(teacher_name), teacher_score, teacher_tok))
         _report(
             cfg,
             tmp,
             f"Stage {number}: {which}-layer distillation ({task.name})",
             metrics,
-            [
-                ModelEntry("teacher", teacher, Path(teacher_name), teacher_score, teacher_tok),
-                ModelEntry("student", run.student, tmp, _score(final, task)),
-            ],
+            entries,
             dev_ds,
             tokenizer,
             task.metric,

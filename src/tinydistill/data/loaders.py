@@ -55,6 +55,9 @@ def encode_examples(
     if ex.labels is not None:
         for row, label in zip(rows, ex.labels):
             row["labels"] = label
+    if ex.soft is not None:  # another teacher's outputs: batched like cached teacher logits
+        for row, logits in zip(rows, ex.soft):
+            row["teacher_logits"] = logits
     return data
 
 

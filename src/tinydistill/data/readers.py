@@ -35,6 +35,7 @@ class Examples:
     labels: list[int] | list[float] | list[list[int]] | None
     source: str
     words: list[list[str]] | None = None  # per-token tasks: each text's words (``texts`` joins them with spaces)
+    soft: list[list[float]] | None = None  # another teacher's logits per example (data.soft_label_column)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -365,9 +366,48 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
     _check_texts(texts, source, text_col)
     if pairs:
         _check_texts(pairs, source, pair_col)
-    ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source)
+    soft = _soft_labels(rows, cfg, task, source) if cfg.soft_label_column and split == "train" else None
+    ex = Examples([str(t) for t in texts], [str(p) for p in pairs] if pairs else None, labels, source, soft=soft)
     keep = kept_rows(cfg, split, len(ex), seed)
     return ex if keep is None else subset(ex, keep)
+
+
+def _soft_labels(rows: list[dict], cfg: DataConfig, task, source: str) -> list[list[float]]:
+    """The soft-label column as logits: lists (or JSON lists in a text cell) of one number per label, finite;
+    probabilities must be >= 0 and sum to 1 within 1e-3 (their logs are the logits: softmax(log p / T) tempers p)."""
+    col, n = cfg.soft_label_column, task.num_labels
+    if rows and col not in rows[0]:
+        raise TinyDistillError(
+            f"{source}: no column {col!r} (data.soft_label_column); columns are {', '.join(rows[0])}"
+        )
+    out = []
+    for i, row in enumerate(rows, 1):
+        value = row.get(col)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = None
+        if not isinstance(value, list) or not all(isinstance(x, (int, float)) for x in value):
+            raise TinyDistillError(
+                f"{source}: row {i}, column {col!r}: expected a list of {n} numbers, got {row.get(col)!r:.60}"
+            )
+        if len(value) != n:
+            raise TinyDistillError(
+                f"{source}: row {i}, column {col!r}: {len(value)} soft labels, but the task has {n} labels "
+                f"{task.label_names}"
+            )
+        if not all(math.isfinite(x) for x in value):
+            raise TinyDistillError(f"{source}: row {i}, column {col!r}: {value} holds a non-finite number")
+        if cfg.soft_labels == "probabilities":
+            if min(value) < 0 or abs(sum(value) - 1) > 1e-3:
+                raise TinyDistillError(
+                    f"{source}: row {i}, column {col!r}: probabilities {value} sum to {sum(value):.6g}, not 1 "
+                    "(within 1e-3), or are negative; if they are logits set data.soft_labels: logits"
+                )
+            value = [math.log(max(x, 1e-30)) for x in value]
+        out.append([float(x) for x in value])
+    return out
 
 
 def kept_rows(cfg: DataConfig, split: str, n: int, seed: int = 0) -> list[int] | None:
@@ -408,6 +448,7 @@ def subset(ex: Examples, index: list[int]) -> Examples:
         [ex.labels[i] for i in index] if ex.labels is not None else None,
         ex.source,
         [ex.words[i] for i in index] if ex.words is not None else None,
+        [ex.soft[i] for i in index] if ex.soft is not None else None,
     )
 
 

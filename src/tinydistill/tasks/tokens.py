@@ -179,6 +179,8 @@ class TokenClassification(Task):
         self.label_all_pieces = label_all_pieces
 
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
+        if cfg.soft_label_column:
+            raise TinyDistillError("data.soft_label_column is for one label per text; token classification has none")
         data = read_tagged(cfg, split, require_labels)
         index = {t: i for i, t in enumerate(self.label_names)}
         ids = []
