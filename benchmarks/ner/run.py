@@ -1,6 +1,7 @@
 """Token classification at TinyBERT's recipe (issue 14): CoNLL-2003 (and WNUT-17) NER on a 2-core CPU.
 
-    python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--seeds 1 2]
+    python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
+                                      [--teacher-lr 5e-5] [--student-lr 1e-4] [--seeds 1 2]
                                       [--students every2 tinybert4] [--general-passages 3000]
 
 Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students, each with --seeds:
@@ -8,7 +9,7 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students,
   tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
              intermediate then prediction KD
 and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
-student) fine-tuned alone on the hard labels for as many epochs as both KD stages together.
+student) fine-tuned alone on the hard labels for as many epochs as both KD stages together, at the same rate.
 Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
 side by side in this process (batch 32 and batch 1, medians of 3). Resumable: finished stage folders are skipped.
 Writes WORK/results.json and WORK/results.md.
@@ -53,9 +54,9 @@ def config(args, work: Path, seed: int, teacher: str, student: dict | None = Non
             "max_length": 128,
             "train": {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4},
         },
-        "finetune": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
-        "intermediate": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
-        "prediction": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": 5e-5}},
+        "finetune": {"train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": args.teacher_lr}},
+        "intermediate": {"train": {"epochs": args.kd_epochs[0], "batch_size": 32, "learning_rate": args.student_lr}},
+        "prediction": {"train": {"epochs": args.kd_epochs[1], "batch_size": 32, "learning_rate": args.student_lr}},
     }
     if student is not None:
         tree["student"] = student
@@ -98,7 +99,10 @@ def main() -> None:
     p.add_argument("work", type=Path)
     p.add_argument("--data", default="conll2003", choices=["conll2003", "wnut17"])
     p.add_argument("--train-examples", type=int, default=3000, help="0: all of train")
-    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--epochs", type=float, default=3, help="teacher fine-tuning epochs")
+    p.add_argument("--kd-epochs", type=float, nargs=2, default=[2, 3], help="intermediate, prediction epochs")
+    p.add_argument("--teacher-lr", type=float, default=5e-5)
+    p.add_argument("--student-lr", type=float, default=1e-4, help="KD stages and the student baselines")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--students", nargs="+", default=["every2", "tinybert4"])
     p.add_argument("--general-passages", type=int, default=3000)
@@ -131,11 +135,15 @@ def main() -> None:
             once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd))
             runs[f"{kind}-kd-s{seed}"] = kd / "prediction"
             ft = work / f"{kind}-finetune-s{seed}"
-            fcfg = config(args, work, seed, str(base_start))
+            fcfg = config(args, work, seed, str(base_start))  # as many epochs as both KD stages, the students' lr
             fcfg = fcfg.model_copy(
                 update={
                     "finetune": fcfg.finetune.model_copy(
-                        update={"train": fcfg.finetune.train.model_copy(update={"epochs": 2 * args.epochs})}
+                        update={
+                            "train": fcfg.finetune.train.model_copy(
+                                update={"epochs": sum(args.kd_epochs), "learning_rate": args.student_lr}
+                            )
+                        }
                     )
                 }
             )
@@ -176,7 +184,9 @@ def report(work: Path, args, runs, scores, speed) -> None:
     t = scores["teacher"]
     rows, kinds = [], args.students
     lines = [
-        f"# NER ({args.data}), {args.train_examples or 'all'} training sentences, {args.epochs} epochs per stage",
+        f"# NER ({args.data}), {args.train_examples or 'all'} training sentences; teacher {args.epochs:g} epochs at "
+        f"{args.teacher_lr:g}; KD {args.kd_epochs[0]:g} + {args.kd_epochs[1]:g} epochs, baseline "
+        f"{sum(args.kd_epochs):g}, at {args.student_lr:g}",
         "",
         f"Teacher all-MiniLM-L6-v2 fine-tuned: dev F1 {t['dev']['f1']:.4f}, test F1 {t['test']['f1']:.4f} "
         f"({wall(runs['teacher']):.0f} s). Speed at batch 32 {speed['teacher']['examples_per_s']:.0f} sentences/s, "
