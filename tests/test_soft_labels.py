@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tinydistill.config import DataConfig, load_config
@@ -123,3 +124,40 @@ def test_the_shipped_soft_label_example_runs(tmp_path, tiny_teacher_dir, monkeyp
     out = distill(cfg, "prediction", tmp_path / "out")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["history"][0]["soft"] > 0
+
+
+def test_a_transfer_set_is_labelled_by_the_teacher_and_skipped_by_the_hard_loss(tmp_path, glue, confident_teacher):
+    from tinydistill.stages import distill
+    from tinydistill.tasks import SequenceClassification
+
+    rows = _rows(glue, 80)
+    train = _write_csv(tmp_path / "train.csv", rows[:16])
+    dev = _write_csv(tmp_path / "dev.csv", rows[:8])
+    (tmp_path / "transfer.txt").write_text("".join(r["text"] + "\n" for r in rows[16:]), encoding="utf-8")
+    sets = [
+        "data.task=classification",
+        "data.labels=['0', '1']",
+        f"data.train_file={train}",
+        f"data.dev_file={dev}",
+        "data.max_length=32",
+        f"teacher={confident_teacher}",
+        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+        "prediction.train.epochs=1",
+        "prediction.train.batch_size=16",
+        "prediction.losses.hard_weight=1.0",
+        "report.enabled=false",
+    ]
+    alone = json.loads((distill(load_config(None, sets), "prediction", tmp_path / "a") / "metrics.json").read_text())
+    with_transfer = load_config(None, [*sets, f"data.transfer_files=['{tmp_path / 'transfer.txt'}']"])
+    both = json.loads((distill(with_transfer, "prediction", tmp_path / "b") / "metrics.json").read_text())
+    assert alone["steps"] == 1 and both["steps"] == 5  # 16 labelled rows, then 16 + 64 rows
+    assert all(h["hard"] == h["hard"] for h in both["history"])  # finite: batches of transfer rows only count 0
+
+    task = SequenceClassification("c", ["0", "1"], "accuracy")
+    logits, labels = torch.randn(4, 2), torch.tensor([1, -100, 0, -100])
+    assert torch.allclose(task.hard_loss(logits, labels), F.cross_entropy(logits[[0, 2]], labels[[0, 2]]))
+    assert task.hard_loss(logits, torch.full((4,), -100)) == 0.0
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    empty = load_config(None, [*sets, f"data.transfer_files=['{tmp_path / 'empty.txt'}']"])
+    with pytest.raises(TinyDistillError, match="transfer file .*empty.txt has no examples"):
+        distill(empty, "prediction", tmp_path / "c")

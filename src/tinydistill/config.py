@@ -60,6 +60,11 @@ class DataConfig(_Strict):
         description="token classification: every piece of a word carries its tag in the training losses "
         "(default: the first piece; evaluation always scores words)",
     )
+    transfer_files: list[str] = Field(
+        default_factory=list,
+        description="unlabelled text for task distillation (stages 3-4): the teacher labels it, beside the training "
+        "set; .txt: one text per line, CSV / TSV / JSONL: the task's text column(s)",
+    )
     soft_label_column: str | None = Field(
         None,
         description="a column of per-example class probabilities or logits from another teacher (an LLM, an API, an "
@@ -322,6 +327,7 @@ class Config(_Strict):
             "train file": d.train_file,
             "dev file": d.dev_file,
             "test file": d.test_file,
+            **{f"transfer file {i + 1}": f for i, f in enumerate(d.transfer_files)},
             "corpus": self.general.corpus,
             "word vectors": self.augment.word_vectors,
             "masked LM": self.augment.masked_lm,

@@ -44,7 +44,15 @@ from tinydistill.data.loaders import (
     encode_passages,
     make_loader,
 )
-from tinydistill.data.readers import Examples, held_out_dev, read_corpus, read_split, with_dev
+from tinydistill.data.readers import (
+    Examples,
+    concat,
+    held_out_dev,
+    read_corpus,
+    read_split,
+    read_transfer,
+    with_dev,
+)
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.models import (
@@ -112,11 +120,18 @@ def _task_loaders(
     train_cfg: TrainConfig,
     prepare_train: Callable[[EncodedDataset], EncodedDataset] | None = None,
     teacher_tokenizer=None,
+    transfer: bool = False,
 ):
     """(train, dev, probe) loaders and the encoded train and dev sets. With ``teacher_tokenizer`` (a teacher of
     another vocabulary) training rows carry the teacher's tokenization too; dev rows are the student's alone."""
     batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
+    if transfer and cfg.data.transfer_files:  # the teacher labels them; the hard-label term skips them
+        if task.no_label is None:
+            raise TinyDistillError(f"data.transfer_files are not supported for {task.kind} yet")
+        more = [read_transfer(cfg.data, f, task.no_label) for f in cfg.data.transfer_files]
+        say(f"transfer set: {sum(len(m) for m in more):,} unlabelled examples beside {len(train_ex):,} labelled ones")
+        train_ex = concat(train_ex, *more)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
     train_ds = task.encode(train_ex, tokenizer, cfg.data.max_length, teacher_tokenizer, training=True)
     if prepare_train is not None:
@@ -495,6 +510,13 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
         cfg = _fit_length(cfg, *[m for m in (teacher, student) if m is not None], tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
+        if cfg.data.transfer_files and (
+            external or not (stage_cfg.losses.soft_weight or stage_cfg.losses.intermediate)
+        ):
+            raise TinyDistillError(
+                "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from a "
+                "column) and a soft or intermediate loss"
+            )
         t = stage_cfg.train
         # logits are the teacher's only signal here: compute them once (exact, the teacher is in eval mode)
         cached = (
@@ -516,7 +538,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             return with_teacher_logits(data, logits)
 
         (train_loader, dev_loader, probe), train_ds, dev_ds = _task_loaders(
-            cfg, tokenizer, task, t, attach_logits if cached else None, teacher_tok
+            cfg, tokenizer, task, t, attach_logits if cached else None, teacher_tok, transfer=True
         )
         _check_alignment(stage_cfg.losses, train_ds)
         # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken

@@ -372,6 +372,47 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
     return ex if keep is None else subset(ex, keep)
 
 
+def read_transfer(cfg: DataConfig, path: str | Path, no_label) -> Examples:
+    """Unlabelled texts of a transfer file (labels ``no_label``, which the hard-label loss skips): a .txt file holds
+    one text per line; CSV / TSV / JSONL the task's text column (and pair column)."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise TinyDistillError(f"transfer file not found: {path}")
+        try:
+            texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        pairs = None
+    else:
+        rows = read_table(path)
+        spec = glue_task(cfg.task)
+        texts = column(rows, spec.text if spec else cfg.text_column, str(path))
+        pairs = column(rows, spec.text_pair if spec else cfg.text_pair_column, str(path))
+    if not texts:
+        raise TinyDistillError(f"transfer file {path} has no examples")
+    _check_texts(texts, str(path), "text")
+    return Examples(
+        [str(t) for t in texts], [str(p) for p in pairs] if pairs else None, [no_label] * len(texts), str(path)
+    )
+
+
+def concat(first: Examples, *more: Examples) -> Examples:
+    """The examples of ``first`` then of each of ``more`` (one source name: the first's)."""
+    parts = [first, *more]
+    if len({p.pairs is None for p in parts}) > 1:
+        raise TinyDistillError(
+            f"{more[0].source}: the training data has {'no ' if first.pairs is None else ''}text pairs, this file "
+            f"{'has' if first.pairs is None else 'has none'}; give it the same text columns"
+        )
+    return Examples(
+        [t for p in parts for t in p.texts],
+        None if first.pairs is None else [t for p in parts for t in p.pairs],
+        [y for p in parts for y in p.labels],
+        first.source,
+    )
+
+
 def _soft_labels(rows: list[dict], cfg: DataConfig, task, source: str) -> list[list[float]]:
     """The soft-label column as logits: lists (or JSON lists in a text cell) of one number per label, finite;
     probabilities must be >= 0 and sum to 1 within 1e-3 (their logs are the logits: softmax(log p / T) tempers p)."""

@@ -26,6 +26,7 @@ class Task:
     kind: ClassVar[str]  # the data.task value that selects it (GLUE names map onto the sequence kinds)
     auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head
     pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
+    no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
 
     def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
         self.name, self.label_names, self.metric = name, label_names, metric

@@ -36,6 +36,7 @@ class SequenceClassification(_PerText):
     """One label per text: cross-entropy / soft cross-entropy or KL at temperature T; accuracy (and F1 or MCC)."""
 
     kind = "classification"
+    no_label = -100
 
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         ex = read_texts(cfg, split, self, seed, require_labels)
@@ -72,7 +73,8 @@ class SequenceClassification(_PerText):
         return fn(student, teacher, cfg.temperature, cfg.t2_scaling)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
-        return L.hard_cross_entropy(student, labels)
+        keep = labels != self.no_label  # transfer-set rows have no gold label
+        return L.hard_cross_entropy(student[keep], labels[keep]) if keep.any() else student.sum() * 0.0
 
     def metrics(self, outputs, golds) -> dict[str, float]:
         outputs, golds = as_arrays(list(outputs), list(golds))
@@ -89,6 +91,7 @@ class Regression(_PerText):
     """One score per text: MSE to the gold score and to the teacher's; Pearson and Spearman correlation."""
 
     kind = "regression"
+    no_label = float("nan")
 
     def __init__(self, name: str, label_names: None = None, metric: str = "pearson") -> None:
         super().__init__(name, None, metric)
@@ -134,7 +137,8 @@ class Regression(_PerText):
         return L.regression_mse(student, teacher)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
-        return L.regression_mse(student, labels)
+        keep = ~labels.isnan()  # transfer-set rows have no gold score
+        return L.regression_mse(student.view(-1)[keep], labels[keep]) if keep.any() else student.sum() * 0.0
 
     def metrics(self, outputs, golds) -> dict[str, float]:
         pred = np.asarray(outputs, dtype=np.float64).reshape(-1)
