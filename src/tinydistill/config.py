@@ -234,7 +234,9 @@ class GeneralStage(_Strict):
     corpus: str | None = Field(
         None, description="text file (one passage per line) or folder of them; default: the task's training text"
     )
-    max_passages: int | None = Field(None, ge=1)
+    max_passages: int | None = Field(
+        None, ge=1, description="a seeded random choice of this many passages of the corpus (default: all)"
+    )
     max_length: int = Field(128, ge=8, le=8192)
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "no", description="autocast for the teacher's forward passes; no: exact fp32 targets"

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Subset
 
-from tinydistill.cache import teacher_logits, with_teacher_logits
+from tinydistill.cache import default_cache_dir, teacher_logits, with_teacher_logits
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import (
     Config,
@@ -37,6 +37,7 @@ from tinydistill.config import (
     dump_config,
 )
 from tinydistill.data.alignment import same_vocabulary, teacher_view
+from tinydistill.data.corpus import encode_corpus
 from tinydistill.data.loaders import (
     EncodedDataset,
     by_length,
@@ -416,22 +417,27 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
             "general distillation has no labels or task logits: set general.losses soft_weight and hard_weight to 0"
         )
     with StagingDir(out, "general", cfg.input_paths(), cfg.overwrite) as tmp:
-        if g.corpus:
-            passages = read_corpus(g.corpus, g.max_passages)
-        else:
-            ex = read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed, require_labels=False)
-            passages = [t if not ex.pairs else f"{t} {p}" for t, p in zip(ex.texts, ex.pairs or ex.texts)]
-            passages = passages[: g.max_passages] if g.max_passages else passages
         set_seed(cfg.seed)
         teacher = freeze(load_backbone(cfg.teacher))
         student = build_student(cfg.student, teacher, task=None)
         tokenizer, teacher_tok = _tokenizers(cfg, cfg.teacher, teacher, student)
         max_length = _fit(g.max_length, tokenizer, teacher, student)
-        if teacher_tok is None:
-            data = encode_passages(passages, tokenizer, max_length)
-        else:  # two tokenizations of one window cannot be cut alike: each passage is one window, truncated
-            data = encode_examples(Examples(passages, None, None, "corpus"), tokenizer, max_length, teacher_tok)
-            _check_alignment(g.losses, data)
+        if g.corpus and teacher_tok is None:  # read lazily: a corpus may be larger than memory
+            cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+            data, passages = encode_corpus(g.corpus, tokenizer, max_length, g.max_passages, cfg.seed, cache)
+        else:
+            if g.corpus:
+                texts = read_corpus(g.corpus, g.max_passages)
+            else:
+                ex = read_split(cfg.data, "train", task_info(cfg.data), seed=cfg.seed, require_labels=False)
+                texts = [t if not ex.pairs else f"{t} {p}" for t, p in zip(ex.texts, ex.pairs or ex.texts)]
+                texts = texts[: g.max_passages] if g.max_passages else texts
+            passages = len(texts)
+            if teacher_tok is None:
+                data = encode_passages(texts, tokenizer, max_length)
+            else:  # two tokenizations of one window cannot be cut alike: each passage is one window, truncated
+                data = encode_examples(Examples(texts, None, None, "corpus"), tokenizer, max_length, teacher_tok)
+                _check_alignment(g.losses, data)
         bs = g.train.batch_size
         loaders = (
             make_loader(
@@ -456,7 +462,7 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
         result = train(
             run, g.train, cpu=cfg.cpu, log_dir=tmp / "logs", desc="general", **_ckpt(cfg, out, "general", g.train)
         )
-        metrics = _metrics("general", result, run.student, None) | {"passages": len(passages), "windows": len(data)}
+        metrics = _metrics("general", result, run.student, None) | {"passages": passages, "windows": len(data)}
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         _report(
             cfg,

@@ -30,7 +30,14 @@ class EncodedDataset(Dataset):
     def head(self, n: int) -> EncodedDataset:
         """The first ``n`` rows (and their texts)."""
         keep = list(range(min(n, len(self.rows))))
-        return EncodedDataset(self.rows[:n], self.alignment, subset(self.examples, keep) if self.examples else None)
+        rows = [self.rows[i] for i in keep]  # a list, also from an Arrow table (a corpus read lazily)
+        return EncodedDataset(rows, self.alignment, subset(self.examples, keep) if self.examples else None)
+
+    def lengths(self) -> list[int]:
+        """Each row's token count (from the table's ``length`` column where a lazily read corpus has one)."""
+        if "length" in getattr(self.rows, "column_names", ()):
+            return self.rows["length"]
+        return [len(r["input_ids"]) for r in self.rows]
 
 
 def encode_examples(
@@ -181,7 +188,9 @@ def make_loader(
     must be the same in a resumed run as in an uninterrupted one.
     """
     collate = collate or PadBoth(tokenizer, teacher_tokenizer)
-    lengths = [len(data[i]["input_ids"]) for i in range(len(data))] if (shuffle and group_by_length) else None
+    lengths = None
+    if shuffle and group_by_length:
+        lengths = data.lengths() if isinstance(data, EncodedDataset) else [len(r["input_ids"]) for r in data]
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
     return DataLoader(
         data, batch_size=batch_size, sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(seed)
