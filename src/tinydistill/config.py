@@ -41,9 +41,12 @@ class DataConfig(_Strict):
     )
     dev_file: str | None = None
     test_file: str | None = None
-    text_column: str = "text"
+    text_column: str = Field("text", description="column name, or its position (0, 1, ...) in a file without header")
     text_pair_column: str | None = None
     label_column: str = "label"
+    delimiter: str | None = Field(None, description="CSV/TSV field separator (default: ',' for .csv, tab for .tsv)")
+    encoding: str = Field("utf-8", description="text encoding of CSV/TSV files, e.g. latin-1, cp1252")
+    header: bool = Field(True, description="false: the file has no header row; name columns by position (0, 1, ...)")
     labels: list[str] | None = Field(
         None,
         description="label names in id order; default: sorted labels of train (token classification: O, then B- "
@@ -84,6 +87,11 @@ class DataConfig(_Strict):
     )
     max_train_examples: int | None = Field(None, ge=1, description="seeded random subset of train")
     max_eval_examples: int | None = Field(None, ge=1, description="first N rows of the evaluation split")
+
+    @field_validator("text_column", "text_pair_column", "label_column", mode="before")
+    @classmethod
+    def _position(cls, value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("dev_fraction")
     @classmethod

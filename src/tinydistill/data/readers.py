@@ -67,9 +67,14 @@ def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: 
     return [dict(zip(header, r)) for r in body]
 
 
-def _read_rows(path: Path, delimiter: str, quoting: int) -> list[dict[str, str]]:
-    """Rows of a delimited file as dicts (the header row names the columns)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+def _read_rows(
+    path: Path, delimiter: str, quoting: int, encoding: str = "utf-8", header: bool = True
+) -> list[dict[str, str]]:
+    """Rows of a delimited file as dicts: the header row names the columns, or without ``header`` their positions
+    do ("0", "1", ...)."""
+    with path.open(
+        encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding, newline=""
+    ) as fh:
         reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
         rows, ends = [], []
         for row in reader:
@@ -80,6 +85,8 @@ def _read_rows(path: Path, delimiter: str, quoting: int) -> list[dict[str, str]]
     rows = _non_blank(path, rows)
     if not rows:
         return []
+    if not header:
+        return _as_dicts(path, [str(i) for i in range(max(len(r) for r in rows))], rows, 1)
     return _as_dicts(path, rows[0], rows[1:], 1)
 
 
@@ -149,24 +156,75 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def read_table(path: str | Path) -> list[dict]:
-    """Rows of a CSV, TSV or JSONL file (by extension), each a dict keyed by column name."""
+def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
+    """Rows of a data file, each a dict keyed by column name (by position, "0", "1", ..., without a header):
+    CSV / TSV (data.delimiter, data.encoding, data.header), JSONL / JSON, Parquet, a folder saved by
+    ``datasets.save_to_disk``, or a folder with one sub-folder of ``.txt`` files per label."""
     path = Path(path)
     if not path.exists():
         raise TinyDistillError(f"data file not found: {path}")
     if path.is_dir():
-        raise TinyDistillError(f"{path} is a folder; expected a .csv, .tsv or .jsonl file")
+        return _read_folder(path)
     suffix = path.suffix.lower()
+    delimiter = cfg.delimiter if cfg is not None and cfg.delimiter else None
+    encoding = cfg.encoding if cfg is not None else "utf-8"
+    header = cfg.header if cfg is not None else True
     try:
         if suffix in (".jsonl", ".json"):
             return _read_jsonl(path)
-        if suffix == ".csv":
-            return _read_rows(path, ",", csv.QUOTE_MINIMAL)
+        if suffix == ".parquet":
+            return _read_parquet(path)
+        if suffix == ".csv" or (delimiter and suffix not in (".tsv", ".txt")):
+            return _read_rows(path, delimiter or ",", csv.QUOTE_MINIMAL, encoding, header)
         if suffix in (".tsv", ".txt"):
-            return _read_rows(path, "\t", csv.QUOTE_NONE)
+            return _read_rows(path, delimiter or "\t", csv.QUOTE_NONE, encoding, header)
     except UnicodeDecodeError as exc:
-        raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    raise TinyDistillError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .jsonl)")
+        raise TinyDistillError(
+            f"{path} is not {'UTF-8' if encoding.lower() in ('utf-8', 'utf8') else encoding} text (byte {exc.start}: "
+            f"{exc.reason}); set data.encoding (e.g. latin-1)"
+        ) from None
+    except LookupError:
+        raise TinyDistillError(f"data.encoding {encoding!r} is not an encoding Python knows") from None
+    raise TinyDistillError(
+        f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .jsonl, .parquet, or set data.delimiter)"
+    )
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow's own error types
+        raise TinyDistillError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _read_folder(path: Path) -> list[dict]:
+    """A ``datasets.save_to_disk`` folder, or one sub-folder per label holding one ``.txt`` file per example."""
+    if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+        import datasets
+
+        try:
+            return datasets.load_from_disk(str(path)).to_list()
+        except Exception as exc:
+            raise TinyDistillError(
+                f"{path}: not a dataset saved by save_to_disk ({str(exc).splitlines()[0]})"
+            ) from None
+    labels = sorted(p for p in path.iterdir() if p.is_dir())
+    if not labels:
+        raise TinyDistillError(
+            f"{path} is a folder but neither a saved dataset nor one sub-folder per label; expected a data file"
+        )
+    rows = []
+    for folder in labels:
+        for f in sorted(folder.glob("*.txt")):
+            try:
+                rows.append({"text": f.read_text(encoding="utf-8").strip(), "label": folder.name})
+            except UnicodeDecodeError as exc:
+                raise TinyDistillError(f"{f} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if not rows:
+        raise TinyDistillError(f"{path}: its label folders ({', '.join(p.name for p in labels)}) hold no .txt files")
+    return rows
 
 
 def column(rows: list[dict], name: str | None, source: str, required: bool = True) -> list | None:
@@ -175,7 +233,14 @@ def column(rows: list[dict], name: str | None, source: str, required: bool = Tru
     if rows and name not in rows[0]:
         if not required:
             return None
-        raise TinyDistillError(f"{source}: no column {name!r}; columns are {', '.join(map(str, rows[0]))}")
+        names = list(map(str, rows[0]))
+        if name.isdigit() and all(n.isdigit() for n in names):
+            raise TinyDistillError(
+                f"{source}: column position {name} is out of range (its rows have {len(names)} fields, 0 to "
+                f"{len(names) - 1})"
+            )
+        hint = next((f"; the file looks {d!r}-separated: set data.delimiter" for d in ";|," if d in names[0]), "")
+        raise TinyDistillError(f"{source}: no column {name!r}; columns are {', '.join(names)}{hint}")
     values = [r.get(name) for r in rows]
     for i, v in enumerate(values):
         if v is None:
@@ -233,7 +298,7 @@ def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | N
             return _read_glue_tsv(path, spec), str(path), spec
         except UnicodeDecodeError as exc:
             raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    return read_table(path), str(path), spec
+    return read_table(path, cfg), str(path), spec
 
 
 def hf_rows(cfg: DataConfig, split: str, label_column: str | None = None) -> list[dict]:
