@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from tinydistill.config import DataConfig
-from tinydistill.data.readers import column, raw_rows
 from tinydistill.data.tasks import glue_task, normalise_task_name
-from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.sequence import Regression, SequenceClassification
-from tinydistill.tasks.tokens import TokenClassification, token_task
+from tinydistill.tasks.tokens import TokenClassification
 
 #: task kinds by the data.task names that select them (GLUE names select classification or regression)
 KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (SequenceClassification, Regression, TokenClassification)}
@@ -20,26 +18,13 @@ def TaskInfo(name: str, label_names: list[str] | None, metric: str) -> Task:  # 
 
 
 def task_info(cfg: DataConfig) -> Task:
-    """The task ``cfg`` describes, with its label set and metric. Custom classification labels come from
-    data.labels or the training split; token-classification tags from data.labels or the training file's types."""
+    """The task ``cfg`` describes, with its label set and metric: a GLUE task, or the kind data.task names
+    (built by its ``from_data``: labels from data.labels or the training split)."""
     spec = glue_task(cfg.task)
     if spec is not None:
         return TaskInfo(spec.name, None if spec.is_regression else list(cfg.labels or spec.labels), spec.metric)
     name = normalise_task_name(cfg.task)
-    if name == "token-classification":
-        return token_task(cfg, name)
-    if name == "regression":
-        return Regression(name)
-    if cfg.labels:
-        return SequenceClassification(name, list(cfg.labels), "accuracy")
-    rows, source, _ = raw_rows(cfg, "train")
-    raw = column(rows, cfg.label_column, source)
-    if not raw:
-        raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
-    empty = next((i for i, v in enumerate(raw) if not str(v).strip()), None)
-    if empty is not None:
-        raise TinyDistillError(f"{source}: row {empty + 1} has an empty label; fill it in or drop the row")
-    return SequenceClassification(name, sorted({str(v).strip() for v in raw}), "accuracy")
+    return KINDS[name].from_data(cfg, name)
 
 
 def task_of_model(config) -> type[Task]:

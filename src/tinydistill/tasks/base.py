@@ -46,6 +46,11 @@ class Task:
         """Whether the task is a regression (descriptive; behaviour comes from the task's methods)."""
         return self.kind == "regression"
 
+    @classmethod
+    def from_data(cls, cfg: DataConfig, name: str) -> Task:
+        """The task of this kind that ``cfg`` describes (its label set from data.labels or the training data)."""
+        raise NotImplementedError
+
     # --- data ---------------------------------------------------------------------------------------------------
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         """One split ('train', 'dev', 'test') of the configured data, labels as ids."""

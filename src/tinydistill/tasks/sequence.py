@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification
 from tinydistill import losses as L
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, encode_examples
-from tinydistill.data.readers import Examples, read_texts
+from tinydistill.data.readers import Examples, column, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task, as_arrays
 
@@ -37,6 +37,19 @@ class SequenceClassification(_PerText):
 
     kind = "classification"
     no_label = -100
+
+    @classmethod
+    def from_data(cls, cfg: DataConfig, name: str) -> SequenceClassification:
+        if cfg.labels:
+            return cls(name, list(cfg.labels), "accuracy")
+        rows, source, _ = raw_rows(cfg, "train")
+        raw = column(rows, cfg.label_column, source)
+        if not raw:
+            raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
+        empty = next((i for i, v in enumerate(raw) if not str(v).strip()), None)
+        if empty is not None:
+            raise TinyDistillError(f"{source}: row {empty + 1} has an empty label; fill it in or drop the row")
+        return cls(name, sorted({str(v).strip() for v in raw}), "accuracy")
 
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         ex = read_texts(cfg, split, self, seed, require_labels)
@@ -95,6 +108,10 @@ class Regression(_PerText):
 
     def __init__(self, name: str, label_names: None = None, metric: str = "pearson") -> None:
         super().__init__(name, None, metric)
+
+    @classmethod
+    def from_data(cls, cfg: DataConfig, name: str) -> Regression:
+        return cls(name)
 
     @property
     def num_labels(self) -> int:

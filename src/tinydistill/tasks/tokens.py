@@ -178,6 +178,14 @@ class TokenClassification(Task):
         super().__init__(name, label_names, metric)
         self.label_all_pieces = label_all_pieces
 
+    @classmethod
+    def from_data(cls, cfg: DataConfig, name: str) -> TokenClassification:
+        """Its label set from data.labels, or O plus B-/I- of every entity type of the training file."""
+        labels = list(cfg.labels) if cfg.labels else conll.label_set(conll.entity_types(read_tagged(cfg, "train").tags))
+        if len(labels) < 2:
+            raise TinyDistillError("the training data holds no entity tag (every tag is O): nothing to learn")
+        return cls(name, labels, "f1", cfg.label_all_pieces)
+
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         if cfg.soft_label_column:
             raise TinyDistillError("data.soft_label_column is for one label per text; token classification has none")
@@ -259,11 +267,3 @@ class TokenClassification(Task):
             if not typ.endswith(" avg"):
                 out[f"f1_{typ}"] = float(row["f1-score"])
         return out
-
-
-def token_task(cfg: DataConfig, name: str) -> TokenClassification:
-    """The token task of ``cfg``: its label set from data.labels, or every entity type of the training file."""
-    labels = list(cfg.labels) if cfg.labels else conll.label_set(conll.entity_types(read_tagged(cfg, "train").tags))
-    if len(labels) < 2:
-        raise TinyDistillError("the training data holds no entity tag (every tag is O): nothing to learn")
-    return TokenClassification(name, labels, "f1", cfg.label_all_pieces)
