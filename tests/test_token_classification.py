@@ -341,3 +341,23 @@ def test_a_token_student_copies_layers_of_a_backbone_with_a_pooler(tiny_teacher_
     student = build_student(StudentConfig(every_k_teacher_layers=2), teacher, TokenClassification("n", ["O", "B-X"]))
     assert isinstance(student, BertForTokenClassification) and student.config.num_hidden_layers == 2
     assert torch.equal(student.bert.encoder.layer[1].output.dense.weight, teacher.encoder.layer[3].output.dense.weight)
+
+
+def test_a_datasets_token_dataset_with_class_label_tags(tmp_path):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"])),
+        }
+    )
+    rows = {"tokens": [["Peter", "Smith", "spoke"], ["hi"]], "ner_tags": [[1, 2, 0], [0]]}
+    (tmp_path / "hub").mkdir()
+    for split in ("train", "validation"):  # a local folder the way the hub lays one out
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "hub" / f"{split}.parquet"))
+    cfg = DataConfig(task="ner", hf_dataset=str(tmp_path / "hub"), tags_column="ner_tags")
+    task = task_info(cfg)
+    assert task.label_names == ["O", "B-PER", "I-PER"]
+    dev = read_split(cfg, "dev", task)
+    assert dev.words == rows["tokens"] and dev.labels == rows["ner_tags"]
