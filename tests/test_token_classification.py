@@ -361,3 +361,31 @@ def test_a_datasets_token_dataset_with_class_label_tags(tmp_path):
     assert task.label_names == ["O", "B-PER", "I-PER"]
     dev = read_split(cfg, "dev", task)
     assert dev.words == rows["tokens"] and dev.labels == rows["ner_tags"]
+
+
+def test_augment_command_writes_tagged_copies_in_the_input_format(tmp_path):
+    from tinydistill.augment import augment_data
+    from tinydistill.config import Config
+
+    rng = np.random.default_rng(0)
+    words = ["rejects", "refuses", "denies", "lamb", "beef", "pork", "call", "plea", "german", "peter", "smith"]
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(f"{w} " + " ".join(f"{x:.3f}" for x in rng.normal(size=8)) + "\n" for w in words))
+    (tmp_path / "data").mkdir()
+    data = _data(tmp_path / "data", CONLL_IOB1)
+    cfg = Config(data=data).model_copy(
+        update={"augment": Config().augment.model_copy(update={"word_vectors": str(glove), "probability": 1.0})}
+    )
+    result = augment_data(cfg, tmp_path / "aug")
+    out = tmp_path / "aug"
+    assert (out / "dev.txt").exists() and result.metrics["entity_words_changed"] == 0
+    assert result.metrics["examples_out"] > result.metrics["examples_in"] == 2
+    task = task_info(result.data)
+    ex = read_split(result.data, "train", task)
+    original = read_split(data, "train", task)
+    assert ex.words[0] == original.words[0] and len(ex) == result.metrics["examples_out"]
+    copies = [(w, t) for w, t in zip(ex.words, ex.labels) if len(w) == 5]
+    assert len(copies) > 1 and all(t == original.labels[0] for _, t in copies)  # tags aligned word for word
+    assert all(w[0] == "EU" and w[2] == "German" for w, _ in copies)
+    first_line = (out / "train.txt").read_text().splitlines()[0]
+    assert first_line.split(" ")[1:] == ["NNP", "I-NP", "I-ORG"]  # every other column copied as read
