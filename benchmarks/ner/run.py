@@ -8,6 +8,7 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students,
   every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
   tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
              intermediate then prediction KD
+(every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages)
 and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
 student) fine-tuned alone on the hard labels for as many epochs as both KD stages together, at the same rate.
 Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
@@ -104,7 +105,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=5e-5)
     p.add_argument("--student-lr", type=float, default=1e-4, help="KD stages and the student baselines")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--students", nargs="+", default=["every2", "tinybert4"])
+    p.add_argument("--students", nargs="+", default=["every2", "tinybert4"], help="also: every2pred")
     p.add_argument("--general-passages", type=int, default=3000)
     args = p.parse_args()
 
@@ -119,6 +120,20 @@ def main() -> None:
     teacher = once(work / "teacher", lambda: finetune(config(args, work, 0, base), work / "teacher"))
     runs: dict[str, Path] = {"teacher": teacher}
     for kind in args.students:
+        if kind == "every2pred":  # prediction-layer KD alone (soft + hard), as many epochs as both KD stages
+            for seed in args.seeds:
+                kd = work / f"{kind}-kd-s{seed}"
+                cfg = config(args, work, seed, str(teacher), {"every_k_teacher_layers": 2})
+                pred = cfg.prediction.model_copy(
+                    update={
+                        "train": cfg.prediction.train.model_copy(update={"epochs": sum(args.kd_epochs)}),
+                        "losses": cfg.prediction.losses.model_copy(update={"hard_weight": 1.0}),
+                    }
+                )
+                cfg = cfg.model_copy(update={"prediction": pred})
+                once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd))
+                runs[f"{kind}-kd-s{seed}"] = kd
+            continue
         if kind == "every2":
             start = {"every_k_teacher_layers": 2}
             base_start = work / "every2-pretrained"
@@ -199,9 +214,11 @@ def report(work: Path, args, runs, scores, speed) -> None:
     for kind in kinds:
         for recipe in ("kd", "finetune"):
             names = [n for n in runs if n.startswith(f"{kind}-{recipe}-")]
+            if not names:  # every2pred shares every2's baselines
+                continue
             dev = [scores[n]["dev"]["f1"] for n in names]
             test = [scores[n]["test"]["f1"] for n in names]
-            walls = [wall(runs[n].parent if recipe == "kd" else runs[n]) for n in names]
+            walls = [wall(runs[n].parent if runs[n].name == "prediction" else runs[n]) for n in names]
             s = speed.get(kind)
             row = {
                 "student": kind,
