@@ -35,8 +35,8 @@ class EncodedDataset(Dataset):
 
     def lengths(self) -> list[int]:
         """Each row's token count (from the table's ``length`` column where a lazily read corpus has one)."""
-        if "length" in getattr(self.rows, "column_names", ()):
-            return self.rows["length"]
+        if "length" in getattr(self.rows, "column_names", ()):  # one read of the column, as a list (indexing
+            return self.rows.select_columns(["length"]).to_dict()["length"]  # the table per row costs ~0.3 ms)
         return [len(r["input_ids"]) for r in self.rows]
 
 
