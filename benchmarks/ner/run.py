@@ -66,10 +66,11 @@ def config(args, work: Path, seed: int, teacher: str, student: dict | None = Non
     return config_from_dict(tree)
 
 
-def once(folder: Path, make) -> Path:
+def once(folder: Path, make, done: Path | None = None) -> Path:
+    """Run ``make`` unless ``done`` (default: ``folder``) is a finished output; its wall time beside it."""
     from tinydistill.outputs import is_complete
 
-    if not is_complete(folder):
+    if not is_complete(done or folder):
         t = time.perf_counter()
         make()
         (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
@@ -147,7 +148,7 @@ def main() -> None:
         for seed in args.seeds:
             kd = work / f"{kind}-kd-s{seed}"
             cfg = config(args, work, seed, str(teacher), start)
-            once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd))
+            once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd), done=kd / "prediction")
             runs[f"{kind}-kd-s{seed}"] = kd / "prediction"
             ft = work / f"{kind}-finetune-s{seed}"
             fcfg = config(args, work, seed, str(base_start))  # as many epochs as both KD stages, the students' lr
