@@ -7,18 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinydistill.data.loaders import MODEL_INPUTS, EncodedDataset
+from tinydistill.data.readers import corpus_files
 from tinydistill.errors import TinyDistillError
-
-
-def corpus_files(path: str | Path) -> list[Path]:
-    """The text files of a corpus: the file itself, or every ``*.txt`` below a folder (sorted by name)."""
-    path = Path(path)
-    if not path.exists():
-        raise TinyDistillError(f"corpus not found: {path}")
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
-    if not files:
-        raise TinyDistillError(f"corpus folder {path} holds no .txt files")
-    return files
 
 
 def _windows(batch: dict, tokenizer, max_length: int) -> dict:

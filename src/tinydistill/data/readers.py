@@ -558,15 +558,21 @@ def subset(ex: Examples, index: list[int]) -> Examples:
     )
 
 
-def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:
-    """Unlabelled passages for general distillation: one per non-empty line of a file, or of every
-    ``*.txt`` file in a folder (sorted by name)."""
+def corpus_files(path: str | Path) -> list[Path]:
+    """The text files of a corpus: the file itself, or every ``*.txt`` below a folder (sorted by name)."""
     path = Path(path)
     if not path.exists():
         raise TinyDistillError(f"corpus not found: {path}")
     files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
     if not files:
         raise TinyDistillError(f"corpus folder {path} holds no .txt files")
+    return files
+
+
+def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:
+    """Unlabelled passages for general distillation: one per non-empty line of a file, or of every
+    ``*.txt`` file in a folder (sorted by name)."""
+    files = corpus_files(path)
     passages: list[str] = []
     for f in files:
         try:
