@@ -94,7 +94,7 @@ def teacher_logits(
     key = teacher_fingerprint(teacher) + inputs_fingerprint(data) + ("" if mode == "no" else mode)
     key = hashlib.sha256(key.encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
-    classes = getattr(teacher.config, "num_labels", None)
+    classes = getattr(teacher, "output_size", None) or getattr(teacher.config, "num_labels", None)
     if path.is_file():
         logits, problem = _read_entry(path, data, classes)
         if problem is None:

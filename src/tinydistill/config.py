@@ -33,7 +33,7 @@ class DataConfig(_Strict):
     task: str = Field(
         "sst-2",
         description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
-        "or 'classification' / 'regression' / 'token-classification' (alias 'ner') for your own files",
+        "or 'classification' / 'regression' / 'token-classification' (alias 'ner') / 'embedding' for your own files",
     )
     dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
     train_file: str | None = Field(
@@ -47,6 +47,11 @@ class DataConfig(_Strict):
     delimiter: str | None = Field(None, description="CSV/TSV field separator (default: ',' for .csv, tab for .tsv)")
     encoding: str = Field("utf-8", description="text encoding of CSV/TSV files, e.g. latin-1, cp1252")
     header: bool = Field(True, description="false: the file has no header row; name columns by position (0, 1, ...)")
+    quoting: bool | None = Field(
+        None,
+        description="whether '\"' quotes fields in CSV/TSV files (default: yes for .csv, no for .tsv); false for files "
+        "whose texts hold bare quote characters",
+    )
     labels: list[str] | None = Field(
         None,
         description="label names in id order; default: sorted labels of train (token classification: O, then B- "
@@ -75,6 +80,22 @@ class DataConfig(_Strict):
     )
     soft_labels: Literal["probabilities", "logits"] = Field(
         "probabilities", description="what soft_label_column holds (probabilities must sum to 1 within 1e-3)"
+    )
+    pooling: Literal["mean", "cls", "max", "last"] | None = Field(
+        None,
+        description="embedding: how token vectors become a sentence vector (default: the teacher's "
+        "sentence-transformers pooling; required for a teacher without one)",
+    )
+    normalize: bool | None = Field(
+        None, description="embedding: unit-length sentence vectors (default: as the teacher's sentence-transformers)"
+    )
+    embedding_loss: Literal["mse", "cosine"] = Field(
+        "mse", description="embedding: the student-to-teacher sentence-vector loss (soft_weight weighs it)"
+    )
+    projection: Literal["dense", "none"] = Field(
+        "dense",
+        description="embedding, a student narrower than the teacher: a learned Dense layer (kept in the saved model) "
+        "maps its vectors to the teacher's width; none: refuse different widths",
     )
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None

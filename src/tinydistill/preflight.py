@@ -28,6 +28,9 @@ def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
         task = task_info(cfg.data)
         for split in ("train", "dev") if labelled else ("train",):
             read_split(cfg.data, split, task, seed=cfg.seed, require_labels=labelled)
+        if any(s in stages for s in ("intermediate", "prediction")):
+            for path in cfg.data.transfer_files:
+                task.read_transfer(cfg.data, path)
     if "general" in stages and cfg.general.corpus:
         read_corpus(cfg.general.corpus, max_passages=1)
     if cfg.augment.enabled and held_out_dev(cfg.data) is not None:

@@ -51,7 +51,6 @@ from tinydistill.data.readers import (
     held_out_dev,
     read_corpus,
     read_split,
-    read_transfer,
     with_dev,
 )
 from tinydistill.errors import TinyDistillError
@@ -128,9 +127,7 @@ def _task_loaders(
     batch_size, eval_batch_size = train_cfg.batch_size, train_cfg.eval_batch_size
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     if transfer and cfg.data.transfer_files:  # the teacher labels them; the hard-label term skips them
-        if task.no_label is None:
-            raise TinyDistillError(f"data.transfer_files are not supported for {task.kind} yet")
-        more = [read_transfer(cfg.data, f, task.no_label) for f in cfg.data.transfer_files]
+        more = [task.read_transfer(cfg.data, f) for f in cfg.data.transfer_files]
         say(f"transfer set: {sum(len(m) for m in more):,} unlabelled examples beside {len(train_ex):,} labelled ones")
         train_ex = concat(train_ex, *more)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
@@ -509,7 +506,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         teacher = (
             freeze(load_classifier(teacher_name, task, who="teacher", require_head=True)) if teacher_name else None
         )
-        student = build_student(cfg.student, teacher, task)
+        student = task.student_for(build_student(cfg.student, teacher, task), teacher)
         if teacher is None:
             tokenizer, teacher_tok = load_tokenizer(cfg.student.checkpoint), None
         else:

@@ -169,15 +169,16 @@ def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
     delimiter = cfg.delimiter if cfg is not None and cfg.delimiter else None
     encoding = cfg.encoding if cfg is not None else "utf-8"
     header = cfg.header if cfg is not None else True
+    quoting = cfg.quoting if cfg is not None else None
     try:
         if suffix in (".jsonl", ".json"):
             return _read_jsonl(path)
         if suffix == ".parquet":
             return _read_parquet(path)
         if suffix == ".csv" or (delimiter and suffix not in (".tsv", ".txt")):
-            return _read_rows(path, delimiter or ",", csv.QUOTE_MINIMAL, encoding, header)
+            return _read_rows(path, delimiter or ",", _quote(quoting, True), encoding, header)
         if suffix in (".tsv", ".txt"):
-            return _read_rows(path, delimiter or "\t", csv.QUOTE_NONE, encoding, header)
+            return _read_rows(path, delimiter or "\t", _quote(quoting, False), encoding, header)
     except UnicodeDecodeError as exc:
         raise TinyDistillError(
             f"{path} is not {'UTF-8' if encoding.lower() in ('utf-8', 'utf8') else encoding} text (byte {exc.start}: "
@@ -188,6 +189,11 @@ def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
     raise TinyDistillError(
         f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .jsonl, .parquet, or set data.delimiter)"
     )
+
+
+def _quote(quoting: bool | None, default: bool) -> int:
+    """The csv module's quoting for data.quoting (None: the file type's ``default``)."""
+    return csv.QUOTE_MINIMAL if (default if quoting is None else quoting) else csv.QUOTE_NONE
 
 
 def _read_parquet(path: Path) -> list[dict]:
@@ -450,7 +456,7 @@ def read_transfer(cfg: DataConfig, path: str | Path, no_label) -> Examples:
             raise TinyDistillError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         pairs = None
     else:
-        rows = read_table(path)
+        rows = read_table(path, cfg)
         spec = glue_task(cfg.task)
         texts = column(rows, spec.text if spec else cfg.text_column, str(path))
         pairs = column(rows, spec.text_pair if spec else cfg.text_pair_column, str(path))

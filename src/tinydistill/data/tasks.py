@@ -50,8 +50,9 @@ _ALIASES = {
     "sst_2": "sst-2",
     "ner": "token-classification",
     "token_classification": "token-classification",
+    "sentence-embedding": "embedding",
 }
-CUSTOM_TASKS = ("classification", "regression", "token-classification")
+CUSTOM_TASKS = ("classification", "regression", "token-classification", "embedding")
 
 
 def normalise_task_name(name: str) -> str:

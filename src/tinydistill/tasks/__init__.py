@@ -5,11 +5,14 @@ from __future__ import annotations
 from tinydistill.config import DataConfig
 from tinydistill.data.tasks import glue_task, normalise_task_name
 from tinydistill.tasks.base import Task
+from tinydistill.tasks.embedding import SentenceEmbedding
 from tinydistill.tasks.sequence import Regression, SequenceClassification
 from tinydistill.tasks.tokens import TokenClassification
 
 #: task kinds by the data.task names that select them (GLUE names select classification or regression)
-KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (SequenceClassification, Regression, TokenClassification)}
+KINDS: dict[str, type[Task]] = {
+    cls.kind: cls for cls in (SequenceClassification, Regression, TokenClassification, SentenceEmbedding)
+}
 
 
 def TaskInfo(name: str, label_names: list[str] | None, metric: str) -> Task:  # noqa: N802 (the old class name)
@@ -40,6 +43,7 @@ def task_of_model(config) -> type[Task]:
 __all__ = [
     "KINDS",
     "Regression",
+    "SentenceEmbedding",
     "SequenceClassification",
     "Task",
     "TaskInfo",

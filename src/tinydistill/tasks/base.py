@@ -8,15 +8,16 @@ classification, regression and token classification are three such objects; a ne
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, PadBoth, make_loader
-from tinydistill.data.readers import Examples
+from tinydistill.data.readers import Examples, read_transfer
 from tinydistill.errors import TinyDistillError
 
 
@@ -55,6 +56,12 @@ class Task:
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         """One split ('train', 'dev', 'test') of the configured data, labels as ids."""
         raise NotImplementedError
+
+    def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
+        """The unlabelled examples of a transfer file (labels ``no_label``, which the hard-label losses skip)."""
+        if self.no_label is None:
+            raise TinyDistillError(f"data.transfer_files are not supported for {self.kind} yet")
+        return read_transfer(cfg, path, self.no_label)
 
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
@@ -111,6 +118,10 @@ class Task:
                 f"label maps differ: {who} has id2label {theirs}, the task has {self.label_names}; "
                 "re-train it on this task's labels or set data.labels to its order"
             )
+
+    def student_for(self, student: nn.Module, teacher: nn.Module | None) -> nn.Module:
+        """``student`` made ready for this task beside ``teacher`` (most tasks: as built)."""
+        return student
 
     # --- losses -------------------------------------------------------------------------------------------------
     def soft_loss(

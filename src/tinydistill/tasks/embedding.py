@@ -1,0 +1,290 @@
+"""Sentence embeddings (``task: embedding``): a student learns to reproduce a sentence-transformers teacher's vectors.
+
+The models are :class:`SentenceEncoder`s: a transformers encoder, sentence-transformers' own ``Pooling`` (and
+``Dense``) modules, and an optional unit-length normalisation, read from and written as a sentence-transformers folder
+(``modules.json``), so a student loads with ``SentenceTransformer(path)`` and its encoder with ``AutoModel``. Training
+data is unlabelled sentences (both sides of pair files); dev and test are STS files (two sentences and a 0-5 score),
+scored by the Spearman correlation of cosine similarity with the gold scores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import pearsonr, spearmanr
+from torch import Tensor, nn
+from transformers import AutoModel
+from transformers.utils import ModelOutput
+
+from tinydistill.config import DataConfig, LossConfig
+from tinydistill.data.loaders import EncodedDataset, encode_examples
+from tinydistill.data.readers import Examples, kept_rows, read_texts, read_transfer, subset
+from tinydistill.errors import TinyDistillError
+from tinydistill.tasks.base import Task
+
+#: data.pooling -> sentence-transformers' pooling mode
+POOLING = {"mean": "mean", "cls": "cls", "max": "max", "last": "lasttoken"}
+MAX_SCORE = 5.0  # STS gold scores lie in 0..5
+_KNOWN = ("Transformer", "Pooling", "Dense", "Normalize")  # the sentence-transformers modules a model may have
+
+
+@dataclass
+class EmbeddingOutput(ModelOutput):
+    logits: Tensor | None = None  # (B, D) sentence vectors: what the prediction-layer loss and the cache read
+
+
+class SentenceEncoder(nn.Module):
+    """A transformers encoder, then pooling, an optional Dense layer and an optional normalisation; called like a
+    transformers model (``.logits`` are the sentence vectors) and saved as a sentence-transformers folder."""
+
+    def __init__(self, backbone: nn.Module, pooling, dense: nn.Module | None = None, normalize: bool = False) -> None:
+        super().__init__()
+        self.backbone, self.pooling, self.dense, self.normalize = backbone, pooling, dense, normalize
+
+    @property
+    def config(self):
+        return self.backbone.config
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.backbone.base_model
+
+    @property
+    def output_size(self) -> int:
+        """The width of the sentence vectors."""
+        if self.dense is not None:
+            return self.dense.linear.out_features
+        return self.pooling.get_embedding_dimension() if self.pooling is not None else self.config.hidden_size
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> EmbeddingOutput:
+        if self.pooling is None:
+            raise TinyDistillError(
+                "this model has no pooling (no sentence-transformers modules.json): set data.pooling (mean, cls, max, "
+                "last)"
+            )
+        tokens = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        vec = self.pooling({"token_embeddings": tokens, "attention_mask": attention_mask})["sentence_embedding"]
+        if self.dense is not None:
+            vec = self.dense({"sentence_embedding": vec})["sentence_embedding"]
+        return EmbeddingOutput(logits=F.normalize(vec, dim=-1) if self.normalize else vec)
+
+    def save_pretrained(self, folder: str | Path, **kwargs) -> None:
+        """The encoder at the top of ``folder`` (plain ``AutoModel``) and the sentence-transformers modules beside it
+        (the tokenizer is saved by the caller, as for every model)."""
+        folder = Path(folder)
+        self.backbone.save_pretrained(folder, **kwargs)
+        modules = [("0", "", "Transformer")]
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        self.pooling.save(str(folder / "1_Pooling"))
+        modules.append(("1", "1_Pooling", "Pooling"))
+        if self.dense is not None:
+            (folder / "2_Dense").mkdir(exist_ok=True)
+            self.dense.save(str(folder / "2_Dense"))
+            modules.append(("2", "2_Dense", "Dense"))
+        if self.normalize:
+            modules.append((str(len(modules)), f"{len(modules)}_Normalize", "Normalize"))
+        (folder / "modules.json").write_text(
+            json.dumps(
+                [
+                    {"idx": int(i), "name": i, "path": path, "type": f"sentence_transformers.models.{kind}"}
+                    for i, path, kind in modules
+                ],
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        length = getattr(self.config, "max_position_embeddings", 512)
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": min(length, 512), "do_lower_case": False}), encoding="utf-8"
+        )
+
+
+def _modules(name: str) -> list[dict] | None:
+    """A sentence-transformers folder's module list (None: not one)."""
+    path = Path(name) / "modules.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+class SentenceModels:
+    """The task's model class: ``from_pretrained`` reads a sentence-transformers folder (or a plain encoder with
+    data.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for` completes."""
+
+    def __init__(self, pooling: str | None, normalize: bool | None) -> None:
+        self.pooling, self.normalize = pooling, normalize
+
+    def from_config(self, config) -> nn.Module:
+        return AutoModel.from_config(config)
+
+    def from_pretrained(self, name: str, config=None, dtype=torch.float32) -> SentenceEncoder:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+
+        listed = _modules(name)
+        if listed is None:  # a plain encoder: pooling only as data.pooling says
+            backbone = AutoModel.from_pretrained(name, config=config, dtype=dtype)
+            pooling = Pooling(backbone.config.hidden_size, POOLING[self.pooling]) if self.pooling else None
+            return SentenceEncoder(backbone, pooling, None, bool(self.normalize))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in listed]
+        odd = [k for k in kinds if k not in _KNOWN]
+        if odd or kinds[:2] != ["Transformer", "Pooling"]:
+            raise TinyDistillError(
+                f"{name}: sentence-transformers modules {kinds}; tinydistill reads Transformer, Pooling, then an "
+                "optional Dense and Normalize"
+            )
+        st = SentenceTransformer(name, device="cpu", model_kwargs={"dtype": dtype})
+        by_kind = dict(zip(kinds, st))
+        pooling = by_kind["Pooling"]
+        if self.pooling:  # data.pooling overrides the folder's
+            pooling = Pooling(pooling.embedding_dimension, POOLING[self.pooling])
+        normalize = "Normalize" in by_kind if self.normalize is None else self.normalize
+        return SentenceEncoder(by_kind["Transformer"].auto_model.float(), pooling, by_kind.get("Dense"), normalize)
+
+
+class SentenceEmbedding(Task):
+    """Sentence vectors: MSE (or cosine distance) to the teacher's vectors; Spearman of cosine similarity on STS."""
+
+    kind = "embedding"
+    auto_model: ClassVar = None  # per instance: a SentenceModels with the data config's pooling
+    pipeline_tag = "feature-extraction"
+    no_label = float("nan")
+
+    def __init__(self, name: str, cfg: DataConfig | None = None) -> None:
+        super().__init__(name, None, "spearman")
+        cfg = cfg or DataConfig(task="embedding")
+        self.auto_model = SentenceModels(cfg.pooling, cfg.normalize)
+        self.loss, self.projection = cfg.embedding_loss, cfg.projection
+
+    @classmethod
+    def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
+        if cfg.dev_fraction is not None:
+            raise TinyDistillError(
+                "task embedding is scored on STS pairs, which cannot be held out of unlabelled sentences: give "
+                "data.dev_file (two sentences and a 0-5 score per row)"
+            )
+        return cls(name, cfg)
+
+    @property
+    def num_labels(self) -> int:
+        return 0
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
+        """train: every sentence (both sides of pairs, each once); dev / test: STS pairs with 0-5 scores."""
+        if split == "train":
+            if not cfg.train_file:
+                raise TinyDistillError("no train data: set data.train_file (sentences: .txt, or a table)")
+            ex = self.read_transfer(cfg, cfg.train_file)
+            keep = kept_rows(cfg, split, len(ex), seed)  # data.max_train_examples sentences
+            return ex if keep is None else subset(ex, keep)
+        ex = read_texts(cfg, split, self, seed, require_labels)
+        if ex.pairs is None:
+            raise TinyDistillError(
+                f"{ex.source}: an STS file needs two sentence columns and a score: set data.text_pair_column"
+            )
+        return ex
+
+    def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
+        ex = read_transfer(cfg, path, self.no_label)
+        sentences = list(dict.fromkeys([*ex.texts, *(ex.pairs or [])]))  # each once, in order
+        return Examples(sentences, None, [self.no_label] * len(sentences), ex.source)
+
+    def label_ids(self, raw: list, source: str) -> list[float]:
+        scores = []
+        for i, v in enumerate(raw):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise TinyDistillError(f"{source}: row {i + 1}: score {v!r} is not a number") from None
+            if not (math.isfinite(x) and 0 <= x <= MAX_SCORE):
+                raise TinyDistillError(f"{source}: row {i + 1}: score {v!r} is outside 0-{MAX_SCORE:g}")
+            scores.append(x)
+        return scores
+
+    def encode(
+        self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
+    ) -> EncodedDataset:
+        if ex.pairs is None:  # sentences
+            return encode_examples(ex, tokenizer, max_length, teacher_tokenizer)
+        # STS pairs: each side its own row; labels (pair key 2i or 2i+1, gold score) rejoin them in any order
+        sides = Examples(
+            [s for pair in zip(ex.texts, ex.pairs) for s in pair],
+            None,
+            [[2 * i + side, float(score)] for i, score in enumerate(ex.labels or []) for side in (0, 1)] or None,
+            ex.source,
+        )
+        return encode_examples(sides, tokenizer, max_length, teacher_tokenizer)
+
+    # --- the model ----------------------------------------------------------------------------------------------
+    def config_kwargs(self) -> dict:
+        return {}
+
+    def trained_head(self, config) -> bool:
+        return True  # any encoder with a pooling is a teacher
+
+    def check_head(self, config, who: str) -> None:
+        return None
+
+    def student_for(self, student: nn.Module, teacher: nn.Module | None) -> nn.Module:
+        """``student`` as a sentence encoder with the teacher's pooling and normalisation (a bare encoder gets them),
+        and a Dense layer to the teacher's width when it is narrower (data.projection)."""
+        from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+
+        if teacher is None:
+            return student
+        if teacher.pooling is None:
+            raise TinyDistillError(
+                "the teacher has no pooling information (no sentence-transformers modules.json): set data.pooling "
+                "(mean, cls, max, last)"
+            )
+        if not isinstance(student, SentenceEncoder):
+            student = SentenceEncoder(student, None, None, teacher.normalize)
+        if student.pooling is None:
+            mode = teacher.pooling.pooling_mode
+            student.pooling = Pooling(student.config.hidden_size, mode)
+        want, have = teacher.output_size, student.output_size
+        if want != have:
+            if self.projection == "none":
+                raise TinyDistillError(
+                    f"the student's sentence vectors have {have} dimensions, the teacher's {want}: set "
+                    "data.projection: dense (a learned layer to the teacher's width) or pick a student of that width"
+                )
+            student.dense = Dense(have, want, activation_function=nn.Identity())
+        return student
+
+    # --- losses -------------------------------------------------------------------------------------------------
+    def soft_loss(
+        self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
+    ) -> Tensor:
+        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding_loss)."""
+        if self.loss == "cosine":
+            return (1 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1)).mean()
+        return F.mse_loss(student, teacher.to(student.dtype))
+
+    def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        raise TinyDistillError("task embedding has no labels to learn from: set hard_weight to 0")
+
+    # --- evaluation ---------------------------------------------------------------------------------------------
+    def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
+        labels = batch.get("labels")
+        return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
+
+    def metrics(self, outputs, golds) -> dict[str, float]:
+        """Spearman (and Pearson) correlation of the pairs' cosine similarity with their gold scores."""
+        keys = np.asarray([g[0] for g in golds], dtype=np.int64)
+        vecs = np.zeros((int(keys.max()) + 1, len(outputs[0])), dtype=np.float64)
+        scores = np.zeros(len(vecs) // 2)
+        for k, v, g in zip(keys, outputs, golds):
+            vecs[k], scores[k // 2] = v, g[1]
+        a, b = vecs[0::2], vecs[1::2]
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cos = (a * b).sum(1) / np.where(norms == 0, 1, norms)
+        if len(cos) < 2 or np.std(cos) == 0 or np.std(scores) == 0:
+            return {"spearman": 0.0, "pearson": 0.0}
+        return {"spearman": float(spearmanr(cos, scores)[0]), "pearson": float(pearsonr(cos, scores)[0])}

@@ -1,0 +1,219 @@
+"""Sentence-embedding distillation (task: embedding): sentence-transformers folders in and out, the losses, the STS
+metric, the data readers, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+from transformers import AutoModel, BertModel
+
+from tests.conftest import tiny_bert_config
+from tinydistill.config import LossConfig, load_config
+from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import SentenceEmbedding, task_info
+from tinydistill.tasks.embedding import SentenceEncoder
+
+STS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sts" / "stsbenchmark"
+STS_COLUMNS = [
+    "data.header=false",
+    "data.quoting=false",
+    "data.delimiter='\t'",
+    "data.text_column=5",
+    "data.text_pair_column=6",
+    "data.label_column=4",
+]
+
+
+@pytest.fixture(scope="module")
+def st_teacher(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random BERT as a sentence-transformers model: mean pooling, normalised (as all-mpnet-base-v2)."""
+    path = tmp_path_factory.mktemp("st_teacher")
+    torch.manual_seed(3)
+    BertModel(tiny_bert_config(tokenizer.vocab_size, layers=2, hidden=32)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    st = SentenceTransformer(modules=[Transformer(str(path)), Pooling(32, "mean"), Normalize()], device="cpu")
+    st.save(str(path))
+    return path
+
+
+def embedding_config(tmp_path, teacher, *extra: str):
+    return load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"teacher={teacher}",
+            "data.task=embedding",
+            f"data.train_file={STS / 'sts-train.csv'}",
+            f"data.dev_file={STS / 'sts-dev.csv'}",
+            *STS_COLUMNS,
+            "data.max_length=32",
+            "data.max_train_examples=160",
+            "data.max_eval_examples=80",
+            "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+            "prediction.train.epochs=2",
+            "prediction.train.batch_size=16",
+            "prediction.train.learning_rate=3e-3",
+            "report.enabled=false",
+            *extra,
+        ],
+    )
+
+
+def test_teacher_folder_pooling_and_normalisation_are_honoured(st_teacher, tokenizer, tmp_path):
+    cfg = embedding_config(tmp_path, st_teacher)
+    task = task_info(cfg.data)
+    model = task.auto_model.from_pretrained(str(st_teacher))
+    sentences = ["A man is playing a guitar.", "Two dogs run on the beach in the sun."]
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = model(**batch).logits.numpy()
+    theirs = SentenceTransformer(str(st_teacher), device="cpu").encode(sentences)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_plain_encoder_needs_a_stated_pooling(tiny_teacher_dir, tokenizer, tmp_path):
+    with pytest.raises(TinyDistillError, match="no pooling information.*data.pooling"):
+        from tinydistill.stages import distill
+
+        distill(embedding_config(tmp_path, tiny_teacher_dir), "prediction")
+    task = task_info(embedding_config(tmp_path, tiny_teacher_dir, "data.pooling=cls").data)
+    model = task.auto_model.from_pretrained(str(tiny_teacher_dir))
+    batch = tokenizer(["One sentence here."], return_tensors="pt")
+    with torch.no_grad():
+        vec = model(**batch).logits
+        cls = AutoModel.from_pretrained(tiny_teacher_dir)(**batch).last_hidden_state[:, 0]
+    torch.testing.assert_close(vec, cls)
+
+
+def test_distilled_student_loads_with_sentence_transformers_and_automodel(st_teacher, tmp_path):
+    from tinydistill.stages import distill
+
+    out = distill(embedding_config(tmp_path, st_teacher), "prediction", tmp_path / "student")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective_after"]["total"] < metrics["objective_before"]["total"]
+    assert -1 <= metrics["dev"]["spearman"] <= 1
+    st = SentenceTransformer(str(out), device="cpu")
+    kinds = [type(m).__name__ for m in st]
+    assert kinds == ["Transformer", "Pooling", "Dense", "Normalize"]  # 16 wide -> the teacher's 32, normalised
+    vec = st.encode(["A cat sits on the mat.", "Stocks fell sharply on Monday."])
+    assert vec.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    assert type(AutoModel.from_pretrained(out)).__name__ == "BertModel"
+    # the same vectors through tinydistill's own loading (evaluate, export, bench use it)
+    task = SentenceEmbedding("embedding")
+    ours = task.auto_model.from_pretrained(str(out))
+    batch = st.tokenizer(["A cat sits on the mat."], return_tensors="pt")
+    with torch.no_grad():
+        np.testing.assert_allclose(ours(**batch).logits.numpy()[0], vec[0], atol=1e-5)
+
+
+def test_intermediate_losses_train_an_embedding_student(st_teacher, tmp_path):
+    from tinydistill.stages import distill
+
+    cfg = embedding_config(
+        tmp_path,
+        st_teacher,
+        "student={teacher_layers: [2]}",
+        "intermediate.train.epochs=1",
+        "intermediate.train.batch_size=16",
+        "intermediate.losses.soft_weight=1",
+    )
+    out = distill(cfg, "intermediate", tmp_path / "inter")
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["objective_before"]) >= {"hidden", "attention", "soft"}
+    assert m["objective_after"]["total"] < m["objective_before"]["total"]
+
+
+def test_sentence_losses_against_hand_computed_values():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    t = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    mse = SentenceEmbedding("embedding").soft_loss(LossConfig(), s, t, None, torch.ones(2, 3))
+    assert mse.item() == pytest.approx((1 + 1 + 0 + 1) / 4)
+    task = SentenceEmbedding("embedding")
+    task.loss = "cosine"
+    assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((1 + 0) / 2)
+
+
+def test_sts_metric_rejoins_pairs_in_any_order():
+    task = SentenceEmbedding("embedding")
+    # pair 0 identical (cos 1), pair 1 orthogonal (cos 0), pair 2 opposite-ish (cos -0.6): gold in the same order
+    a = {0: [1, 0], 1: [1, 0], 2: [1, 0], 3: [0, 1], 4: [1, 0], 5: [-0.6, 0.8]}
+    gold = [5.0, 2.0, 0.5]
+    order = [5, 0, 3, 1, 4, 2]
+    outputs = [np.asarray(a[k], dtype=float) for k in order]
+    golds = [[k, gold[k // 2]] for k in order]
+    assert task.metrics(outputs, golds)["spearman"] == pytest.approx(1.0)
+    golds_reversed = [[k, gold[2 - k // 2]] for k in order]
+    assert task.metrics(outputs, golds_reversed)["spearman"] == pytest.approx(-1.0)
+
+
+def test_training_sentences_are_both_sides_once_and_transfer_files_add_more(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("a\tb\nOne.\tTwo.\nTwo.\tThree.\n", encoding="utf-8")
+    more = tmp_path / "more.txt"
+    more.write_text("Four.\nOne.\n", encoding="utf-8")
+    cfg = load_config(
+        None,
+        [
+            "data.task=embedding",
+            f"data.train_file={pairs}",
+            "data.text_column=a",
+            "data.text_pair_column=b",
+            f"data.transfer_files=[{more}]",
+        ],
+    )
+    task = task_info(cfg.data)
+    assert task.read(cfg.data, "train").texts == ["One.", "Two.", "Three."]
+    assert task.read_transfer(cfg.data, more).texts == ["Four.", "One."]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("g\tf\t2012\t1\t5.5\tA b.\tC d.\n", "score '5.5' is outside 0-5"),
+        ("g\tf\t2012\t1\t-1\tA b.\tC d.\n", "score '-1' is outside 0-5"),
+        ("g\tf\t2012\t1\tsame\tA b.\tC d.\n", "score 'same' is not a number"),
+    ],
+)
+def test_bad_sts_scores_are_refused_with_the_row(tmp_path, content, message):
+    dev = tmp_path / "dev.csv"
+    dev.write_text("g\tf\t2012\t0\t3.0\tA b.\tC d.\n" + content, encoding="utf-8")
+    cfg = embedding_config(tmp_path, "unused", f"data.dev_file={dev}")
+    with pytest.raises(TinyDistillError, match=f"row 2: {message}"):
+        task_info(cfg.data).read(cfg.data, "dev")
+
+
+def test_other_bad_input_is_one_line(st_teacher, tmp_path):
+    from tinydistill.stages import distill
+
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tscore\nA b.\t3\n", encoding="utf-8")
+    cfg = load_config(
+        None, ["data.task=embedding", f"data.dev_file={dev}", "data.text_column=sentence", "data.label_column=score"]
+    )
+    with pytest.raises(TinyDistillError, match="needs two sentence columns and a score"):
+        task_info(cfg.data).read(cfg.data, "dev")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(TinyDistillError, match="has no examples"):
+        task_info(cfg.data).read(cfg.data.model_copy(update={"train_file": str(empty)}), "train")
+    with pytest.raises(TinyDistillError, match="cannot be held out"):
+        task_info(cfg.data.model_copy(update={"dev_file": None, "dev_fraction": 0.1}))
+    narrow = embedding_config(tmp_path, st_teacher, "data.projection=none")
+    with pytest.raises(TinyDistillError, match="16 dimensions, the teacher's 32"):
+        distill(narrow, "prediction", tmp_path / "narrow")
+    assert not (tmp_path / "narrow").exists()
+
+
+def test_encoder_wrapper_exposes_the_backbone(st_teacher):
+    model = SentenceEmbedding("embedding").auto_model.from_pretrained(str(st_teacher))
+    assert isinstance(model, SentenceEncoder)
+    assert model.config.model_type == "bert" and model.output_size == 32
+    assert model.base_model is model.backbone.base_model
