@@ -92,10 +92,17 @@ def test_plain_encoder_needs_a_stated_pooling(tiny_teacher_dir, tokenizer, tmp_p
     torch.testing.assert_close(vec, cls)
 
 
-def test_distilled_student_loads_with_sentence_transformers_and_automodel(st_teacher, tmp_path):
+@pytest.fixture(scope="module")
+def distilled(st_teacher, tmp_path_factory) -> tuple[Path, object]:
     from tinydistill.stages import distill
 
-    out = distill(embedding_config(tmp_path, st_teacher), "prediction", tmp_path / "student")
+    tmp = tmp_path_factory.mktemp("embedding_run")
+    cfg = embedding_config(tmp, st_teacher, f"data.test_file={STS / 'sts-test.csv'}")
+    return distill(cfg, "prediction", tmp / "student"), cfg
+
+
+def test_distilled_student_loads_with_sentence_transformers_and_automodel(distilled):
+    out, _ = distilled
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["objective_after"]["total"] < metrics["objective_before"]["total"]
     assert -1 <= metrics["dev"]["spearman"] <= 1
@@ -217,3 +224,62 @@ def test_encoder_wrapper_exposes_the_backbone(st_teacher):
     assert isinstance(model, SentenceEncoder)
     assert model.config.model_type == "bert" and model.output_size == 32
     assert model.base_model is model.backbone.base_model
+
+
+def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teacher, tmp_path):
+    from tinydistill.compare import compare
+    from tinydistill.evaluate import evaluate
+    from tinydistill.export import export
+
+    out, cfg = distilled
+    test = evaluate(cfg, out, "test")
+    assert test["examples"] == 80 and -1 <= test["spearman"] <= 1
+    result = export(out, tmp_path / "onnx", cfg)
+    assert result["pipeline_tag"] == "feature-extraction"
+    assert result["max_abs_logit_diff"] < 1e-4  # encoder + pooling + dense + normalisation in one graph
+    assert result["scores"]["onnx"] == pytest.approx(result["scores"]["pytorch"], abs=1e-6)
+    rows = compare([out], tmp_path / "cmp", cfg=cfg, teacher=st_teacher)  # a published teacher: any model folder
+    assert [r["kept_percent"] is not None for r in rows] == [True, True]
+
+
+def test_pipeline_skips_teacher_finetuning_and_chains_general_intermediate_prediction(st_teacher, tmp_path):
+    from tinydistill.compare import compare
+    from tinydistill.pipeline import pipeline
+
+    cfg = embedding_config(
+        tmp_path,
+        st_teacher,
+        "general.enabled=true",
+        "general.max_passages=64",
+        "general.max_length=32",
+        "general.train.epochs=1",
+        "intermediate.train.epochs=1",
+        "report.enabled=true",
+        "report.speed_examples=16",
+    )
+    messages: list[str] = []
+    summary = pipeline(cfg, log=messages.append)
+    run = tmp_path / "run"
+    assert any("stage 2 (teacher fine-tuning): not needed" in m for m in messages)
+    assert not (run / "2-teacher").exists()
+    assert set(summary["stages"]) == {"1-general", "3-intermediate", "4-prediction"}
+    assert summary["metric"] == "spearman" and summary["rows"]["teacher"]["score"] is not None
+    assert [type(m).__name__ for m in SentenceTransformer(str(run / "4-prediction"), device="cpu")][-1] == "Normalize"
+    rows = compare([run], tmp_path / "cmp", cfg=cfg)  # the run's teacher is the published folder
+    assert len(rows) == 2
+
+
+def test_a_published_student_takes_the_teachers_pooling_normalisation_and_width(st_teacher, tokenizer, tmp_path):
+    path = tmp_path / "cls_student"
+    torch.manual_seed(4)
+    BertModel(tiny_bert_config(tokenizer.vocab_size, layers=1, hidden=16)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    SentenceTransformer(modules=[Transformer(str(path)), Pooling(16, "cls")], device="cpu").save(str(path))
+    task = SentenceEmbedding("embedding")
+    teacher = task.auto_model.from_pretrained(str(st_teacher))
+    student = task.student_for(task.auto_model.from_pretrained(str(path)), teacher)
+    assert student.pooling.pooling_mode == "mean" and student.normalize
+    assert student.output_size == 32 and student.dense.linear.in_features == 16
+    batch = tokenizer(["A short one.", "A somewhat longer second sentence."], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        np.testing.assert_allclose(student(**batch).logits.norm(dim=-1).numpy(), 1.0, atol=1e-5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,15 +31,18 @@ def model_folders(paths: list[str | Path], teacher: str | Path | None = None) ->
     folders: list[Path] = []
     for p in map(Path, [*([teacher] if teacher else []), *paths]):
         if (p / "summary.json").is_file():
-            folders += [p / "2-teacher", p / "4-prediction"]
-        elif is_complete(p):
+            teacher_dir = p / "2-teacher"
+            if not teacher_dir.exists():  # a task whose teacher serves as is (embedding): the run's teacher
+                teacher_dir = Path(yaml.safe_load((p / "pipeline.yaml").read_text(encoding="utf-8"))["teacher"])
+            folders += [teacher_dir, p / "4-prediction"]
+        elif is_complete(p) or (p / "config.json").is_file():  # a stage folder, or any model (a published teacher)
             folders.append(p)
         else:
-            raise TinyDistillError(f"{p} is neither a finished stage folder nor a pipeline run")
+            raise TinyDistillError(f"{p} is neither a model folder nor a pipeline run")
     unique = list(dict.fromkeys(f.resolve() for f in folders))
     if teacher:
         return unique, unique[0]
-    teachers = [f for f in unique if read_metrics(f).get("stage") == "finetune"]
+    teachers = [f for f in unique if is_complete(f) and read_metrics(f).get("stage") == "finetune"]
     return teachers + [f for f in unique if f not in teachers], teachers[0] if len(teachers) == 1 else None
 
 

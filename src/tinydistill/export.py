@@ -211,7 +211,7 @@ def export(
     inputs = {"model being exported": model_dir, **(cfg.input_paths() if cfg is not None else {})}
     with StagingDir(output_dir, "export", inputs, overwrite or (cfg is not None and cfg.overwrite)) as tmp:
         tokenizer = load_tokenizer(str(model_dir))
-        kind = task_of_model(_quietly(AutoConfig.from_pretrained, str(model_dir)))
+        kind = task_of_model(_quietly(AutoConfig.from_pretrained, str(model_dir)), model_dir)
         model = _quietly(kind.auto_model.from_pretrained, str(model_dir), dtype=torch.float32).eval()
         longest = usable_length(512, "model", model.config, tokenizer)
         parity_batches = [sample_batch(tokenizer, texts, longest) for texts in parity_texts()]

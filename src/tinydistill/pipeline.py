@@ -77,7 +77,7 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
             name,
             load_classifier(str(folder), task),
             folder,
-            (read_metrics(folder)["dev"] or {}).get(task.metric),
+            ((read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}).get(task.metric),
             own_tokenizer(folder, tokenizer),
         )
         for name, folder in (("teacher", teacher_dir), ("student", student_dir))
@@ -187,9 +187,13 @@ def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
             "stage 1 (general distillation)", paths["1-general"], lambda: general(cfg, paths["1-general"]), log
         )
         student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
-    teacher = _run_or_skip(
-        "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log
-    )
+    if task_info(cfg.data).teacher_needs_finetuning:
+        teacher = _run_or_skip(
+            "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log
+        )
+    else:
+        log(f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is")
+        teacher = paths["2-teacher"] = Path(cfg.teacher)
     task_data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
         _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log)

@@ -54,6 +54,7 @@ from tinydistill.data.readers import (
     with_dev,
 )
 from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import evaluate_model
 from tinydistill.mapping import resolve_map
 from tinydistill.models import (
     check_vocab,
@@ -496,6 +497,16 @@ def _external_soft_labels(cfg: Config, which: str) -> bool:
     return True
 
 
+def _teacher_score(cfg: Config, name: str, teacher: nn.Module, tokenizer, task: Task, t: TrainConfig) -> float | None:
+    """The teacher's dev score for the report: from its stage folder, or (a published teacher) measured now."""
+    if is_complete(name):
+        return _score(read_metrics(name)["dev"], task)
+    if not cfg.report.enabled or not is_main_process():
+        return None
+    dev = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    return _score(evaluate_model(teacher, task.loader(dev, tokenizer, t.eval_batch_size), task), task)
+
+
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
@@ -564,7 +575,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         number = {"intermediate": 3, "prediction": 4}[which]
         entries = [ModelEntry("student", run.student, tmp, _score(final, task))]
         if teacher is not None:
-            teacher_score = _score(read_metrics(teacher_name)["dev"], task) if is_complete(teacher_name) else None
+            teacher_score = _teacher_score(cfg, teacher_name, teacher, teacher_tok or tokenizer, task, t)
             entries.insert(0, ModelEntry("teacher", teacher, Path(teacher_name), teacher_score, teacher_tok))
         _report(
             cfg,

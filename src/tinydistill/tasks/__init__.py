@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tinydistill.config import DataConfig
 from tinydistill.data.tasks import glue_task, normalise_task_name
 from tinydistill.tasks.base import Task
@@ -30,8 +32,11 @@ def task_info(cfg: DataConfig) -> Task:
     return KINDS[name].from_data(cfg, name)
 
 
-def task_of_model(config) -> type[Task]:
-    """The kind of task a saved model's head was built for (from its architecture name)."""
+def task_of_model(config, folder: str | Path | None = None) -> type[Task]:
+    """The kind of task a saved model's head was built for (a sentence-transformers ``folder``: embedding; else from
+    its architecture name)."""
+    if folder is not None and (Path(folder) / "modules.json").is_file():
+        return SentenceEmbedding
     archs = getattr(config, "architectures", None) or []
     if any(a.endswith("ForTokenClassification") for a in archs):
         return TokenClassification

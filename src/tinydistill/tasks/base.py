@@ -28,6 +28,7 @@ class Task:
     auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head
     pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
+    teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
 
     def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
         self.name, self.label_names, self.metric = name, label_names, metric

@@ -151,9 +151,10 @@ class SentenceEmbedding(Task):
     """Sentence vectors: MSE (or cosine distance) to the teacher's vectors; Spearman of cosine similarity on STS."""
 
     kind = "embedding"
-    auto_model: ClassVar = None  # per instance: a SentenceModels with the data config's pooling
+    auto_model: ClassVar = SentenceModels(None, None)  # the folder's own pooling; an instance has data.pooling
     pipeline_tag = "feature-extraction"
     no_label = float("nan")
+    teacher_needs_finetuning = False  # an embedding model already serves the task
 
     def __init__(self, name: str, cfg: DataConfig | None = None) -> None:
         super().__init__(name, None, "spearman")
@@ -232,8 +233,8 @@ class SentenceEmbedding(Task):
         return None
 
     def student_for(self, student: nn.Module, teacher: nn.Module | None) -> nn.Module:
-        """``student`` as a sentence encoder with the teacher's pooling and normalisation (a bare encoder gets them),
-        and a Dense layer to the teacher's width when it is narrower (data.projection)."""
+        """``student`` as a sentence encoder with the teacher's pooling and normalisation (what the saved student
+        serves with), and a Dense layer to the teacher's width when its own differs (data.projection)."""
         from sentence_transformers.sentence_transformer.modules import Dense, Pooling
 
         if teacher is None:
@@ -244,18 +245,23 @@ class SentenceEmbedding(Task):
                 "(mean, cls, max, last)"
             )
         if not isinstance(student, SentenceEncoder):
-            student = SentenceEncoder(student, None, None, teacher.normalize)
-        if student.pooling is None:
-            mode = teacher.pooling.pooling_mode
+            student = SentenceEncoder(student, None)
+        mode = teacher.pooling.pooling_mode
+        if student.pooling is None or student.pooling.pooling_mode != mode:
             student.pooling = Pooling(student.config.hidden_size, mode)
-        want, have = teacher.output_size, student.output_size
-        if want != have:
-            if self.projection == "none":
+        student.normalize = bool(teacher.normalize)
+        want = teacher.output_size
+        if student.output_size != want:
+            pooled = student.pooling.get_embedding_dimension()
+            if pooled == want:
+                student.dense = None
+            elif self.projection == "none":
                 raise TinyDistillError(
-                    f"the student's sentence vectors have {have} dimensions, the teacher's {want}: set "
+                    f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
                     "data.projection: dense (a learned layer to the teacher's width) or pick a student of that width"
                 )
-            student.dense = Dense(have, want, activation_function=nn.Identity())
+            else:
+                student.dense = Dense(pooled, want, activation_function=nn.Identity())
         return student
 
     # --- losses -------------------------------------------------------------------------------------------------
