@@ -20,3 +20,6 @@ def test_minilm_l3_from_onnx_matches_onnxruntime(tmp_path):
     measured = onnx_parity(model, _package_file(MINILM_L3_PACKAGE, ".onnx"), tokenizer, texts + PARITY_TEXTS)
     assert recorded <= 1e-5 and measured <= 1e-5, (recorded, measured)
     assert paraphrase_minilm_l3(tmp_path) == folder  # cached: the second call converts nothing
+    modules = json.loads((folder / "modules.json").read_text())  # a sentence-transformers folder, mean pooling
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling"]
+    assert json.loads((folder / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "mean"

@@ -97,11 +97,14 @@ PARITY_TEXTS = ["A small sentence.", "Distillation turns a large teacher into a 
 
 
 def paraphrase_minilm_l3(cache_dir: str | Path | None = None) -> Path:
-    """A ``BertModel`` folder (with tokenizer) of paraphrase-MiniLM-L3-v2, converted from ONNX once and cached."""
+    """A ``BertModel`` folder (with tokenizer) of paraphrase-MiniLM-L3-v2, converted from ONNX once and cached; also a
+    sentence-transformers folder with the published model's mean pooling (no normalisation)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     out = _models_dir(cache_dir) / "paraphrase-MiniLM-L3-v2"
     if (out / "zoo.json").is_file():
+        if not (out / "modules.json").is_file():  # a folder converted before the sentence-transformers modules
+            _sentence_modules(BertModel.from_pretrained(out), out)
         return out
     onnx_path = _package_file(MINILM_L3_PACKAGE, ".onnx")
     say(f"converting {onnx_path.name} to PyTorch (once) -> {out}")
@@ -123,7 +126,7 @@ def paraphrase_minilm_l3(cache_dir: str | Path | None = None) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(_minilm_tokenizer_dir())
     parity = onnx_parity(model, onnx_path, tokenizer, PARITY_TEXTS)
     tmp = Path(tempfile.mkdtemp(prefix=".minilm-l3-", dir=_mkdir(out.parent)))
-    model.save_pretrained(tmp)
+    _sentence_modules(model, tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "zoo.json").write_text(
         json.dumps(
@@ -133,6 +136,15 @@ def paraphrase_minilm_l3(cache_dir: str | Path | None = None) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def _sentence_modules(model: torch.nn.Module, folder: Path) -> None:
+    """``model`` saved in ``folder`` with mean pooling as sentence-transformers modules (paraphrase-MiniLM's)."""
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    from tinydistill.tasks.embedding import SentenceEncoder
+
+    SentenceEncoder(model, Pooling(model.config.hidden_size, "mean")).save_pretrained(folder)
 
 
 def _mkdir(path: Path) -> Path:
