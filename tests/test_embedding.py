@@ -227,6 +227,7 @@ def test_encoder_wrapper_exposes_the_backbone(st_teacher):
 
 
 def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teacher, tmp_path):
+    from tinydistill.bench import bench
     from tinydistill.compare import compare
     from tinydistill.evaluate import evaluate
     from tinydistill.export import export
@@ -240,6 +241,9 @@ def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teache
     assert result["scores"]["onnx"] == pytest.approx(result["scores"]["pytorch"], abs=1e-6)
     rows = compare([out], tmp_path / "cmp", cfg=cfg, teacher=st_teacher)  # a published teacher: any model folder
     assert [r["kept_percent"] is not None for r in rows] == [True, True]
+    timed = bench(st_teacher, out, tmp_path / "b", cfg, examples=32, runtimes=("pytorch",), larger_batches=(64,))
+    assert all(r["examples_per_s_at_64"] > 0 and r["score"] is not None for r in timed["rows"])
+    assert "ex/s @64" in (tmp_path / "b" / "bench.md").read_text()
 
 
 def test_pipeline_skips_teacher_finetuning_and_chains_general_intermediate_prediction(st_teacher, tmp_path):

@@ -55,8 +55,10 @@ def bench(
     score: bool = True,
     runtimes: tuple[str, ...] = RUNTIMES,
     overwrite: bool = False,
+    larger_batches: tuple[int, ...] = (),
 ) -> dict:
-    """Score (on ``split``) and time teacher and student in each runtime, interleaved in one process.
+    """Score (on ``split``) and time teacher and student in each runtime, interleaved in one process (throughput at
+    batch 32, and at each of ``larger_batches``; latency at batch 1).
 
     Returns the rows plus the FLOP ratio; writes bench.json and bench.md into ``output_dir`` (which appears
     only once complete).
@@ -75,14 +77,21 @@ def bench(
             raise TinyDistillError("no task data: pass --config (neither folder holds a tinydistill.yaml)")
         cfg = load_config(found[-1])
     with StagingDir(output_dir, "bench", {**cfg.input_paths(), **folders}, overwrite or cfg.overwrite) as tmp:
-        result = _measure(folders, cfg, split, examples, score, runtimes, tmp)
+        result = _measure(folders, cfg, split, examples, score, runtimes, tmp, larger_batches)
         write_json(tmp / "bench.json", result)
         (tmp / "bench.md").write_text(format_bench(result) + "\n", encoding="utf-8")
     return result
 
 
 def _measure(
-    folders: dict[str, Path], cfg: Config, split: str, examples: int, score: bool, runtimes: tuple[str, ...], out: Path
+    folders: dict[str, Path],
+    cfg: Config,
+    split: str,
+    examples: int,
+    score: bool,
+    runtimes: tuple[str, ...],
+    out: Path,
+    larger_batches: tuple[int, ...] = (),
 ) -> dict:
     """Score and time every (model, runtime) pair; ONNX exports are written under ``out``."""
     task = task_info(cfg.data)
@@ -121,9 +130,12 @@ def _measure(
 
     timing_data = data.head(examples)
     say(f"timing {len(runners)} models on {len(timing_data)} {split} rows (interleaved)")
-    speed = measure_speed(
-        runners, timing_data, tokenizer, own={n: (of(n)[0].head(examples), of(n)[1]) for n in runners}
-    )
+    own_rows = {n: (of(n)[0].head(examples), of(n)[1]) for n in runners}
+    speed = measure_speed(runners, timing_data, tokenizer, own=own_rows)
+    for size in larger_batches:  # throughput only; the batch-1 latency was measured above
+        more = measure_speed(runners, timing_data, tokenizer, batch_size=size, latency_examples=1, own=own_rows)
+        for name in runners:
+            speed[name][f"examples_per_s_at_{size}"] = more[name]["examples_per_s"]
     flops = {
         name: forward_flops(
             m, next(iter(make_loader(inputs_only(inputs[name][0].head(examples)), inputs[name][1], 32, shuffle=False)))
@@ -147,6 +159,7 @@ def _measure(
         "threads": torch.get_num_threads(),
         "flops_per_batch32": flops,
         "flop_ratio": flops["teacher"] / flops["student"],
+        "larger_batches": list(larger_batches),
         "rows": rows,
     }
     if "pytorch" in runtimes:
@@ -162,13 +175,16 @@ def bench_table(result: dict) -> Table:
             r["model"],
             "–" if r["score"] is None else f"{r['score']:.4f}",
             f"{r['examples_per_s']:.1f}",
+            *(f"{r[f'examples_per_s_at_{b}']:.1f}" for b in result.get("larger_batches", [])),
             f"{r['latency_ms']:.2f}",
             f"{r['speedup_vs_first']:.2f}x",
         ]
         for r in result["rows"]
     ]
-    header = ["model / runtime", result["metric"], "ex/s @32", "ms @1", f"speed vs {result['rows'][0]['model']}"]
-    return Table(header, rows, "lrrrr")
+    larger = [f"ex/s @{b}" for b in result.get("larger_batches", [])]
+    first = result["rows"][0]["model"]
+    header = ["model / runtime", result["metric"], "ex/s @32", *larger, "ms @1", f"speed vs {first}"]
+    return Table(header, rows, "l" + "r" * (len(header) - 1))
 
 
 def format_bench(result: dict) -> str:

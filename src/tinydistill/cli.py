@@ -324,17 +324,33 @@ def bench(
     runtime: Annotated[
         Optional[list[str]], typer.Option(help="pytorch | onnx | onnx_int8 (repeatable; default all)")
     ] = None,
+    batch: Annotated[
+        Optional[list[int]], typer.Option(help="also the throughput at this batch size (repeatable), e.g. 128")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Latency at batch 1 and throughput at batch 32, teacher vs student, PyTorch / ONNX / ONNX int8."""
+    """Latency at batch 1 and throughput at batch 32 (and --batch), teacher vs student, PyTorch / ONNX / ONNX int8."""
     from tinydistill.bench import RUNTIMES, format_bench
     from tinydistill.bench import bench as run
 
     cfg = _config(config, set_) if (config or set_) else None
     typer.echo(
-        format_bench(run(teacher, student, output, cfg, split, examples, score, tuple(runtime or RUNTIMES), overwrite))
+        format_bench(
+            run(
+                teacher,
+                student,
+                output,
+                cfg,
+                split,
+                examples,
+                score,
+                tuple(runtime or RUNTIMES),
+                overwrite,
+                tuple(b for b in batch or () if b != 32),
+            )
+        )
     )
 
 
