@@ -443,13 +443,13 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
     return ex if keep is None else subset(ex, keep)
 
 
-def read_transfer(cfg: DataConfig, path: str | Path, no_label) -> Examples:
+def read_transfer(cfg: DataConfig, path: str | Path, no_label, what: str = "transfer file") -> Examples:
     """Unlabelled texts of a transfer file (labels ``no_label``, which the hard-label loss skips): a .txt file holds
     one text per line; CSV / TSV / JSONL the task's text column (and pair column)."""
     path = Path(path)
     if path.suffix.lower() == ".txt":
         if not path.is_file():
-            raise TinyDistillError(f"transfer file not found: {path}")
+            raise TinyDistillError(f"{what} not found: {path}")
         try:
             texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
@@ -461,7 +461,7 @@ def read_transfer(cfg: DataConfig, path: str | Path, no_label) -> Examples:
         texts = column(rows, spec.text if spec else cfg.text_column, str(path))
         pairs = column(rows, spec.text_pair if spec else cfg.text_pair_column, str(path))
     if not texts:
-        raise TinyDistillError(f"transfer file {path} has no examples")
+        raise TinyDistillError(f"{what} {path} has no examples")
     _check_texts(texts, str(path), "text")
     return Examples(
         [str(t) for t in texts], [str(p) for p in pairs] if pairs else None, [no_label] * len(texts), str(path)

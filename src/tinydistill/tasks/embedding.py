@@ -181,7 +181,7 @@ class SentenceEmbedding(Task):
         if split == "train":
             if not cfg.train_file:
                 raise TinyDistillError("no train data: set data.train_file (sentences: .txt, or a table)")
-            ex = self.read_transfer(cfg, cfg.train_file)
+            ex = self._sentences(cfg, cfg.train_file, "train file")
             keep = kept_rows(cfg, split, len(ex), seed)  # data.max_train_examples sentences
             return ex if keep is None else subset(ex, keep)
         ex = read_texts(cfg, split, self, seed, require_labels)
@@ -192,7 +192,11 @@ class SentenceEmbedding(Task):
         return ex
 
     def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
-        ex = read_transfer(cfg, path, self.no_label)
+        return self._sentences(cfg, path, "transfer file")
+
+    def _sentences(self, cfg: DataConfig, path: str | Path, what: str) -> Examples:
+        """Every sentence of a file (both text columns of a table), each once, in order."""
+        ex = read_transfer(cfg, path, self.no_label, what)
         sentences = list(dict.fromkeys([*ex.texts, *(ex.pairs or [])]))  # each once, in order
         return Examples(sentences, None, [self.no_label] * len(sentences), ex.source)
 
