@@ -10,7 +10,6 @@ scored by the Spearman correlation of cosine similarity with the gold scores.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -28,6 +27,7 @@ from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import Examples, kept_rows, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
+from tinydistill.tasks.sequence import numbers
 
 #: data.pooling -> sentence-transformers' pooling mode
 POOLING = {"mean": "mean", "cls": "cls", "max": "max", "last": "lasttoken"}
@@ -201,16 +201,7 @@ class SentenceEmbedding(Task):
         return Examples(sentences, None, [self.no_label] * len(sentences), ex.source)
 
     def label_ids(self, raw: list, source: str) -> list[float]:
-        scores = []
-        for i, v in enumerate(raw):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise TinyDistillError(f"{source}: row {i + 1}: score {v!r} is not a number") from None
-            if not (math.isfinite(x) and 0 <= x <= MAX_SCORE):
-                raise TinyDistillError(f"{source}: row {i + 1}: score {v!r} is outside 0-{MAX_SCORE:g}")
-            scores.append(x)
-        return scores
+        return numbers(raw, source, "score", MAX_SCORE)
 
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False

@@ -121,16 +121,7 @@ class Regression(_PerText):
         return read_texts(cfg, split, self, seed, require_labels)
 
     def label_ids(self, raw: list, source: str) -> list[float]:
-        out = []
-        for i, v in enumerate(raw):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not a number") from None
-            if not math.isfinite(x):
-                raise TinyDistillError(f"{source}: row {i + 1}: regression target {v!r} is not finite")
-            out.append(x)
-        return out
+        return numbers(raw, source, "regression target")
 
     def config_kwargs(self) -> dict:
         return {"num_labels": 1, "problem_type": "regression"}
@@ -163,3 +154,19 @@ class Regression(_PerText):
         if len(pred) < 2 or np.std(pred) == 0 or np.std(gold) == 0:
             return {"pearson": 0.0, "spearman": 0.0}
         return {"pearson": float(pearsonr(pred, gold)[0]), "spearman": float(spearmanr(pred, gold)[0])}
+
+
+def numbers(raw: list, source: str, what: str, upper: float = math.inf) -> list[float]:
+    """``raw`` as finite floats in 0..``upper`` (no lower bound when unbounded); a bad value stops with its row."""
+    out = []
+    for i, v in enumerate(raw):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise TinyDistillError(f"{source}: row {i + 1}: {what} {v!r} is not a number") from None
+        if not math.isfinite(x):
+            raise TinyDistillError(f"{source}: row {i + 1}: {what} {v!r} is not finite")
+        if upper != math.inf and not 0 <= x <= upper:
+            raise TinyDistillError(f"{source}: row {i + 1}: {what} {v!r} is outside 0-{upper:g}")
+        out.append(x)
+    return out
