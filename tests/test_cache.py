@@ -103,3 +103,22 @@ def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teache
     assert calls == [] and "hard" in history[0] and "soft" not in history[0]
     distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "soft")
     assert len(calls) > 0  # the same hook does see a teacher that is used
+
+
+def test_sentence_vectors_are_stored_in_16_bits_and_read_back_memory_mapped(tmp_path, confident_teacher, tokenizer):
+    from tinydistill.cache import with_teacher_logits
+    from tinydistill.data.loaders import PadBoth
+    from tinydistill.data.readers import TaskInfo
+    from tinydistill.models import load_classifier
+
+    teacher = load_classifier(str(confident_teacher), TaskInfo("sst-2", ["0", "1"], "accuracy")).eval()
+    data = EncodedDataset([dict(tokenizer(t)) for t in ("a good film", "a bad film", "fine")])
+    exact = teacher_logits(teacher, data, tokenizer, 8, tmp_path / "a")
+    half = teacher_logits(teacher, data, tokenizer, 8, tmp_path / "b", store="float16")
+    again = teacher_logits(teacher, data, tokenizer, 8, tmp_path / "b", store="float16")  # from the cache
+    (entry,) = (tmp_path / "b" / "teacher-logits").glob("*.npy")
+    assert np.load(entry).dtype == np.float16 and isinstance(again, np.memmap)
+    np.testing.assert_allclose(np.asarray(half, dtype=np.float32), exact, rtol=1e-3, atol=1e-3)
+    rows = with_teacher_logits(data, again).rows
+    batch = PadBoth(tokenizer, None)(rows)
+    assert batch["teacher_logits"].dtype == torch.float32 and batch["teacher_logits"].shape == (3, 2)

@@ -25,7 +25,7 @@ def cached_entry(tmp_path, confident_teacher, tokenizer):
     """A teacher, a small encoded set, and the path of their freshly written cache entry."""
     teacher = BertForSequenceClassification.from_pretrained(confident_teacher).eval()
     data = encode_examples(Examples([f"sentence number {i}" for i in range(10)], None, None, "t"), tokenizer, 16)
-    fresh = teacher_logits(teacher, data, tokenizer, 4, tmp_path)
+    fresh = np.array(teacher_logits(teacher, data, tokenizer, 4, tmp_path))  # a copy: the entry is memory-mapped
     (entry,) = (tmp_path / "teacher-logits").glob("*.npy")
     return teacher, data, tokenizer, fresh, entry
 

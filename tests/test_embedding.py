@@ -146,6 +146,8 @@ def test_sentence_losses_against_hand_computed_values():
     task = SentenceEmbedding("embedding")
     task.loss = "cosine"
     assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((1 + 0) / 2)
+    task.loss = "similarity"  # cosine matrices: the student's is the identity, the teacher's all ones
+    assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((0 + 1 + 1 + 0) / 4)
 
 
 def test_sts_metric_rejoins_pairs_in_any_order():
@@ -287,3 +289,51 @@ def test_a_published_student_takes_the_teachers_pooling_normalisation_and_width(
     batch = tokenizer(["A short one.", "A somewhat longer second sentence."], padding=True, return_tensors="pt")
     with torch.no_grad():
         np.testing.assert_allclose(student(**batch).logits.norm(dim=-1).numpy(), 1.0, atol=1e-5)
+    task.loss = "similarity"  # compares similarities: the student keeps its width, no Dense layer
+    own = task.student_for(task.auto_model.from_pretrained(str(path)), teacher)
+    assert own.dense is None and own.output_size == 16 and own.pooling.pooling_mode == "mean" and own.normalize
+
+
+def test_least_squares_start_recovers_a_linear_map():
+    from tinydistill.tasks.embedding import least_squares
+
+    g = torch.Generator().manual_seed(0)
+    x, a, b = torch.randn(300, 8, generator=g), torch.randn(8, 12, generator=g), torch.randn(12, generator=g)
+    linear = torch.nn.Linear(8, 12)
+    least_squares(linear, x, x @ a + b, ridge=0)
+    with torch.no_grad():
+        np.testing.assert_allclose(linear(x).numpy(), (x @ a + b).numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("projection", ["dense", "pca"])
+def test_the_projection_starts_fitted_to_the_teacher(st_teacher, tokenizer, projection):
+    """A new Dense layer starts as the least-squares map (lower loss than its random start); with pca the targets are
+    the teacher's vectors in its principal axes, at the student's width."""
+    from torch.utils.data import DataLoader
+
+    cfg = embedding_config(Path("."), st_teacher, f"data.projection={projection}").data
+    task = task_info(cfg)
+    teacher = task.auto_model.from_pretrained(str(st_teacher)).eval()
+    torch.manual_seed(5)
+    student = task.student_for(BertModel(tiny_bert_config(tokenizer.vocab_size, layers=1, hidden=16)), teacher)
+    assert student.dense_is_new and student.output_size == (16 if projection == "pca" else 32)
+    rows = task.encode(task.read(cfg, "train"), tokenizer, 32)
+    loader = DataLoader(rows, batch_size=40, collate_fn=task.collator(tokenizer))
+
+    def loss() -> float:
+        with torch.no_grad():
+            batch = next(iter(loader))
+            ins = {k: batch[k] for k in ("input_ids", "attention_mask")}
+            return task.soft_loss(LossConfig(), student.eval()(**ins).logits, teacher(**ins).logits, None, None).item()
+
+    before = loss() if projection == "dense" else None
+    task.prepare(student, teacher, loader)
+    after = loss()
+    if projection == "pca":
+        assert task.components.shape == (16, 32)
+        reduced = task.reduced(torch.randn(3, 32))
+        np.testing.assert_allclose(reduced.norm(dim=-1).numpy(), 1.0, atol=1e-5)
+        np.testing.assert_allclose((task.components @ task.components.T).numpy(), np.eye(16), atol=1e-4)
+        assert after < 2 / 16  # unit vectors: a random start is ~2/width away
+    else:
+        assert after < 0.5 * before

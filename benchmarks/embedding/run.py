@@ -4,6 +4,7 @@ MSELoss distillation with the same teacher vectors, student start, sentences and
     python benchmarks/embedding/run.py WORK [--students l3] [--seeds 1] [--sts-train N] [--sst2 4000] [--wiki 2000]
                                             [--epochs 1] [--eval-pairs N]
                                             [--lr 1e-4] [--max-length 128] [--no-anchor]
+                                            [--projection dense|pca] [--init least-squares|random]
 
 Training sentences: both sides of STS-B train (each once), the first --sst2 of a seeded shuffle of SST-2 train, the
 first --wiki passages of the Wikipedia slice (no STS-B dev/test sentence, no STS-B label). Students:
@@ -75,7 +76,8 @@ def config(teacher: str, student: str, seed: int, args, train: Path):
     from tinydistill.config import config_from_dict
 
     data = {"task": "embedding", "train_file": str(train), "max_length": args.max_length, **STS_COLUMNS}
-    data |= {"max_eval_examples": args.eval_pairs}
+    data |= {"max_eval_examples": args.eval_pairs, "projection": args.projection, "projection_init": args.init}
+    data |= {"embedding_loss": args.loss}
     data |= {"dev_file": str(STS / "sts-dev.csv"), "test_file": str(STS / "sts-test.csv")}
     return config_from_dict(
         {
@@ -163,6 +165,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--no-anchor", action="store_true")
+    p.add_argument("--projection", default="dense", choices=["dense", "pca"])
+    p.add_argument("--loss", default="mse", choices=["mse", "cosine", "similarity"])
+    p.add_argument("--init", default="least-squares", choices=["least-squares", "random"])
     args = p.parse_args()
 
     from tinydistill.cache import teacher_logits
@@ -201,7 +206,7 @@ def main() -> None:
         start = str(students()[kind]())
         results["models"][f"{kind}-published"] = scores(start, base)
         for seed in args.seeds:
-            out = work / f"{kind}-tinydistill-s{seed}"
+            out = work / f"{kind}-tinydistill{variant(args)}-s{seed}"
             if not is_complete(out):
                 t = time.perf_counter()
                 distill(config(teacher, start, seed, args, train), "prediction", out)
@@ -218,6 +223,13 @@ def main() -> None:
     (work / "results.json").write_text(json.dumps(results, indent=1))
     (work / "results.md").write_text(table(results, args))
     print(table(results, args))
+
+
+def variant(args) -> str:
+    """The tinydistill recipe's name suffix: empty for the default projection (a Dense layer, least-squares start)."""
+    defaults = ((args.loss, "mse"), (args.projection, "dense"), (args.init, "least-squares"))
+    parts = [p for p, default in defaults if p != default]
+    return "".join(f"-{p}" for p in parts)
 
 
 def speed(teacher: str, starts: list[str], task, cfg) -> dict:
@@ -255,8 +267,8 @@ def table(results: dict, args) -> str:
         f"| teacher all-mpnet-base-v2 | {t['dev']:.2f} | {t['test']:.2f} | 100.0 | {t['sst2_probe']:.2f} | |",
     ]
     for kind in args.students:
-        for recipe in ("published", "tinydistill", "sentence-transformers"):
-            names = [k for k in m if k.startswith(f"{kind}-{recipe}")]
+        for recipe in ("published", f"tinydistill{variant(args)}", "sentence-transformers"):
+            names = [k for k in m if k == f"{kind}-{recipe}" or k.rsplit("-s", 1)[0] == f"{kind}-{recipe}"]
             if not names:
                 continue
             test = [m[k]["test"] for k in names]

@@ -85,9 +85,12 @@ def teacher_logits(
     batch_size: int,
     cache_dir: Path | None = None,
     teacher_precision: str = "no",
+    store: str = "float32",
 ) -> np.ndarray | list[np.ndarray]:
     """The logits of ``teacher`` for every row of ``data``, (N, C) per text or a list of (L, C) per token, from the
-    cache or computed and stored (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry)."""
+    cache or computed and stored (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry).
+    ``store`` float16 halves the file where the values fit (sentence vectors); (N, C) entries are read back
+    memory-mapped, so a large transfer set's outputs are paged in by the batches that use them."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
     device = next(teacher.parameters()).device
     mode = precision.resolve(teacher_precision, device)
@@ -105,6 +108,8 @@ def teacher_logits(
             f.unlink(missing_ok=True)
     rows = _compute(teacher, data, tokenizer, batch_size, device, mode)
     stored, lengths = _pack(rows)
+    if store == "float16" and np.isfinite(stored.astype(np.float16)).all():
+        stored = stored.astype(np.float16)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
@@ -120,6 +125,8 @@ def teacher_logits(
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs speed, not correctness
         say(f"teacher logits not cached ({cache_dir}: {exc.strerror})")
+    if lengths is None and path.is_file():
+        return np.load(path, mmap_mode="r")  # the rows page in as batches read them
     return _unpack(stored, lengths)
 
 
@@ -134,14 +141,14 @@ def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[
         sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         if sidecar.get("sha256") != _digest(path):
             return None, "checksum differs from the one written"
-        logits = np.load(path, allow_pickle=False)
+        logits = np.load(path, allow_pickle=False, mmap_mode="r")
     except FileNotFoundError:
         return None, "its .json sidecar is missing"
     except (OSError, ValueError, EOFError) as exc:
         return None, f"unreadable: {exc}"
     rows, lengths = len(data), sidecar.get("lengths")
-    if logits.dtype != np.float32:
-        return None, f"dtype {logits.dtype}, expected float32"
+    if logits.dtype not in (np.float32, np.float16) or str(logits.dtype) != sidecar.get("dtype"):
+        return None, f"dtype {logits.dtype}, expected float32 or float16 as its sidecar says"
     if lengths is not None and lengths != [len(r["input_ids"]) for r in data.rows]:
         return None, "its per-row token counts differ from the data's"
     expected = rows if lengths is None else sum(lengths)
@@ -149,10 +156,11 @@ def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[
         return None, f"shape {logits.shape}, expected ({expected}, {classes})"
     if not np.isfinite(logits).all():
         return None, "holds NaN or infinite values"
-    return _unpack(logits, lengths), None
+    return (logits if lengths is None else _unpack(np.asarray(logits), lengths)), None
 
 
 def with_teacher_logits(data: EncodedDataset, logits) -> EncodedDataset:
-    """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels): (C,) or (L, C) per row."""
-    rows = [{**row, "teacher_logits": logits[i].tolist()} for i, row in enumerate(data.rows)]
+    """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels): (C,) or (L, C) per row, as
+    arrays (rows of a memory-mapped entry stay on disk until a batch reads them)."""
+    rows = [{**row, "teacher_logits": logits[i]} for i, row in enumerate(data.rows)]
     return EncodedDataset(rows, data.alignment, data.examples)

@@ -89,13 +89,22 @@ class DataConfig(_Strict):
     normalize: bool | None = Field(
         None, description="embedding: unit-length sentence vectors (default: as the teacher's sentence-transformers)"
     )
-    embedding_loss: Literal["mse", "cosine"] = Field(
-        "mse", description="embedding: the student-to-teacher sentence-vector loss (soft_weight weighs it)"
+    embedding_loss: Literal["mse", "cosine", "similarity"] = Field(
+        "mse",
+        description="embedding: the student-to-teacher sentence-vector loss (soft_weight weighs it): mse or cosine "
+        "distance between the vectors; similarity: MSE between the cosine similarities of every pair in the batch "
+        "(any width, no projection: the student keeps its own vector space)",
     )
-    projection: Literal["dense", "none"] = Field(
+    projection: Literal["dense", "pca", "none"] = Field(
         "dense",
-        description="embedding, a student narrower than the teacher: a learned Dense layer (kept in the saved model) "
-        "maps its vectors to the teacher's width; none: refuse different widths",
+        description="embedding, a student narrower than the teacher: dense: a learned Dense layer (kept in the saved "
+        "model) maps its vectors to the teacher's width; pca: the student learns the teacher's vectors reduced to its "
+        "own width by a fixed PCA of the teacher's training vectors; none: refuse different widths",
+    )
+    projection_init: Literal["least-squares", "random"] = Field(
+        "least-squares",
+        description="embedding: a new Dense layer starts as the least-squares map from the student's pooled vectors to "
+        "the teacher's on the training sentences (random: as initialised, which disturbs the student early on)",
     )
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None

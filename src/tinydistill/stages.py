@@ -100,6 +100,7 @@ from tinydistill.ui import say
 
 Stage = Literal["intermediate", "prediction", "both"]
 PROBE_BATCHES = 2  # the objective before/after training is reported on this many fixed training batches
+PREPARE_ROWS = 20_000  # training rows a task fits its data-dependent start on (task.prepare)
 
 
 def _require_teacher(cfg: Config) -> str:
@@ -517,7 +518,8 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         teacher = (
             freeze(load_classifier(teacher_name, task, who="teacher", require_head=True)) if teacher_name else None
         )
-        student = task.student_for(build_student(cfg.student, teacher, task), teacher)
+        scored = getattr(cfg, which).losses.prediction  # a stage without one leaves the outputs untrained
+        student = task.student_for(build_student(cfg.student, teacher, task), teacher, outputs=scored)
         if teacher is None:
             tokenizer, teacher_tok = load_tokenizer(cfg.student.checkpoint), None
         else:
@@ -548,6 +550,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
                 t.eval_batch_size,
                 cfg.cache_dir,
                 stage_cfg.teacher_precision,
+                task.cache_dtype,
             )
             return with_teacher_logits(data, logits)
 
@@ -555,8 +558,11 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             cfg, tokenizer, task, t, attach_logits if cached else None, teacher_tok, transfer=True
         )
         _check_alignment(stage_cfg.losses, train_ds)
+        if scored and not external:
+            fit = Subset(train_ds, range(min(len(train_ds), PREPARE_ROWS)))
+            rows = task.loader(fit, tokenizer, t.eval_batch_size, teacher_tokenizer=teacher_tok)
+            task.prepare(student, teacher, rows)
         # without a prediction loss the head is untrained: dev metrics would only be noise, so none are taken
-        scored = stage_cfg.losses.prediction
         run = _distill_run(
             stage_cfg,
             None if external else teacher,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -154,10 +155,11 @@ class PadBoth:
         self.teacher = DataCollatorWithPadding(teacher_tokenizer, return_tensors="pt") if teacher_tokenizer else None
 
     def __call__(self, rows: list[dict]) -> dict:
+        theirs = {k for k in rows[0] if is_teacher_input(k)} | {"teacher_logits", *ALIGN_KEYS}
+        batch = dict(self.student([{k: v for k, v in r.items() if k not in theirs} for r in rows]))
+        if "teacher_logits" in rows[0]:  # lists, arrays or memory-mapped rows
+            batch["teacher_logits"] = torch.as_tensor(np.stack([np.asarray(r["teacher_logits"]) for r in rows])).float()
         theirs = {k for k in rows[0] if is_teacher_input(k)}
-        batch = dict(
-            self.student([{k: v for k, v in r.items() if k not in theirs and k not in ALIGN_KEYS} for r in rows])
-        )
         if theirs and self.teacher is not None:
             n = len(TEACHER_PREFIX)
             padded = self.teacher([{k[n:]: r[k] for k in theirs} for r in rows])

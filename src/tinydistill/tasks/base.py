@@ -29,6 +29,7 @@ class Task:
     pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
     teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
+    cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
 
     def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
         self.name, self.label_names, self.metric = name, label_names, metric
@@ -120,9 +121,15 @@ class Task:
                 "re-train it on this task's labels or set data.labels to its order"
             )
 
-    def student_for(self, student: nn.Module, teacher: nn.Module | None) -> nn.Module:
-        """``student`` made ready for this task beside ``teacher`` (most tasks: as built)."""
+    def student_for(self, student: nn.Module, teacher: nn.Module | None, outputs: bool = True) -> nn.Module:
+        """``student`` made ready for this task beside ``teacher`` (most tasks: as built); ``outputs``: the stage
+        trains the student's outputs (a prediction loss), not only its hidden states."""
         return student
+
+    def prepare(self, student: nn.Module, teacher: nn.Module | None, loader: DataLoader) -> None:
+        """Fit what starts from the training data before a prediction stage trains (most tasks: nothing);
+        ``loader``: the training rows in order, with the teacher's cached outputs when the stage caches them."""
+        return None
 
     # --- losses -------------------------------------------------------------------------------------------------
     def soft_loss(

@@ -23,11 +23,13 @@ from transformers import AutoModel
 from transformers.utils import ModelOutput
 
 from tinydistill.config import DataConfig, LossConfig
+from tinydistill.data.alignment import TEACHER_PREFIX, is_teacher_input
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import Examples, kept_rows, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.sequence import numbers
+from tinydistill.ui import track
 
 #: data.pooling -> sentence-transformers' pooling mode
 POOLING = {"mean": "mean", "cls": "cls", "max": "max", "last": "lasttoken"}
@@ -47,6 +49,7 @@ class SentenceEncoder(nn.Module):
     def __init__(self, backbone: nn.Module, pooling, dense: nn.Module | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.backbone, self.pooling, self.dense, self.normalize = backbone, pooling, dense, normalize
+        self.dense_is_new = False  # set when the task adds the Dense layer: fitted before training (task.prepare)
 
     @property
     def config(self):
@@ -63,14 +66,18 @@ class SentenceEncoder(nn.Module):
             return self.dense.linear.out_features
         return self.pooling.get_embedding_dimension() if self.pooling is not None else self.config.hidden_size
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> EmbeddingOutput:
+    def pooled(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> Tensor:
+        """(B, H) pooled token vectors, before the Dense layer and normalisation."""
         if self.pooling is None:
             raise TinyDistillError(
                 "this model has no pooling (no sentence-transformers modules.json): set data.pooling (mean, cls, max, "
                 "last)"
             )
         tokens = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
-        vec = self.pooling({"token_embeddings": tokens, "attention_mask": attention_mask})["sentence_embedding"]
+        return self.pooling({"token_embeddings": tokens, "attention_mask": attention_mask})["sentence_embedding"]
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> EmbeddingOutput:
+        vec = self.pooled(input_ids, attention_mask, **inputs)
         if self.dense is not None:
             vec = self.dense({"sentence_embedding": vec})["sentence_embedding"]
         return EmbeddingOutput(logits=F.normalize(vec, dim=-1) if self.normalize else vec)
@@ -147,6 +154,37 @@ class SentenceModels:
         return SentenceEncoder(by_kind["Transformer"].auto_model.float(), pooling, by_kind.get("Dense"), normalize)
 
 
+@torch.no_grad()
+def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tensor, Tensor]:
+    """(N, H) the student's pooled vectors and (N, D) the teacher's sentence vectors (cached in the batches, or
+    computed) for every row of ``loader``, on the teacher's device."""
+    device, training = next(teacher.parameters()).device, student.training
+    student.to(device).eval()  # no dropout in the vectors fitted to
+    pooled, target = [], []
+    for batch in track(loader, "fitting the student's projection"):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pooled.append(student.pooled(batch["input_ids"], batch["attention_mask"]).float().cpu())
+        if "teacher_logits" in batch:
+            target.append(batch["teacher_logits"].float().cpu())
+        else:
+            theirs = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if is_teacher_input(k)}
+            inputs = theirs or {k: batch[k] for k in ("input_ids", "attention_mask") if k in batch}
+            target.append(teacher(**inputs).logits.float().cpu())
+    student.train(training)
+    return torch.cat(pooled), torch.cat(target)
+
+
+def least_squares(linear: nn.Linear, x: Tensor, y: Tensor, ridge: float = 1e-4) -> None:
+    """Set ``linear`` (H -> D, with bias) to the ridge least-squares map from x (N, H) to y (N, D)."""
+    x1 = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    gram = x1.T @ x1
+    gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=torch.float64)
+    w = torch.linalg.solve(gram, x1.T @ y.double())  # (H + 1, D)
+    with torch.no_grad():
+        linear.weight.copy_(w[:-1].T.to(linear.weight.dtype))
+        linear.bias.copy_(w[-1].to(linear.bias.dtype))
+
+
 class SentenceEmbedding(Task):
     """Sentence vectors: MSE (or cosine distance) to the teacher's vectors; Spearman of cosine similarity on STS."""
 
@@ -155,12 +193,16 @@ class SentenceEmbedding(Task):
     pipeline_tag = "feature-extraction"
     no_label = float("nan")
     teacher_needs_finetuning = False  # an embedding model already serves the task
+    cache_dtype = "float16"  # sentence vectors keep their cosines in 16 bits; half the disk and memory
 
     def __init__(self, name: str, cfg: DataConfig | None = None) -> None:
         super().__init__(name, None, "spearman")
         cfg = cfg or DataConfig(task="embedding")
         self.auto_model = SentenceModels(cfg.pooling, cfg.normalize)
-        self.loss, self.projection = cfg.embedding_loss, cfg.projection
+        self.loss, self.projection, self.projection_init = cfg.embedding_loss, cfg.projection, cfg.projection_init
+        self.reduce_to: int | None = None  # data.projection pca: the width the teacher's vectors are reduced to
+        self.components: Tensor | None = None  # (reduce_to, D) the teacher's principal axes, fitted by prepare
+        self.unit = False  # the teacher's (and so the student's) vectors are unit length
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
@@ -227,9 +269,10 @@ class SentenceEmbedding(Task):
     def check_head(self, config, who: str) -> None:
         return None
 
-    def student_for(self, student: nn.Module, teacher: nn.Module | None) -> nn.Module:
+    def student_for(self, student: nn.Module, teacher: nn.Module | None, outputs: bool = True) -> nn.Module:
         """``student`` as a sentence encoder with the teacher's pooling and normalisation (what the saved student
-        serves with), and a Dense layer to the teacher's width when its own differs (data.projection)."""
+        serves with), and, when its width differs and the stage trains its vectors (``outputs``), a Dense layer to
+        the teacher's width or, with data.projection pca, to its own width in the teacher's principal axes."""
         from sentence_transformers.sentence_transformer.modules import Dense, Pooling
 
         if teacher is None:
@@ -244,26 +287,64 @@ class SentenceEmbedding(Task):
         mode = teacher.pooling.pooling_mode
         if student.pooling is None or student.pooling.pooling_mode != mode:
             student.pooling = Pooling(student.config.hidden_size, mode)
-        student.normalize = bool(teacher.normalize)
-        want = teacher.output_size
-        if student.output_size != want:
-            pooled = student.pooling.get_embedding_dimension()
-            if pooled == want:
-                student.dense = None
-            elif self.projection == "none":
-                raise TinyDistillError(
-                    f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
-                    "data.projection: dense (a learned layer to the teacher's width) or pick a student of that width"
-                )
-            else:
-                student.dense = Dense(pooled, want, activation_function=nn.Identity())
+        student.normalize = self.unit = bool(teacher.normalize)
+        pooled, want = student.pooling.get_embedding_dimension(), teacher.output_size
+        if self.loss == "similarity":  # compares similarities within the batch: any width, the student's own axes
+            return student
+        if pooled != want and self.projection == "none":
+            raise TinyDistillError(
+                f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
+                "data.projection: dense (a learned layer to the teacher's width) or pca (the teacher's vectors reduced "
+                "to the student's width), or pick a student of that width"
+            )
+        if pooled != want and self.projection == "pca":
+            self.reduce_to = want = pooled
+        if not outputs:
+            return student
+        if self.reduce_to and student.dense is None:  # a fitted layer turns its own axes into the teacher's
+            student.dense, student.dense_is_new = Dense(pooled, want, activation_function=nn.Identity()), True
+        elif student.output_size != want and pooled == want:
+            student.dense = None
+        elif student.output_size != want:
+            student.dense, student.dense_is_new = Dense(pooled, want, activation_function=nn.Identity()), True
         return student
+
+    def prepare(self, student: nn.Module, teacher: nn.Module | None, loader) -> None:
+        """The teacher's principal axes (data.projection pca) and a new Dense layer's least-squares start, from the
+        student's pooled and the teacher's sentence vectors on the training sentences."""
+        fit = getattr(student, "dense_is_new", False) and self.projection_init == "least-squares"
+        if teacher is None or not (fit or self.reduce_to):
+            return
+        pooled, target = _vectors(student, teacher, loader)
+        if self.reduce_to:
+            from sklearn.decomposition import PCA
+
+            if len(target) < self.reduce_to:
+                raise TinyDistillError(
+                    f"data.projection pca reduces the teacher's vectors to {self.reduce_to} dimensions, which needs at "
+                    f"least that many training sentences ({len(target)} given): add sentences or use projection: dense"
+                )
+            self.components = torch.from_numpy(PCA(self.reduce_to).fit(target.numpy()).components_).float()
+            target = self.reduced(target)
+        if fit:
+            least_squares(student.dense.linear, pooled, target)
+
+    def reduced(self, teacher: Tensor) -> Tensor:
+        """(B, D) teacher vectors -> (B, reduce_to) in its principal axes (unit length if the student normalises)."""
+        vec = teacher.float() @ self.components.to(teacher.device).T
+        return F.normalize(vec, dim=-1) if self.unit else vec
 
     # --- losses -------------------------------------------------------------------------------------------------
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
     ) -> Tensor:
-        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding_loss)."""
+        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding_loss); with data.projection
+        pca the teacher's are first reduced to the student's width."""
+        if self.components is not None:
+            teacher = self.reduced(teacher)
+        if self.loss == "similarity":
+            s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
+            return F.mse_loss(s @ s.T, t @ t.T)
         if self.loss == "cosine":
             return (1 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1)).mean()
         return F.mse_loss(student, teacher.to(student.dtype))
