@@ -226,6 +226,11 @@ def test_encoder_wrapper_exposes_the_backbone(st_teacher):
     assert isinstance(model, SentenceEncoder)
     assert model.config.model_type == "bert" and model.output_size == 32
     assert model.base_model is model.backbone.base_model
+    from tinydistill.cache import teacher_fingerprint
+
+    key = teacher_fingerprint(model)
+    model.normalize = False  # other vectors from the same weights: another teacher-output cache entry
+    assert teacher_fingerprint(model) != key
 
 
 def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teacher, tmp_path):
@@ -238,11 +243,33 @@ def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teache
     test = evaluate(cfg, out, "test")
     assert test["examples"] == 80 and -1 <= test["spearman"] <= 1
     result = export(out, tmp_path / "onnx", cfg)
-    assert result["pipeline_tag"] == "feature-extraction"
+    assert result["pipeline_tag"] == "feature-extraction" and result["onnx_output"] == "sentence_embedding"
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / result["onnx"]), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["sentence_embedding"]
     assert result["max_abs_logit_diff"] < 1e-4  # encoder + pooling + dense + normalisation in one graph
     assert result["scores"]["onnx"] == pytest.approx(result["scores"]["pytorch"], abs=1e-6)
-    rows = compare([out], tmp_path / "cmp", cfg=cfg, teacher=st_teacher)  # a published teacher: any model folder
+    # a classification probe on frozen vectors: the word that decides the label is in every sentence's mean
+    probe = {}
+    for split, n in (("train", 60), ("dev", 20)):
+        probe[split] = tmp_path / f"probe-{split}.jsonl"
+        rows = [{"sentence": f"item {i} was {'good' if i % 2 else 'awful'}", "label": i % 2} for i in range(n)]
+        probe[split].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with_probe = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(
+                update={"probe_train_file": str(probe["train"]), "probe_dev_file": str(probe["dev"])}
+            )
+        }
+    )
+    assert evaluate(with_probe, out, "dev")["probe_accuracy"] >= 0.9
+    rows = compare([out], tmp_path / "cmp", cfg=with_probe, teacher=st_teacher)  # a published teacher: any folder
     assert [r["kept_percent"] is not None for r in rows] == [True, True]
+    assert all(0.9 <= r["probe_accuracy"] <= 1 for r in rows)
+    assert "probe accuracy" in (tmp_path / "cmp" / "report.md").read_text()
+    with pytest.raises(TinyDistillError, match="both data.probe_train_file and data.probe_dev_file"):
+        task_info(cfg.data.model_copy(update={"probe_train_file": str(probe["train"])}))
     timed = bench(st_teacher, out, tmp_path / "b", cfg, examples=32, runtimes=("pytorch",), larger_batches=(64,))
     assert all(r["examples_per_s_at_64"] > 0 and r["score"] is not None for r in timed["rows"])
     assert "ex/s @64" in (tmp_path / "b" / "bench.md").read_text()

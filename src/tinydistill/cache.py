@@ -31,6 +31,7 @@ def default_cache_dir() -> Path:
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
     h = hashlib.sha256(teacher.config.to_json_string(use_diff=False).encode())
+    h.update(getattr(teacher, "cache_key", "").encode())  # e.g. a sentence encoder's pooling and normalisation
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype

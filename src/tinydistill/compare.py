@@ -97,7 +97,9 @@ def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, spli
         own = own_tokenizer(folder, tokenizer)
         rows = data if own is None else task.encode(examples, own, cfg.data.max_length)
         loader = task.loader(rows, own or tokenizer, cfg.prediction.train.eval_batch_size)
-        entries.append(ModelEntry(_label(folder), model, folder, evaluate_model(model, loader, task)[task.metric], own))
+        score = evaluate_model(model, loader, task)[task.metric]
+        side = task.side_metrics(model, own or tokenizer, cfg.prediction.train.eval_batch_size)
+        entries.append(ModelEntry(_label(folder), model, folder, score, own, side))
     rows = model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
     if reference is None:
         for r in rows:

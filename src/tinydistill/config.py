@@ -106,6 +106,16 @@ class DataConfig(_Strict):
         description="embedding: a new Dense layer starts as the least-squares map from the student's pooled vectors to "
         "the teacher's on the training sentences (random: as initialised, which disturbs the student early on)",
     )
+    probe_train_file: str | None = Field(
+        None,
+        description="embedding: labelled texts (a table with a header; probe_text_column, probe_label_column) on "
+        "whose frozen sentence vectors a logistic regression is trained; its accuracy on probe_dev_file is reported "
+        "beside the STS score (stage reports, evaluate, compare)",
+    )
+    probe_dev_file: str | None = Field(None, description="embedding: the probe's scored texts (as probe_train_file)")
+    probe_text_column: str = Field("sentence", description="embedding: the probe files' text column")
+    probe_label_column: str = Field("label", description="embedding: the probe files' label column")
+    probe_max_train: int = Field(4000, gt=0, description="embedding: the probe learns from this many first rows")
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None
     max_length: int = Field(128, ge=8, le=8192)

@@ -69,5 +69,6 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
     tokenizer = load_tokenizer(str(model_dir))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
     data = task.encode(examples, tokenizer, cfg.data.max_length)
-    metrics = evaluate_model(model, task.loader(data, tokenizer, cfg.prediction.train.eval_batch_size), task)
-    return {**metrics, "examples": len(examples)}
+    batch_size = cfg.prediction.train.eval_batch_size
+    metrics = evaluate_model(model, task.loader(data, tokenizer, batch_size), task)
+    return {**metrics, **task.side_metrics(model, tokenizer, batch_size), "examples": len(examples)}

@@ -60,8 +60,9 @@ def sample_batch(tokenizer, texts: list[str], max_length: int) -> dict[str, torc
     return {k: enc[k] for k in model_inputs(tokenizer)}
 
 
-def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18) -> Path:
-    """Write ``model`` (a sequence or token classifier, eval mode) to ONNX with dynamic batch and sequence axes."""
+def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18, output: str = "logits") -> Path:
+    """Write ``model`` (a classifier or sentence encoder, eval mode) to ONNX with dynamic batch and sequence axes; its
+    one output is named ``output``."""
     _require_onnx()
     names = model_inputs(tokenizer)
     # batch 2 and length > 2 in the example: torch.export specialises dimensions of size 0 and 1
@@ -80,7 +81,7 @@ def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18) 
             str(path),
             dynamo=True,
             input_names=list(names),
-            output_names=["logits"],
+            output_names=[output],
             dynamic_shapes=dynamic,
             opset_version=opset,
             external_data=False,
@@ -229,12 +230,13 @@ def export(
             parity_batches += [b for b, _ in zip(loader, range(4))]
 
         say(f"exporting {model_dir} to ONNX")
-        onnx_path = export_onnx(model, tokenizer, tmp / ONNX_FILE)
+        onnx_path = export_onnx(model, tokenizer, tmp / ONNX_FILE, output=kind.onnx_output)
         delta = check_parity(model, OnnxClassifier(onnx_path), parity_batches, tolerance)
         result: dict = {
             "model": str(model_dir),
             "pipeline_tag": kind.pipeline_tag,  # the transformers.pipeline task the folder serves
             "onnx": ONNX_FILE,
+            "onnx_output": kind.onnx_output,
             "max_abs_logit_diff": delta,
             "parity_tolerance": tolerance,
             "parity_rows": sum(len(b["input_ids"]) for b in parity_batches),

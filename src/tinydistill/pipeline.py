@@ -72,16 +72,12 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
         return table
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(student_dir))
-    entries = [
-        ModelEntry(
-            name,
-            load_classifier(str(folder), task),
-            folder,
-            ((read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}).get(task.metric),
-            own_tokenizer(folder, tokenizer),
-        )
-        for name, folder in (("teacher", teacher_dir), ("student", student_dir))
-    ]
+    entries = []
+    for name, folder in (("teacher", teacher_dir), ("student", student_dir)):
+        model, own = load_classifier(str(folder), task), own_tokenizer(folder, tokenizer)
+        score = ((read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}).get(task.metric)
+        side = task.side_metrics(model, own or tokenizer, cfg.prediction.train.eval_batch_size)
+        entries.append(ModelEntry(name, model, folder, score, own, side))
     data = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 

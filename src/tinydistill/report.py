@@ -13,7 +13,7 @@ import base64
 import html
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,21 @@ from tinydistill.data.loaders import encode_examples  # noqa: E402
 from tinydistill.speed import count_parameters, measure_speed, size_on_disk  # noqa: E402
 
 PLOTS_DIR = "plots"
+SIDE_METRICS = {"probe_accuracy": "probe accuracy"}  # a task's side metrics (Task.side_metrics) -> column title
 NON_TERMS = {"step", "lr", "loss"}
 
 
 @dataclass
 class ModelEntry:
-    """A model to put in the final table: in memory, where it is saved, its dev score (if any), and its own
-    tokenizer where it differs from the table's (a teacher of another vocabulary)."""
+    """A model to put in the final table: in memory, where it is saved, its dev score (if any), its own
+    tokenizer where it differs from the table's (a teacher of another vocabulary), and the task's side metrics."""
 
     name: str
     model: nn.Module
     folder: Path
     score: float | None
     tokenizer: Any = None
+    side: dict[str, float] = field(default_factory=dict)  # e.g. an embedding's classification probe
 
 
 def environment() -> dict[str, str]:
@@ -98,6 +100,7 @@ def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) 
                 "size_mb": size_on_disk(e.folder) / 2**20,
                 "latency_ms": speed.get(e.name, {}).get("latency_ms"),
                 "examples_per_s": speed.get(e.name, {}).get("examples_per_s"),
+                **e.side,
             }
         )
     return rows
@@ -130,13 +133,16 @@ class Table:
 def model_table_view(rows: list[dict]) -> Table:
     """The teacher-vs-student rows of :func:`model_table` as a table."""
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
+    side = [k for k in SIDE_METRICS if any(k in r for r in rows)]
     return Table(
-        ["model", metric, "% kept", "parameters", "size (MB)", "latency @1 (ms)", "throughput @32 (ex/s)"],
+        ["model", metric, "% kept", *(SIDE_METRICS[k] for k in side), "parameters", "size (MB)", "latency @1 (ms)"]
+        + ["throughput @32 (ex/s)"],
         [
             [
                 r["model"],
                 _fmt(r["score"], ".4f"),
                 _fmt(r["kept_percent"], ".1f"),
+                *(_fmt(r.get(k), ".4f") for k in side),
                 f"{r['parameters']:,}",
                 f"{r['size_mb']:.1f}",
                 _fmt(r["latency_ms"], ".2f"),
@@ -144,7 +150,7 @@ def model_table_view(rows: list[dict]) -> Table:
             ]
             for r in rows
         ],
-        "lrrrrrr",
+        "lrr" + "r" * len(side) + "rrrr",
     )
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Subset
 
-from tinydistill.cache import default_cache_dir, teacher_logits, with_teacher_logits
+from tinydistill.cache import default_cache_dir, teacher_fingerprint, teacher_logits, with_teacher_logits
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import (
     Config,
@@ -498,14 +498,26 @@ def _external_soft_labels(cfg: Config, which: str) -> bool:
     return True
 
 
-def _teacher_score(cfg: Config, name: str, teacher: nn.Module, tokenizer, task: Task, t: TrainConfig) -> float | None:
-    """The teacher's dev score for the report: from its stage folder, or (a published teacher) measured now."""
-    if is_complete(name):
-        return _score(read_metrics(name)["dev"], task)
+#: (teacher weights, data config) -> its dev score and side metrics: a pipeline's stages 3 and 4 measure them once
+_TEACHER_SCORES: dict[str, tuple[float | None, dict[str, float]]] = {}
+
+
+def _teacher_scores(
+    cfg: Config, name: str, teacher: nn.Module, tokenizer, task: Task, t: TrainConfig
+) -> tuple[float | None, dict[str, float]]:
+    """The teacher's dev score for the report (from its stage folder, or measured now for a published teacher) and
+    the task's side metrics, once per process for one teacher and data (none with reports off)."""
     if not cfg.report.enabled or not is_main_process():
-        return None
-    dev = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
-    return _score(evaluate_model(teacher, task.loader(dev, tokenizer, t.eval_batch_size), task), task)
+        return None, {}
+    key = teacher_fingerprint(teacher) + cfg.data.model_dump_json()
+    if key not in _TEACHER_SCORES:
+        if is_complete(name):
+            score = _score(read_metrics(name)["dev"], task)
+        else:
+            dev = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+            score = _score(evaluate_model(teacher, task.loader(dev, tokenizer, t.eval_batch_size), task), task)
+        _TEACHER_SCORES[key] = score, task.side_metrics(teacher, tokenizer, t.eval_batch_size)
+    return _TEACHER_SCORES[key]
 
 
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
@@ -579,10 +591,12 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         _save_model(tmp, run.student, tokenizer, run.projections, cfg)
         metrics = _metrics(which, result, run.student, final) | _dev_split(cfg, dev_ds)
         number = {"intermediate": 3, "prediction": 4}[which]
-        entries = [ModelEntry("student", run.student, tmp, _score(final, task))]
+        reported = cfg.report.enabled and is_main_process()
+        side = task.side_metrics(run.student, tokenizer, t.eval_batch_size) if reported else {}
+        entries = [ModelEntry("student", run.student, tmp, _score(final, task), None, side)]
         if teacher is not None:
-            teacher_score = _teacher_score(cfg, teacher_name, teacher, teacher_tok or tokenizer, task, t)
-            entries.insert(0, ModelEntry("teacher", teacher, Path(teacher_name), teacher_score, teacher_tok))
+            t_score, t_side = _teacher_scores(cfg, teacher_name, teacher, teacher_tok or tokenizer, task, t)
+            entries.insert(0, ModelEntry("teacher", teacher, Path(teacher_name), t_score, teacher_tok, t_side))
         _report(
             cfg,
             tmp,

@@ -30,6 +30,7 @@ class Task:
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
     teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
     cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
+    onnx_output: ClassVar[str] = "logits"  # the name of an exported graph's output
 
     def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
         self.name, self.label_names, self.metric = name, label_names, metric
@@ -143,6 +144,10 @@ class Task:
         raise NotImplementedError
 
     # --- evaluation ---------------------------------------------------------------------------------------------
+    def side_metrics(self, model: nn.Module, tokenizer, batch_size: int) -> dict[str, float]:
+        """Scores beside the metric that need no split of the task's data (most tasks: none)."""
+        return {}
+
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
         """Per-example outputs and gold labels (None: the batch has none) of one evaluated batch."""
         raise NotImplementedError

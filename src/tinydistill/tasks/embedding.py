@@ -25,7 +25,7 @@ from transformers.utils import ModelOutput
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data.alignment import TEACHER_PREFIX, is_teacher_input
 from tinydistill.data.loaders import EncodedDataset, encode_examples
-from tinydistill.data.readers import Examples, kept_rows, read_texts, read_transfer, subset
+from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.sequence import numbers
@@ -58,6 +58,12 @@ class SentenceEncoder(nn.Module):
     @property
     def base_model(self) -> nn.Module:
         return self.backbone.base_model
+
+    @property
+    def cache_key(self) -> str:
+        """What its vectors depend on beyond weights and config (the teacher-output cache's key includes it)."""
+        pooling = self.pooling.get_config_dict() if self.pooling is not None else None
+        return json.dumps({"pooling": pooling, "normalize": self.normalize}, sort_keys=True)
 
     @property
     def output_size(self) -> int:
@@ -174,6 +180,18 @@ def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tens
     return torch.cat(pooled), torch.cat(target)
 
 
+def _probe_rows(cfg: DataConfig, path: str, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """The texts and labels of a probe file (the first ``limit`` rows)."""
+    rows = read_table(path)[:limit]
+    if not rows:
+        raise TinyDistillError(f"probe file {path} has no rows")
+    texts = column(rows, cfg.probe_text_column, path)
+    labels = column(rows, cfg.probe_label_column, path)
+    if len(set(map(str, labels))) < 2:
+        raise TinyDistillError(f"probe file {path}: column {cfg.probe_label_column!r} needs at least two labels")
+    return [str(t) for t in texts], [str(v) for v in labels]
+
+
 def least_squares(linear: nn.Linear, x: Tensor, y: Tensor, ridge: float = 1e-4) -> None:
     """Set ``linear`` (H -> D, with bias) to the ridge least-squares map from x (N, H) to y (N, D)."""
     x1 = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
@@ -193,6 +211,7 @@ class SentenceEmbedding(Task):
     pipeline_tag = "feature-extraction"
     no_label = float("nan")
     teacher_needs_finetuning = False  # an embedding model already serves the task
+    onnx_output = "sentence_embedding"  # the key sentence-transformers modules give the sentence vector
     cache_dtype = "float16"  # sentence vectors keep their cosines in 16 bits; half the disk and memory
 
     def __init__(self, name: str, cfg: DataConfig | None = None) -> None:
@@ -203,6 +222,8 @@ class SentenceEmbedding(Task):
         self.reduce_to: int | None = None  # data.projection pca: the width the teacher's vectors are reduced to
         self.components: Tensor | None = None  # (reduce_to, D) the teacher's principal axes, fitted by prepare
         self.unit = False  # the teacher's (and so the student's) vectors are unit length
+        self.probe_cfg = cfg  # data.probe_*: the classification probe's files and columns
+        self.max_length = cfg.max_length
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
@@ -211,6 +232,12 @@ class SentenceEmbedding(Task):
                 "task embedding is scored on STS pairs, which cannot be held out of unlabelled sentences: give "
                 "data.dev_file (two sentences and a 0-5 score per row)"
             )
+        given = [f for f in (cfg.probe_train_file, cfg.probe_dev_file) if f]
+        if len(given) == 1:
+            raise TinyDistillError("the probe needs both data.probe_train_file and data.probe_dev_file, or neither")
+        for f in given:
+            if not Path(f).exists():
+                raise TinyDistillError(f"probe file not found: {f}")
         return cls(name, cfg)
 
     @property
@@ -353,6 +380,29 @@ class SentenceEmbedding(Task):
         raise TinyDistillError("task embedding has no labels to learn from: set hard_weight to 0")
 
     # --- evaluation ---------------------------------------------------------------------------------------------
+    def side_metrics(self, model: nn.Module, tokenizer, batch_size: int) -> dict[str, float]:
+        """probe_accuracy: a logistic regression on the model's frozen sentence vectors of data.probe_train_file,
+        scored on data.probe_dev_file (none without them)."""
+        from sklearn.linear_model import LogisticRegression
+
+        cfg = self.probe_cfg
+        if not cfg.probe_train_file:
+            return {}
+        texts, labels = _probe_rows(cfg, cfg.probe_train_file, cfg.probe_max_train)
+        dev_texts, dev_labels = _probe_rows(cfg, cfg.probe_dev_file)
+        probe = LogisticRegression(max_iter=2000).fit(self._embed(model, tokenizer, texts, batch_size), labels)
+        return {"probe_accuracy": float(probe.score(self._embed(model, tokenizer, dev_texts, batch_size), dev_labels))}
+
+    @torch.no_grad()
+    def _embed(self, model: nn.Module, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
+        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.max_length)
+        device, training, out = next(model.parameters()).device, model.training, []
+        model.eval()
+        for batch in self.loader(data, tokenizer, batch_size):
+            out.append(model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy())
+        model.train(training)
+        return np.concatenate(out)
+
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
         labels = batch.get("labels")
         return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
