@@ -234,7 +234,8 @@ def main() -> None:
     t_model = load_classifier(teacher, task).eval()
     texts = task.read(base.data, "train").texts
     t0 = time.perf_counter()
-    vectors = teacher_logits(t_model, task.encode(task.read(base.data, "train"), tok, args.max_length), tok, 128)
+    rows = task.encode(task.read(base.data, "train"), tok, args.max_length)
+    vectors = teacher_logits(t_model, rows, tok, 128, store=task.cache_dtype)  # as the stages store them
     results["teacher_vectors_seconds"] = round(time.perf_counter() - t0, 1)
     results["models"]["teacher"] = scores(teacher, base)
     starts = {}
