@@ -222,8 +222,7 @@ class SentenceEmbedding(Task):
         self.reduce_to: int | None = None  # data.projection pca: the width the teacher's vectors are reduced to
         self.components: Tensor | None = None  # (reduce_to, D) the teacher's principal axes, fitted by prepare
         self.unit = False  # the teacher's (and so the student's) vectors are unit length
-        self.probe_cfg = cfg  # data.probe_*: the classification probe's files and columns
-        self.max_length = cfg.max_length
+        self.probe_cfg = cfg  # data.probe_* (the classification probe's files and columns) and max_length
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
@@ -395,7 +394,7 @@ class SentenceEmbedding(Task):
 
     @torch.no_grad()
     def _embed(self, model: nn.Module, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
-        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.max_length)
+        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.probe_cfg.max_length)
         device, training, out = next(model.parameters()).device, model.training, []
         model.eval()
         for batch in self.loader(data, tokenizer, batch_size):
