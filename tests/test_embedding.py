@@ -144,9 +144,9 @@ def test_sentence_losses_against_hand_computed_values():
     mse = SentenceEmbedding("embedding").soft_loss(LossConfig(), s, t, None, torch.ones(2, 3))
     assert mse.item() == pytest.approx((1 + 1 + 0 + 1) / 4)
     task = SentenceEmbedding("embedding")
-    task.loss = "cosine"
+    task.cfg.embedding_loss = "cosine"
     assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((1 + 0) / 2)
-    task.loss = "similarity"  # cosine matrices: the student's is the identity, the teacher's all ones
+    task.cfg.embedding_loss = "similarity"  # cosine matrices: the student's is the identity, the teacher's all ones
     assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((0 + 1 + 1 + 0) / 4)
 
 
@@ -316,7 +316,7 @@ def test_a_published_student_takes_the_teachers_pooling_normalisation_and_width(
     batch = tokenizer(["A short one.", "A somewhat longer second sentence."], padding=True, return_tensors="pt")
     with torch.no_grad():
         np.testing.assert_allclose(student(**batch).logits.norm(dim=-1).numpy(), 1.0, atol=1e-5)
-    task.loss = "similarity"  # compares similarities: the student keeps its width, no Dense layer
+    task.cfg.embedding_loss = "similarity"  # compares similarities: the student keeps its width, no Dense layer
     own = task.student_for(task.auto_model.from_pretrained(str(path)), teacher)
     assert own.dense is None and own.output_size == 16 and own.pooling.pooling_mode == "mean" and own.normalize
 

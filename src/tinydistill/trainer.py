@@ -25,8 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 from tinydistill import checkpoints, precision
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
-from tinydistill.data.alignment import ALIGN_KEYS, TEACHER_PREFIX, is_teacher_input
-from tinydistill.data.loaders import MODEL_INPUTS
+from tinydistill.data.loaders import split_inputs
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
@@ -103,15 +102,6 @@ def _optimizer(trainee: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)
     except (RuntimeError, TypeError):  # torch < 2.4 on CPU, or parameters the fused kernel does not take
         return torch.optim.AdamW(groups, lr=cfg.learning_rate)
-
-
-def split_inputs(batch: dict) -> tuple[dict, dict, dict]:
-    """The student's inputs, the teacher's (its own tokenization where the batch has one) and the alignment."""
-    n = len(TEACHER_PREFIX)
-    theirs = {k[n:]: v for k, v in batch.items() if is_teacher_input(k)}
-    alignment = {k: batch[k] for k in ALIGN_KEYS if k in batch}
-    own = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
-    return own, theirs or own, alignment
 
 
 def _step_losses(

@@ -85,6 +85,15 @@ def check_not_empty(data: EncodedDataset, tokenizer: PreTrainedTokenizerBase, pr
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def split_inputs(batch: dict) -> tuple[dict, dict, dict]:
+    """The student's inputs, the teacher's (its own tokenization where the batch has one) and the alignment."""
+    n = len(TEACHER_PREFIX)
+    theirs = {k[n:]: v for k, v in batch.items() if is_teacher_input(k)}
+    alignment = {k: batch[k] for k in ALIGN_KEYS if k in batch}
+    own = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+    return own, theirs or own, alignment
+
+
 def inputs_only(data: EncodedDataset) -> EncodedDataset:
     """The rows' model inputs alone (for timing, or a model that needs no labels)."""
     return EncodedDataset([{k: r[k] for k in MODEL_INPUTS if k in r} for r in data.rows], None, data.examples)

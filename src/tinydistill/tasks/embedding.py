@@ -23,8 +23,7 @@ from transformers import AutoModel
 from transformers.utils import ModelOutput
 
 from tinydistill.config import DataConfig, LossConfig
-from tinydistill.data.alignment import TEACHER_PREFIX, is_teacher_input
-from tinydistill.data.loaders import EncodedDataset, encode_examples
+from tinydistill.data.loaders import EncodedDataset, encode_examples, split_inputs
 from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
@@ -173,9 +172,7 @@ def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tens
         if "teacher_logits" in batch:
             target.append(batch["teacher_logits"].float().cpu())
         else:
-            theirs = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if is_teacher_input(k)}
-            inputs = theirs or {k: batch[k] for k in ("input_ids", "attention_mask") if k in batch}
-            target.append(teacher(**inputs).logits.float().cpu())
+            target.append(teacher(**split_inputs(batch)[1]).logits.float().cpu())
     student.train(training)
     return torch.cat(pooled), torch.cat(target)
 
@@ -218,11 +215,11 @@ class SentenceEmbedding(Task):
         super().__init__(name, None, "spearman")
         cfg = cfg or DataConfig(task="embedding")
         self.auto_model = SentenceModels(cfg.pooling, cfg.normalize)
-        self.loss, self.projection, self.projection_init = cfg.embedding_loss, cfg.projection, cfg.projection_init
         self.reduce_to: int | None = None  # data.projection pca: the width the teacher's vectors are reduced to
         self.components: Tensor | None = None  # (reduce_to, D) the teacher's principal axes, fitted by prepare
         self.unit = False  # the teacher's (and so the student's) vectors are unit length
-        self.probe_cfg = cfg  # data.probe_* (the classification probe's files and columns) and max_length
+        self.cfg = cfg  # data.embedding_loss, projection(_init), probe_* and max_length
+        self._probe: tuple | None = None  # the probe files' (texts, labels), train and dev
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
@@ -315,15 +312,15 @@ class SentenceEmbedding(Task):
             student.pooling = Pooling(student.config.hidden_size, mode)
         student.normalize = self.unit = bool(teacher.normalize)
         pooled, want = student.pooling.get_embedding_dimension(), teacher.output_size
-        if self.loss == "similarity":  # compares similarities within the batch: any width, the student's own axes
+        if self.cfg.embedding_loss == "similarity":  # compares in-batch similarities: any width, the student's axes
             return student
-        if pooled != want and self.projection == "none":
+        if pooled != want and self.cfg.projection == "none":
             raise TinyDistillError(
                 f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
                 "data.projection: dense (a learned layer to the teacher's width) or pca (the teacher's vectors reduced "
                 "to the student's width), or pick a student of that width"
             )
-        if pooled != want and self.projection == "pca":
+        if pooled != want and self.cfg.projection == "pca":
             self.reduce_to = want = pooled
         if not outputs:
             return student
@@ -338,7 +335,7 @@ class SentenceEmbedding(Task):
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader) -> None:
         """The teacher's principal axes (data.projection pca) and a new Dense layer's least-squares start, from the
         student's pooled and the teacher's sentence vectors on the training sentences."""
-        fit = getattr(student, "dense_is_new", False) and self.projection_init == "least-squares"
+        fit = getattr(student, "dense_is_new", False) and self.cfg.projection_init == "least-squares"
         if teacher is None or not (fit or self.reduce_to):
             return
         pooled, target = _vectors(student, teacher, loader)
@@ -368,10 +365,10 @@ class SentenceEmbedding(Task):
         pca the teacher's are first reduced to the student's width."""
         if self.components is not None:
             teacher = self.reduced(teacher)
-        if self.loss == "similarity":
+        if self.cfg.embedding_loss == "similarity":
             s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
             return F.mse_loss(s @ s.T, t @ t.T)
-        if self.loss == "cosine":
+        if self.cfg.embedding_loss == "cosine":
             return (1 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1)).mean()
         return F.mse_loss(student, teacher.to(student.dtype))
 
@@ -384,17 +381,19 @@ class SentenceEmbedding(Task):
         scored on data.probe_dev_file (none without them)."""
         from sklearn.linear_model import LogisticRegression
 
-        cfg = self.probe_cfg
+        cfg = self.cfg
         if not cfg.probe_train_file:
             return {}
-        texts, labels = _probe_rows(cfg, cfg.probe_train_file, cfg.probe_max_train)
-        dev_texts, dev_labels = _probe_rows(cfg, cfg.probe_dev_file)
+        if self._probe is None:  # read once: a report scores teacher and student
+            train = _probe_rows(cfg, cfg.probe_train_file, cfg.probe_max_train)
+            self._probe = train, _probe_rows(cfg, cfg.probe_dev_file)
+        (texts, labels), (dev_texts, dev_labels) = self._probe
         probe = LogisticRegression(max_iter=2000).fit(self._embed(model, tokenizer, texts, batch_size), labels)
         return {"probe_accuracy": float(probe.score(self._embed(model, tokenizer, dev_texts, batch_size), dev_labels))}
 
     @torch.no_grad()
     def _embed(self, model: nn.Module, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
-        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.probe_cfg.max_length)
+        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.cfg.max_length)
         device, training, out = next(model.parameters()).device, model.training, []
         model.eval()
         for batch in self.loader(data, tokenizer, batch_size):
