@@ -13,6 +13,7 @@ from tinydistill.config import LossConfig
 from tinydistill.data.readers import TaskInfo
 from tinydistill.models import load_backbone, load_classifier
 from tinydistill.objectives import build_terms
+from tinydistill.terms import Setup
 from tinydistill.trainer import Trainee, _step_losses
 
 
@@ -20,7 +21,7 @@ def test_teacher_scores_stay_fp32_inside_a_bf16_student_step():
     torch.manual_seed(0)
     teacher, student = BertModel(tiny_bert_config(100)).eval(), BertModel(tiny_bert_config(100))
     ids, mask = torch.randint(5, 100, (2, 7)), torch.ones(2, 7, dtype=torch.long)
-    terms = build_terms(LossConfig(attention_weight=1.0), [(1, 2)], task=None, has_teacher=True)
+    terms = build_terms(LossConfig(attention_weight=1.0), Setup([(1, 2)], None, 1, 2), has_teacher=True)
     with capture(student, [], [1]) as s_rec, capture(teacher, [], [2]) as t_rec:
         trainee = Trainee(student, torch.nn.ModuleDict())
         with torch.autocast("cpu", dtype=torch.bfloat16):  # the student's mixed precision

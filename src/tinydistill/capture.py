@@ -34,12 +34,14 @@ class Recorder:
     hidden[0]: the embedding output the first layer reads (B, L, D); hidden[n]: output of layer n (1-based).
     scores[n]: pre-softmax attention scores of layer n, (B, H, L, L), no mask added.
     allowed[n]: the model's own mask for layer n (True: the key is attended), broadcastable to scores, or None.
+    qkv[n]: layer n's query, key and value projections' outputs, each (B, L, D) (before any rotary embedding).
     """
 
     def __init__(self) -> None:
         self.hidden: dict[int, Tensor] = {}
         self.scores: dict[int, Tensor] = {}
         self.allowed: dict[int, Tensor | None] = {}
+        self.qkv: dict[int, list[Tensor]] = {}
 
     def score(self, layer: int) -> Tensor:
         return self.scores[layer]
@@ -122,19 +124,22 @@ def _hidden_states_from_outputs(model: nn.Module, rec: Recorder, wanted: list[in
 
 
 @contextmanager
-def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[int]) -> Iterator[Recorder]:
+def capture(
+    model: nn.Module, hidden_layers: list[int], attention_layers: list[int], qkv_layers: list[int] = ()
+) -> Iterator[Recorder]:
     """Hook ``model`` for the duration of the block; yields a :class:`Recorder` filled by each forward.
 
-    hidden_layers: 0 (embeddings) and/or 1..N; attention_layers: 1..N.
+    hidden_layers: 0 (embeddings) and/or 1..N; attention_layers and qkv_layers: 1..N.
     """
     n = int(model.config.num_hidden_layers)
-    for idx in [*hidden_layers, *attention_layers]:
+    for idx in [*hidden_layers, *attention_layers, *qkv_layers]:
         if not 0 <= idx <= n:
             raise TinyDistillError(f"layer {idx} does not exist: the model has layers 1..{n} (0 = embeddings)")
-    if 0 in attention_layers:
-        raise TinyDistillError("the embedding layer (0) has no attention scores")
+    if 0 in [*attention_layers, *qkv_layers]:
+        raise TinyDistillError("the embedding layer (0) has no attention")
     rec = Recorder()
-    family = require_family(model.config, "attention distillation") if attention_layers else family_of(model.config)
+    needs = attention_layers or qkv_layers
+    family = require_family(model.config, "attention distillation") if needs else family_of(model.config)
     with ExitStack() as stack:
         if family is None:
             stack.enter_context(_hidden_states_from_outputs(model, rec, sorted(set(hidden_layers))))
@@ -159,7 +164,7 @@ def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[i
                     lambda _m, _i, out: rec.hidden.__setitem__(0, out[0] if isinstance(out, (tuple, list)) else out)
                 )
             )
-        wanted_hidden, wanted_scores = set(hidden_layers) - {0}, set(attention_layers)
+        wanted_hidden, wanted_scores, wanted_qkv = set(hidden_layers) - {0}, set(attention_layers), set(qkv_layers)
         for module in {id(m): m for m in layers}.values():
             serves = [i + 1 for i, m in enumerate(layers) if m is module]
             if wanted_hidden & set(serves):
@@ -184,6 +189,16 @@ def capture(model: nn.Module, hidden_layers: list[int], attention_layers: list[i
                 else:
                     _SINKS[id(attn)] = sink
                     stack.callback(_SINKS.pop, id(attn), None)
+            if wanted_qkv & set(serves):
+                for j, part in enumerate(family.qkv_modules(family.attention_module(module))):
+
+                    def qkv_hook(m, _inputs, out, serves=serves, j=j):
+                        idx = position(m, serves)
+                        if idx in wanted_qkv:
+                            parts = rec.qkv.setdefault(idx, [None, None, None])
+                            parts[j : j + 3 // len(family.qkv)] = out.chunk(3 // len(family.qkv), dim=-1)
+
+                    on(part.register_forward_hook(qkv_hook))
         if wanted_scores and family.score_hooks is None:
             stack.enter_context(_attention_implementation(model, _recording_name(model.config)))
         yield rec

@@ -7,6 +7,7 @@ CLI overrides are ``dotted.key=value`` strings (the value is parsed as YAML), ap
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -177,7 +178,10 @@ LayerMap = Literal["uniform", "last"] | list[tuple[int, int]]
 
 
 class LossConfig(_Strict):
-    """Weights of each loss term (0 switches a term off) and their settings."""
+    """Weights of each loss term (0 switches a term off) and their settings. Terms registered beyond the built-in
+    ones (tinydistill.terms) add their own keys: ``<name>_weight`` and their options, e.g. ``relation_weight``."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     soft_weight: float = Field(0.0, ge=0, description="prediction-layer soft loss (or MSE for regression)")
     hard_weight: float = Field(0.0, ge=0, description="cross-entropy (or MSE) to the gold labels")
@@ -197,13 +201,14 @@ class LossConfig(_Strict):
     )
     layer_map: LayerMap = Field("uniform", description="uniform | last | [[student_layer, teacher_layer], ...] 1-based")
 
-    @property
-    def intermediate(self) -> bool:
-        return (self.embedding_weight + self.hidden_weight + self.attention_weight) > 0
+    @model_validator(mode="after")
+    def _registered_terms(self) -> LossConfig:
+        """Keys beyond the fields above belong to registered loss terms (their weights and options)."""
+        from tinydistill.terms.base import check_extra_keys
 
-    @property
-    def prediction(self) -> bool:
-        return (self.soft_weight + self.hard_weight) > 0
+        if self.__pydantic_extra__:
+            self.__pydantic_extra__.update(check_extra_keys(self.__pydantic_extra__, list(type(self).model_fields)))
+        return self
 
 
 class StudentConfig(_Strict):
@@ -463,6 +468,8 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
         return f"{loc}: unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
+    if re.match(r"\w+: unknown key", msg):  # a loss config's key no registered term declares
+        return f"{loc}.{msg}"
     return f"{loc}: {msg}" if loc else msg
 
 

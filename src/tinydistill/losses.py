@@ -6,6 +6,7 @@ Shapes: B batch, L sequence length, C classes, D hidden width, H heads.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -157,3 +158,45 @@ def pool_words(hidden: Tensor, words: Tensor, n_words: int) -> tuple[Tensor, Ten
     sums = hidden.new_zeros(b, n_words, d).scatter_add(1, idx[..., None].expand(-1, -1, d), hidden * valid[..., None])
     counts = hidden.new_zeros(b, n_words).scatter_add(1, idx, valid)
     return sums / counts.clamp_min(1)[..., None], counts
+
+
+# --- MiniLM: self-attention distributions and relations (KL, not MSE) ----------------------------------------------
+
+
+def attention_kl(
+    student_logits: Tensor, teacher_logits: Tensor, attention_mask: Tensor, allowed: Tensor | None = None
+) -> Tensor:
+    """KL(teacher || student) between the softmax over keys of two sets of attention logits.
+
+    student_logits, teacher_logits: (B, H, L, L) [query, key], pre-softmax, no mask added; attention_mask: (B, L);
+    allowed: optional bool broadcastable to (B, H, L, L) (False: a model's own mask hides the key). Padded and hidden
+    keys get no probability; the KL is summed over keys and averaged over (head, real query) -> scalar.
+    """
+    s, t = student_logits.float(), teacher_logits.float()
+    if s.shape != t.shape:
+        raise ValueError(f"attention shapes differ: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
+    keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, Lk)
+    if allowed is not None:
+        keep = keep & allowed
+    log_s = F.log_softmax(s.masked_fill(~keep, -1e9), dim=-1)
+    log_t = F.log_softmax(t.masked_fill(~keep, -1e9), dim=-1)
+    kl = torch.where(keep, log_t.exp() * (log_t - log_s), torch.zeros_like(s)).sum(-1)  # (B, H, Lq)
+    rows = attention_mask.to(s.dtype)[:, None, :].expand_as(kl)
+    return (kl * rows).sum() / rows.sum().clamp_min(1.0)
+
+
+def relation_logits(x: Tensor, heads: int) -> Tensor:
+    """Scaled dot products of the vectors with themselves, per relation head: x (B, L, D) -> (B, R, L, L), R = heads,
+    each head a D/R slice: x_r x_rᵀ / √(D/R)."""
+    b, length, d = x.shape
+    if d % heads:
+        raise ValueError(f"{heads} relation heads do not divide the width {d}")
+    xr = x.float().view(b, length, heads, d // heads).transpose(1, 2)
+    return xr @ xr.transpose(-1, -2) / math.sqrt(d // heads)
+
+
+def relation_kl(student: Tensor, teacher: Tensor, attention_mask: Tensor, heads: int) -> Tensor:
+    """MiniLMv2's self-attention relation loss for one of Q, K or V: KL(teacher || student) between
+    softmax(relation_logits) rows. student (B, L, Ds), teacher (B, L, Dt), any widths ``heads`` divides;
+    attention_mask (B, L) -> scalar (padded keys and queries left out)."""
+    return attention_kl(relation_logits(student, heads), relation_logits(teacher, heads), attention_mask)

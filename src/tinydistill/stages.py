@@ -67,8 +67,13 @@ from tinydistill.models import (
 from tinydistill.objectives import (
     build_terms,
     capture_plan,
+    check_alignment,
     check_compatible,
+    live_teacher,
     make_projections,
+    reads_logits,
+    setup_for,
+    teacher_outputs,
 )
 from tinydistill.outputs import (
     CONFIG_FILE,
@@ -95,6 +100,7 @@ from tinydistill.report import (
 from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
 from tinydistill.tasks import Task, task_info
+from tinydistill.terms import Setup
 from tinydistill.trainer import StageRun, TrainResult, train
 from tinydistill.ui import say
 
@@ -184,19 +190,14 @@ def _tokenizers(cfg: Config, teacher_name: str, teacher: nn.Module, student: nn.
 
 def _check_alignment(losses: LossConfig, data: EncodedDataset) -> None:
     """Refuse intermediate losses the two tokenizations cannot support (see tinydistill.data.alignment)."""
-    if not (data.alignment and losses.intermediate):
+    if not (data.alignment and live_teacher(losses)):
         return
     if losses.mode == "tinybert":
         raise TinyDistillError(
             "mode: tinybert reproduces the reference arithmetic for one shared tokenization; "
             "with a teacher of another tokenizer use mode: masked"
         )
-    if data.alignment == "words" and losses.attention_weight:
-        raise TinyDistillError(
-            "teacher and student tokenizers cut the text into different pieces, so their attention "
-            "maps have no token-to-token correspondence: set attention_weight: 0 (hidden states are "
-            "still compared, word by word: the mean of each word's pieces)"
-        )
+    check_alignment(losses, data.alignment)
 
 
 def _report(
@@ -345,7 +346,7 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
         cfg = _fit_length(cfg, model, tokenizer=tokenizer)
         tcfg = cfg.finetune.train
         (train_loader, dev_loader, probe), _, dev_ds = _task_loaders(cfg, tokenizer, task, tcfg)
-        terms = build_terms(LossConfig(hard_weight=1.0), [], task, has_teacher=False)
+        terms = build_terms(LossConfig(hard_weight=1.0), Setup([], task, 0, 0), has_teacher=False)
         run = StageRun(
             model, None, terms, None, nn.ModuleDict(), train_loader, dev_loader, probe, task, select_best=True
         )
@@ -380,15 +381,16 @@ def _distill_run(
 ) -> StageRun:
     losses = stage_cfg.losses
     if teacher is None:  # targets from a soft-label column: prediction-layer terms only
-        pairs, plan, projections = [], None, nn.ModuleDict()
+        setup, plan, projections = Setup([], task, 0, 0), None, nn.ModuleDict()
     else:
         check_compatible(losses, student.config, teacher.config)
         pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-        plan = capture_plan(losses, pairs) if losses.intermediate else None
-        projections = make_projections(losses, pairs, student.config.hidden_size, teacher.config.hidden_size)
+        setup = setup_for(pairs, task, student.config, teacher.config)
+        plan = capture_plan(losses, setup) or None
+        projections = make_projections(losses, setup, student.config.hidden_size, teacher.config.hidden_size)
     if carried_from:
         _carry_projections(projections, Path(carried_from))
-    terms = build_terms(losses, pairs, task, has_teacher=True)
+    terms = build_terms(losses, setup, has_teacher=True)
     train_loader, eval_loader, probe = loaders
     return StageRun(
         student,
@@ -411,7 +413,7 @@ def general(cfg: Config, output_dir: str | Path | None = None) -> Path:
     embedding, hidden-state and attention losses. Writes a bare encoder (no task head)."""
     out = _output(cfg, output_dir)
     g = cfg.general
-    if g.losses.prediction:
+    if reads_logits(g.losses):
         raise TinyDistillError(
             "general distillation has no labels or task logits: set general.losses soft_weight and hard_weight to 0"
         )
@@ -485,10 +487,10 @@ def _external_soft_labels(cfg: Config, which: str) -> bool:
     teacher model is still needed: intermediate losses, or a student that is not a checkpoint and no teacher)."""
     if cfg.data.soft_label_column is None or which != "prediction":
         return False
-    if cfg.prediction.losses.intermediate:
+    if live_teacher(cfg.prediction.losses):
         raise TinyDistillError(
             "soft labels from a file replace the teacher's outputs, not its hidden states: set the prediction "
-            "stage's embedding, hidden and attention weights to 0"
+            "stage's intermediate weights (embedding, hidden, attention, relation) to 0"
         )
     if cfg.teacher is None and cfg.student.checkpoint is None:
         raise TinyDistillError(
@@ -530,7 +532,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         teacher = (
             freeze(load_classifier(teacher_name, task, who="teacher", require_head=True)) if teacher_name else None
         )
-        scored = getattr(cfg, which).losses.prediction  # a stage without one leaves the outputs untrained
+        scored = reads_logits(getattr(cfg, which).losses)  # a stage without one leaves the outputs untrained
         student = task.student_for(build_student(cfg.student, teacher, task), teacher, outputs=scored)
         if teacher is None:
             tokenizer, teacher_tok = load_tokenizer(cfg.student.checkpoint), None
@@ -539,7 +541,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         cfg = _fit_length(cfg, *[m for m in (teacher, student) if m is not None], tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
         if cfg.data.transfer_files and (
-            external or not (stage_cfg.losses.soft_weight or stage_cfg.losses.intermediate)
+            external or not (teacher_outputs(stage_cfg.losses) or live_teacher(stage_cfg.losses))
         ):
             raise TinyDistillError(
                 "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from a "
@@ -550,8 +552,8 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
         cached = (
             not external
             and stage_cfg.teacher_cache
-            and stage_cfg.losses.soft_weight > 0
-            and not stage_cfg.losses.intermediate
+            and teacher_outputs(stage_cfg.losses)
+            and not live_teacher(stage_cfg.losses)
         )
 
         def attach_logits(data: EncodedDataset) -> EncodedDataset:
@@ -584,7 +586,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             select_best=scored,
             carried_from=cfg.student.checkpoint if stage_cfg.carry_projections else None,
         )
-        if external or cached or not (stage_cfg.losses.soft_weight > 0 or stage_cfg.losses.intermediate):
+        if external or cached or not (teacher_outputs(stage_cfg.losses) or live_teacher(stage_cfg.losses)):
             run.teacher = None  # cached or given logits are read from the batch; hard labels alone need no teacher
         result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out, which, t))
         final = result.final_eval

@@ -213,9 +213,15 @@ def train(
     with ExitStack() as hooks:
         plan = run.plan
         s_rec = (
-            hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention)) if plan else None
+            hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention, plan.student_qkv))
+            if plan
+            else None
         )
-        t_rec = hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention)) if plan else None
+        t_rec = (
+            hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention, plan.teacher_qkv))
+            if plan
+            else None
+        )
         recs = (s_rec, t_rec)
         inner.recorder = s_rec
         if run.probe_loader is not None and result.objective_before is None:

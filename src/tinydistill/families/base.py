@@ -57,6 +57,8 @@ class Family:
     attention: str | None = "attention.self"
     #: or, for a family that computes attention in its own code: the path to that module and its own hooks
     score_hooks: ScoreHooks | None = None
+    #: paths, inside the attention module, to the query, key and value projections (one path: fused, split in 3)
+    qkv: tuple[str, ...] = ("query", "key", "value")
     keep: tuple[str, ...] = COMMON_KEEP
     #: config names of (layers, hidden, heads, ffn)
     shape: tuple[str, str, str, str] = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
@@ -72,6 +74,9 @@ class Family:
 
     def attention_module(self, layer: nn.Module) -> nn.Module:
         return get(layer, self.attention)
+
+    def qkv_modules(self, attention: nn.Module) -> list[nn.Module]:
+        return [get(attention, p) for p in self.qkv]
 
     def check(self, config) -> None:
         """Refuse a configuration this adapter cannot read (raise TinyDistillError); most accept every one."""

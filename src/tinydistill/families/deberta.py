@@ -59,6 +59,7 @@ FAMILY = Family(
     "deberta-v2",
     ("deberta-v2",),
     score_hooks=deberta_score_hooks,
+    qkv=("query_proj", "key_proj", "value_proj"),
     keep=(
         *COMMON_KEEP,
         "relative_attention",

@@ -7,6 +7,7 @@ FAMILY = Family(
     ("distilbert",),
     layers="transformer.layer",
     attention="attention",
+    qkv=("q_lin", "k_lin", "v_lin"),
     keep=("vocab_size", "max_position_embeddings", "pad_token_id", "sinusoidal_pos_embds", "activation"),
     shape=("n_layers", "dim", "n_heads", "hidden_dim"),
 )

@@ -8,6 +8,7 @@ FAMILY = Family(
     ("modernbert",),
     layers="layers",
     attention="attn",
+    qkv=("Wqkv",),
     keep=(
         "vocab_size",
         "max_position_embeddings",

@@ -50,5 +50,6 @@ FAMILY = Family(
     ("mpnet",),
     attention="attention.attn",
     score_hooks=mpnet_score_hooks,
+    qkv=("q", "k", "v"),
     keep=(*COMMON_KEEP, "relative_attention_num_buckets"),
 )
