@@ -195,10 +195,15 @@ def summarise(args, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
     cfg = load_config(None, base_sets(args, 0))
     task = task_info(cfg.data)
     tok = load_tokenizer(str(teacher_dir))
-    dev = encode_examples(read_split(cfg.data, "dev", task), tok, cfg.data.max_length)
+    dev_ex = read_split(cfg.data, "dev", task)
+    dev = encode_examples(dev_ex, tok, cfg.data.max_length)
     models = {"teacher": load_classifier(str(teacher_dir), task)}
     models.update({k: load_classifier(str(f[0]), task) for k, f in finals.items()})
-    speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok)
+    own = {}  # each student reads its own tokenization of the same sentences (MPNet teacher, BERT students)
+    for k, f in finals.items():
+        s_tok = load_tokenizer(str(f[0]))
+        own[k] = (EncodedDataset(encode_examples(dev_ex, s_tok, cfg.data.max_length).rows[:256]), s_tok)
+    speed = measure_speed(models, EncodedDataset(dev.rows[:256]), tok, own=own)
     teacher_acc = json.loads((teacher_dir / "metrics.json").read_text())["dev"]["accuracy"]
     rows = [
         {

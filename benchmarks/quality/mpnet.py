@@ -1,0 +1,145 @@
+"""Quality at TinyBERT's compression ratio (issue 17): an MPNet-base teacher into >= 8x faster students.
+
+    python benchmarks/quality/mpnet.py WORK [--seeds 3] [--teacher-examples 20000] [--train-examples 20000]
+        [--steps 1250] [--variants a b c d e f]
+    python benchmarks/quality/mpnet.py WORK --smoke        # minutes: tiny slices, checks the harness end to end
+    bash benchmarks/quality/gpu.sh mpnet [WORK]             # full scale on one GPU
+
+Teacher: all-mpnet-base-v2 (12 x 768, offline wheels) fine-tuned 1 epoch on the first --teacher-examples SST-2
+training sentences (cached outside the repo). Students, same optimizer steps, data and seeds:
+  a  paraphrase-MiniLM-L3-v2 (BERT 3 x 384, converted from its ONNX wheel) fine-tuned alone (hard labels)
+  b  a + prediction-layer KD (cached teacher logits; soft at T=2 + hard)
+  c  a + TinyBERT intermediate KD (embedding, hidden, attention; MPNet and BERT positions aligned) + b's KD
+  d  a + MiniLMv2 relation KD (Q-Q, K-K, V-V of the teacher's last layer into the student's last) + b's KD
+  e  tinybert-4l-312d shape, general-distilled from the pre-trained teacher on Wikipedia, then --recipe (c or d)
+  f  all-MiniLM-L6-v2 (BERT 6 x 384) with --recipe
+Stages 3 and 4 each get half the steps (a and b: all of them in one stage). Reports best-epoch and last-step dev
+accuracy (mean ± std over seeds), parameters, speed-up over the teacher at batch 32 and 1 (measured side by side in
+one process) and training wall time per seed. Resumable: finished stage folders are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import run as quality  # noqa: E402  (the shared helpers of benchmarks/quality/run.py)
+
+VARIANTS = {
+    "a": ("MiniLM-L3 fine-tuned alone", "l3", "finetune"),
+    "b": ("a + prediction-layer KD", "l3", "prediction"),
+    "c": ("a + TinyBERT intermediate KD + prediction KD", "l3", "tinybert"),
+    "d": ("a + MiniLMv2 relation KD + prediction KD", "l3", "minilm"),
+    "e": ("tinybert-4l-312d, general-distilled, + recipe", "tb4", "recipe"),
+    "f": ("all-MiniLM-L6-v2 + recipe", "l6", "recipe"),
+}
+INTERMEDIATE = {
+    "tinybert": "{embedding_weight: 1, hidden_weight: 1, attention_weight: 1}",
+    "minilm": "{embedding_weight: 0, hidden_weight: 0, attention_weight: 0, relation_weight: 1, relation_heads: %d}",
+}
+
+
+def relation_heads(student_width: int, teacher_width: int = 768) -> int:
+    """MiniLMv2's 48 relation heads where they divide both widths, else the largest divisor of both below 48."""
+    g = math.gcd(student_width, teacher_width)
+    return max(h for h in range(1, 49) if g % h == 0)
+
+
+def student_start(key: str, args, work: Path) -> tuple[str, int]:
+    """(the student's starting folder, its width)."""
+    from tinydistill.zoo import paraphrase_minilm_l3
+
+    kind = VARIANTS[key][1]
+    if kind == "l3":
+        return str(paraphrase_minilm_l3()), 384
+    if kind == "l6":
+        return quality.minilm(), 384
+    shape = {"preset": "tinybert-4l-312d"}
+    return str(quality.general_student(args, work, "general-tb4", shape)), 312
+
+
+def sets_for(args, seed: int, how: str, width: int) -> list[str]:
+    sets = quality.base_sets(args, seed) + [
+        "prediction.losses={soft_weight: 1, hard_weight: 1, temperature: 2, soft_loss: ce}",
+        "data.max_length=64",
+    ]
+    if how in ("finetune", "prediction"):
+        sets.append(f"prediction.train.max_steps={args.steps}")
+    if how == "finetune":
+        sets.append("prediction.losses={soft_weight: 0, hard_weight: 1}")
+    if how in INTERMEDIATE:
+        sets.append("intermediate.losses=" + INTERMEDIATE[how].replace("%d", str(relation_heads(width))))
+    return sets
+
+
+def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Path:
+    from tinydistill.config import StudentConfig, load_config
+    from tinydistill.stages import distill
+
+    how = VARIANTS[key][2]
+    how = args.recipe if how == "recipe" else how
+    out = work / key / f"seed{seed}"
+    final = out / "prediction"
+    if quality.done(final):
+        return final
+    start, width = student_start(key, args, work)
+    sets = sets_for(args, seed, how, width) + [f"teacher={teacher_dir}", f"student.checkpoint={start}"]
+    cfg = load_config(None, sets)
+    if how in INTERMEDIATE:
+        inter = out / "intermediate"
+        if not quality.done(inter):
+            distill(cfg, "intermediate", inter)
+        cfg = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(inter))})
+    distill(cfg, "prediction", final)
+    return final
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-examples", type=int, default=20000)
+    ap.add_argument("--eval-examples", type=int, default=None)
+    ap.add_argument("--teacher-examples", type=int, default=20000, help="teacher's SST-2 slice (at least 20k)")
+    ap.add_argument("--steps", type=int, default=1250, help="optimizer steps per student (2 epochs of 20k at 32)")
+    ap.add_argument("--general-steps", type=int, default=1500)
+    ap.add_argument("--general-passages", type=int, default=20000)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--recipe", default="minilm", choices=list(INTERMEDIATE), help="e and f: the better of c / d")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    from tinydistill.zoo import all_mpnet_base_v2
+
+    quality.BACKBONE["path"] = str(all_mpnet_base_v2())
+    if args.smoke:
+        args.seeds, args.train_examples, args.eval_examples, args.teacher_examples = 2, 128, 64, 128
+        args.steps, args.general_steps, args.general_passages = 8, 4, 64
+    args.work.mkdir(parents=True, exist_ok=True)
+    teacher_dir = quality.teacher(args)
+    finals = {
+        key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
+        for key in args.variants
+    }
+    quality.VARIANTS.update({k: (v[0], None, v[2]) for k, v in VARIANTS.items()})  # names for the summary
+    result = quality.summarise(args, teacher_dir, finals) | {"recipe": args.recipe}
+    (args.work / "results.json").write_text(json.dumps(result, indent=2))
+    (args.work / "results.md").write_text(quality.table(result) + "\n")
+    print(quality.table(result))
+    best = max((r for r in result["rows"][1:] if r["speedup_at_32"] >= 8), key=lambda r: r["mean"], default=None)
+    a = next((r for r in result["rows"] if r["variant"] == "a"), None)
+    if best and a:
+        gain = 100 * (best["mean"] - a["mean"])
+        print(
+            f"best >= 8x student: {best['variant']} keeps {best['kept_percent']:.1f}% (target 97); "
+            f"vs a: {gain:+.2f} points (target +2, seed spread {100 * max(best['std'], a['std']):.2f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
