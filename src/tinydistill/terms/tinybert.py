@@ -95,6 +95,16 @@ def _check_heads(_cfg, student_config, teacher_config) -> None:
         )
 
 
+def _mapped(what: str):
+    """The capture plan of a term that reads ``what`` (hidden, attention) of every mapped layer pair."""
+
+    def needs(_cfg, setup: Setup) -> CapturePlan:
+        pairs = setup.pairs
+        return CapturePlan(**{f"student_{what}": [s for s, _ in pairs], f"teacher_{what}": [t for _, t in pairs]})
+
+    return needs
+
+
 register_term(
     TermSpec(
         "embedding",
@@ -107,9 +117,7 @@ register_term(
     TermSpec(
         "hidden",
         _hidden,
-        needs=lambda _cfg, setup: CapturePlan(
-            student_hidden=[s for s, _ in setup.pairs], teacher_hidden=[t for _, t in setup.pairs]
-        ),
+        needs=_mapped("hidden"),
         projections=lambda _cfg, setup: [f"layer_{s}" for s, _ in setup.pairs],
     )
 )
@@ -117,9 +125,7 @@ register_term(
     TermSpec(
         "attention",
         _attention,
-        needs=lambda _cfg, setup: CapturePlan(
-            student_attention=[s for s, _ in setup.pairs], teacher_attention=[t for _, t in setup.pairs]
-        ),
+        needs=_mapped("attention"),
         check=_check_heads,
         alignments=("positions",),  # pre-softmax scores have no word-level counterpart
     )
