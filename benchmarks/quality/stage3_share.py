@@ -35,7 +35,7 @@ def main() -> None:
     from tinydistill.config import LossConfig
     from tinydistill.mapping import resolve_map
     from tinydistill.models import load_backbone, load_tokenizer
-    from tinydistill.objectives import build_terms, capture_plan, make_projections, setup_for
+    from tinydistill.objectives import build_terms, capture_plan, make_projections, projection_layer, setup_for
     from tinydistill.terms import StepContext
     from tinydistill.zoo import all_mpnet_base_v2, paraphrase_minilm_l3
 
@@ -66,7 +66,7 @@ def main() -> None:
                     teacher(input_ids=t_in["input_ids"], attention_mask=t_in["attention_mask"])
                 mid = time.perf_counter()
                 student(**s_in)
-                projected = {k: p(s_rec.hidden[0 if k == "embeddings" else int(k[6:])]) for k, p in proj.items()}
+                projected = {k: p(s_rec.hidden[projection_layer(k)]) for k, p in proj.items()}
                 ctx = StepContext(s_in["attention_mask"], None, None, None, s_rec, t_rec, projected)
                 sum(t.weight * t.fn(ctx) for t in terms).backward()
                 student.zero_grad(set_to_none=True)
