@@ -71,9 +71,10 @@ def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_
     assert not np.allclose(other_logits, first)
 
 
-def test_no_cache_when_the_teacher_must_run(tmp_path, confident_teacher, glue):
+def test_a_stage_reading_the_teachers_layers_caches_them_not_its_logits(tmp_path, confident_teacher, glue):
     distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses.hidden_weight=1"), "prediction", tmp_path / "s")
-    assert not (tmp_path / "cache").exists()  # hidden states are needed every step: the teacher runs live
+    assert not (tmp_path / "cache" / "teacher-logits").exists()  # hidden states are needed every step:
+    assert len(list((tmp_path / "cache" / "teacher-targets").iterdir())) == 1  # the target cache holds them
 
 
 def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teacher, glue, monkeypatch):

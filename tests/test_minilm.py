@@ -167,6 +167,8 @@ def toy_term():
 def test_a_term_registered_outside_the_package_configures_captures_and_trains(tmp_path, tiny_teacher_dir, toy_term):
     cfg = LossConfig(toy_weight=0.5, toy_scale=2)
     assert cfg.toy_scale == 2.0 and objectives.live_teacher(cfg) and not objectives.teacher_outputs(cfg)
+    assert objectives.unreplayable(cfg) == ["toy"]  # it reads padding: undeclared, the teacher is never replayed
+    assert objectives.unreplayable(LossConfig(relation_weight=1.0, hidden_weight=1.0)) == []
     plan = objectives.capture_plan(cfg, Setup([], None, 2, 4))
     assert plan.student_hidden == [1] and plan.teacher_hidden == [4] and not plan.student_attention
     [term] = objectives.build_terms(cfg, Setup([], None, 2, 4), has_teacher=True)

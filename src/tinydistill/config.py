@@ -268,10 +268,18 @@ class DistillStage(_Strict):
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets"
     )
-    teacher_cache: bool = Field(
-        True,
-        description="when the teacher's logits are its only signal, compute them "
-        "once for the training set and reuse them (exact: the teacher is in eval mode)",
+    teacher_cache: bool | Literal["auto"] = Field(
+        "auto",
+        description="compute the teacher's outputs once for the training set and reuse them (the teacher is in eval "
+        "mode): its logits when they are its only signal; else the layers the terms read, 16-bit, memory-mapped. "
+        "auto: logits always, layers when the stage reads each row at least twice or they are cached already; "
+        "true: both always; false: the teacher runs in every step",
+    )
+    teacher_cache_gb: float = Field(
+        16.0,
+        ge=0,
+        description="most disk the cache of teachers' layers may take; least recently used entries make room, "
+        "an entry larger than this is not cached (the teacher runs live)",
     )
     carry_projections: bool = Field(
         True,

@@ -31,6 +31,11 @@ def teacher_outputs(cfg) -> bool:
     return any(s.teacher == "outputs" for s in active(cfg))
 
 
+def unreplayable(cfg) -> list[str]:
+    """The active terms that need the live teacher and cannot read a cached recording of it instead."""
+    return [s.name for s in active(cfg) if s.teacher == "live" and not (s.cacheable and s.cacheable(cfg))]
+
+
 def reads_logits(cfg) -> bool:
     """Whether a term trains the student's outputs (its task head)."""
     return any(s.reads_logits for s in active(cfg))

@@ -2,8 +2,8 @@
 
 A stage hands in a student, an optional frozen teacher, weighted loss terms and what to capture; the
 loop knows each term only by its name, weight, function and whether it reads the logits. One step: teacher
-forward (no grad, hooks record its mapped layers) -> student forward (hooks record) -> terms -> weighted sum ->
-backward -> step.
+forward (no grad, hooks record its mapped layers; or its recording replayed from the target cache) -> student
+forward (hooks record) -> terms -> weighted sum -> backward -> step.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
 from tinydistill.outputs import process_state
+from tinydistill.targets import TARGET_ROW, TargetStore
 from tinydistill.tasks import Task
 from tinydistill.ui import detail, progress, say
 
@@ -73,6 +74,7 @@ class StageRun:
     task: Task | None = None
     select_best: bool = False
     teacher_precision: str = "no"  # autocast of the live teacher's forward (see precision.py)
+    targets: TargetStore | None = None  # the teacher's recording, replayed in place of it (rows carry TARGET_ROW)
 
 
 @dataclass
@@ -111,10 +113,14 @@ def _step_losses(
     terms: list[LossTerm],
     recs: tuple[Recorder | None, Recorder | None],
     teacher_precision: str = "no",
+    targets: TargetStore | None = None,
 ) -> dict[str, Tensor]:
     inputs, teacher_inputs, alignment = split_inputs(batch)
     teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
-    if teacher is not None:
+    if targets is not None:
+        t_rec, stored = targets.replay(batch[TARGET_ROW], teacher_inputs["input_ids"].shape[1])
+        recs, teacher_logits = (recs[0], t_rec), stored if stored is not None else teacher_logits
+    elif teacher is not None:
         # no_grad, not inference_mode: the targets enter losses whose backward saves them
         with torch.no_grad(), precision.autocast(teacher_precision, batch["input_ids"].device):
             teacher_logits = getattr(teacher(**teacher_inputs), "logits", None)
@@ -137,7 +143,9 @@ def _total(losses: dict[str, Tensor], terms: list[LossTerm]) -> Tensor:
 
 
 @torch.no_grad()
-def _objective(trainee, teacher, loader, terms, recs, device, teacher_precision: str = "no") -> dict[str, float]:
+def _objective(
+    trainee, teacher, loader, terms, recs, device, teacher_precision: str = "no", targets: TargetStore | None = None
+) -> dict[str, float]:
     """Mean of each loss term (and the weighted total) over a fixed set of batches, in eval mode."""
     was = trainee.training
     trainee.eval()
@@ -145,7 +153,7 @@ def _objective(trainee, teacher, loader, terms, recs, device, teacher_precision:
     n = 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        losses = _step_losses(trainee, teacher, batch, terms, recs, teacher_precision)
+        losses = _step_losses(trainee, teacher, batch, terms, recs, teacher_precision, targets)
         losses["total"] = _total(losses, terms)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v)
@@ -219,14 +227,14 @@ def train(
         )
         t_rec = (
             hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention, plan.teacher_qkv))
-            if plan
+            if plan and teacher is not None
             else None
         )
         recs = (s_rec, t_rec)
         inner.recorder = s_rec
         if run.probe_loader is not None and result.objective_before is None:
             result.objective_before = _objective(
-                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode
+                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode, run.targets
             )
 
         def evaluate_now() -> None:
@@ -270,7 +278,7 @@ def train(
             for batch in loader:
                 consumed += 1
                 with acc.accumulate(trainee), acc.autocast() if mixed != "no" else nullcontext():
-                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode)
+                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode, run.targets)
                     loss = _total(losses, run.terms)
                     micro += 1
                     for k, v in {"loss": loss, **losses}.items():
@@ -320,7 +328,7 @@ def train(
             inner.student.load_state_dict(best_state)
         if run.probe_loader is not None:
             result.objective_after = _objective(
-                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode
+                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode, run.targets
             )
     for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
         tracker.finish()

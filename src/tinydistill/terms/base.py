@@ -111,7 +111,9 @@ class TermSpec:
     projections(cfg, setup) -> hidden layers ("embeddings", "layer_3") read through a learnable projection;
     check(cfg, student_config, teacher_config): raise TinyDistillError on settings the two models cannot support;
     alignments: the teacher/student token alignments it supports when their tokenizers differ;
-    options: its other config keys.
+    options: its other config keys;
+    cacheable(cfg): whether it reads the teacher's recording at real tokens only, so a stage may replay a cached
+    recording (zeros at padding) instead of running the teacher (None: not declared, the teacher runs live).
     """
 
     name: str
@@ -123,6 +125,7 @@ class TermSpec:
     check: Callable[[Any, Any, Any], None] | None = None
     alignments: tuple[str, ...] = ("positions", "words")
     options: dict[str, Option] = field(default_factory=dict)
+    cacheable: Callable[[Any], bool] | None = None
 
     @property
     def key(self) -> str:

@@ -111,6 +111,7 @@ SPEC = register_term(
         needs=_needs,
         check=_check,
         alignments=("positions",),
+        cacheable=lambda _cfg: True,  # every KL masks padded queries and keys
         options={
             "relation_kind": Option(
                 "minilmv2", "minilmv2 (Q-Q, K-K, V-V relations) or minilmv1", ("minilmv2", "minilmv1")

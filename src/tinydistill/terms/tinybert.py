@@ -95,6 +95,11 @@ def _check_heads(_cfg, student_config, teacher_config) -> None:
         )
 
 
+def _masked(cfg) -> bool:
+    """The reference's arithmetic (mode tinybert) also reads the teacher at padding: only masked mode replays."""
+    return cfg.mode == "masked"
+
+
 def _mapped(what: str):
     """The capture plan of a term that reads ``what`` (hidden, attention) of every mapped layer pair."""
 
@@ -111,6 +116,7 @@ register_term(
         _embedding,
         needs=lambda _cfg, _setup: CapturePlan(student_hidden=[0], teacher_hidden=[0]),
         projections=lambda _cfg, _setup: ["embeddings"],
+        cacheable=_masked,
     )
 )
 register_term(
@@ -119,6 +125,7 @@ register_term(
         _hidden,
         needs=_mapped("hidden"),
         projections=lambda _cfg, setup: [f"layer_{s}" for s, _ in setup.pairs],
+        cacheable=_masked,
     )
 )
 register_term(
@@ -128,5 +135,6 @@ register_term(
         needs=_mapped("attention"),
         check=_check_heads,
         alignments=("positions",),  # pre-softmax scores have no word-level counterpart
+        cacheable=_masked,
     )
 )
