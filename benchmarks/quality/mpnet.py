@@ -13,9 +13,10 @@ training sentences (cached outside the repo). Students, same optimizer steps, da
   d  a + MiniLMv2 relation KD (Q-Q, K-K, V-V of the teacher's last layer into the student's last) + b's KD
   e  tinybert-4l-312d shape, general-distilled from the pre-trained teacher on Wikipedia, then --recipe (c or d)
   f  all-MiniLM-L6-v2 (BERT 6 x 384) with --recipe
-Stages 3 and 4 each get half the steps (a and b: all of them in one stage). Reports best-epoch and last-step dev
-accuracy (mean ± std over seeds), parameters, speed-up over the teacher at batch 32 and 1 (measured side by side in
-one process) and training wall time per seed. Resumable: finished stage folders are skipped.
+Stages 3 and 4 each get half the steps (a and b: all of them in one stage; --stage3-epochs: stage 3 by epochs, stage 4
+all the steps). Reports best-epoch and last-step dev accuracy (mean ± std over seeds), parameters, speed-up over the
+teacher at batch 32 and 1 (measured side by side in one process) and training wall time per seed. Resumable: finished
+stage folders are skipped.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def sets_for(args, seed: int, how: str, width: int) -> list[str]:
         sets.append("prediction.losses={soft_weight: 0, hard_weight: 1}")
     if how in INTERMEDIATE:
         sets.append("intermediate.losses=" + INTERMEDIATE[how].replace("%d", str(relation_heads(width))))
+        if args.stage3_epochs:  # outside the equal-steps protocol: stage 3 by epochs (on cached teacher targets)
+            sets += [
+                "intermediate.train.max_steps=null",
+                f"intermediate.train.epochs={args.stage3_epochs}",
+                f"prediction.train.max_steps={args.steps}",
+            ]
     return sets
 
 
@@ -112,6 +119,13 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--recipe", default="minilm", choices=list(INTERMEDIATE), help="e and f: the better of c / d")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--stage3-epochs",
+        type=int,
+        default=None,
+        help="c-f: stage 3 for this many epochs, then stage 4 for all --steps (not the equal-steps protocol; use "
+        "another WORK)",
+    )
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     from tinydistill.zoo import all_mpnet_base_v2
