@@ -2,6 +2,7 @@
 training; entries are reused, damaged ones recomputed; over budget or unreplayable settings run the teacher live."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ from tests.conftest import tiny_bert_config
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import LossConfig, load_config
 from tinydistill.data.loaders import EncodedDataset, make_loader
+from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import resolve_map
 from tinydistill.objectives import build_terms, capture_plan, make_projections, setup_for
 from tinydistill.stages import distill
@@ -252,3 +254,16 @@ def test_the_least_recently_used_entries_make_room_within_the_budget(tmp_path, t
     new = entry(TEXTS, budget_gb=(2 * size[old] + size[recent]) / 1e9)  # room for old and new (old + recent)
     assert f"removing the least recently used entry {recent.folder}" in capsys.readouterr().out
     assert old.folder.is_dir() and new.folder.is_dir() and not recent.folder.exists()
+
+
+def test_a_wrong_cache_setting_is_one_line_naming_the_choices():
+    for setting, message in (
+        ("intermediate.teacher_cache=sometimes", "intermediate.teacher_cache: Input should be 'auto', True or False"),
+        (
+            "intermediate.teacher_cache_gb=-1",
+            "intermediate.teacher_cache_gb: Input should be greater than or equal to 0",
+        ),
+    ):
+        with pytest.raises(TinyDistillError, match=re.escape(message)) as err:
+            load_config(None, [setting])
+        assert "\n" not in str(err.value)

@@ -268,7 +268,7 @@ class DistillStage(_Strict):
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets"
     )
-    teacher_cache: bool | Literal["auto"] = Field(
+    teacher_cache: Literal["auto", True, False] = Field(
         "auto",
         description="compute the teacher's outputs once for the training set and reuse them (the teacher is in eval "
         "mode): its logits when they are its only signal; else the layers the terms read, 16-bit, memory-mapped. "
