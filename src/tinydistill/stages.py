@@ -540,13 +540,14 @@ class _TeacherCache:
         self.kind = None
         if stage_cfg.teacher_cache is False or teacher is None:
             return
+        blocked = unreplayable(losses)
         if not live_teacher(losses):
             self.kind = "logits" if teacher_outputs(losses) else None
-        elif not unreplayable(losses):
+        elif not blocked:
             self.kind = "targets"
         else:
             say(
-                f"teacher targets not cached: {', '.join(unreplayable(losses))} read(s) the teacher at padding too "
+                f"teacher targets not cached: {', '.join(blocked)} read(s) the teacher at padding too "
                 "(mode tinybert, or a term that does not declare cacheable); the teacher runs live"
             )
 
