@@ -16,8 +16,7 @@ from tinydistill.capture import Recorder, capture
 from tinydistill.config import LossConfig, load_config
 from tinydistill.data.loaders import EncodedDataset, make_loader
 from tinydistill.errors import TinyDistillError
-from tinydistill.mapping import resolve_map
-from tinydistill.objectives import build_terms, capture_plan, make_projections, setup_for
+from tinydistill.objectives import build_terms, capture_plan, make_projections, setup_between, setup_for
 from tinydistill.stages import distill
 from tinydistill.targets import TARGET_ROW, _hides_real_tokens, teacher_targets, with_target_rows
 from tinydistill.terms import CapturePlan
@@ -47,8 +46,7 @@ def _data(tokenizer, texts=TEXTS) -> EncodedDataset:
 
 
 def _plan(losses: LossConfig, student, teacher):
-    pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    setup = setup_for(pairs, None, student.config, teacher.config)
+    setup = setup_between(losses, student, teacher, None)
     return setup, capture_plan(losses, setup)
 
 

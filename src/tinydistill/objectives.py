@@ -13,7 +13,7 @@ from functools import reduce
 from torch import nn
 
 from tinydistill.errors import TinyDistillError
-from tinydistill.mapping import LayerPairs
+from tinydistill.mapping import LayerPairs, resolve_map
 from tinydistill.tasks import Task
 from tinydistill.terms import CapturePlan, LossTerm, Setup, StepContext, active, weight
 
@@ -93,3 +93,9 @@ def check_alignment(cfg, alignment: str | None) -> None:
 
 def setup_for(pairs: LayerPairs, task: Task | None, student_config, teacher_config) -> Setup:
     return Setup(pairs, task, int(student_config.num_hidden_layers), int(teacher_config.num_hidden_layers))
+
+
+def setup_between(cfg, student: nn.Module, teacher: nn.Module, task: Task | None) -> Setup:
+    """The terms' setup for two models: ``cfg.layer_map`` resolved over their depths."""
+    pairs = resolve_map(cfg.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    return setup_for(pairs, task, student.config, teacher.config)

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Subset
 
-from tinydistill.cache import default_cache_dir, teacher_fingerprint, teacher_logits, with_teacher_logits
+from tinydistill.cache import default_cache_dir, teacher_fingerprint
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import (
     Config,
@@ -36,7 +36,7 @@ from tinydistill.config import (
     config_changes,
     dump_config,
 )
-from tinydistill.data.alignment import same_vocabulary, teacher_view
+from tinydistill.data.alignment import same_vocabulary
 from tinydistill.data.corpus import encode_corpus
 from tinydistill.data.loaders import (
     EncodedDataset,
@@ -55,7 +55,6 @@ from tinydistill.data.readers import (
 )
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
-from tinydistill.mapping import resolve_map
 from tinydistill.models import (
     check_vocab,
     freeze,
@@ -72,9 +71,8 @@ from tinydistill.objectives import (
     live_teacher,
     make_projections,
     reads_logits,
-    setup_for,
+    setup_between,
     teacher_outputs,
-    unreplayable,
 )
 from tinydistill.outputs import (
     CONFIG_FILE,
@@ -98,9 +96,9 @@ from tinydistill.report import (
     stage_table,
     write_report,
 )
+from tinydistill.reuse import TeacherReuse
 from tinydistill.speed import count_parameters
 from tinydistill.students import build_student
-from tinydistill.targets import TargetStore, teacher_targets, with_target_rows
 from tinydistill.tasks import Task, task_info
 from tinydistill.terms import Setup
 from tinydistill.trainer import StageRun, TrainResult, train
@@ -372,11 +370,6 @@ def finetune(cfg: Config, output_dir: str | Path | None = None) -> Path:
     return out
 
 
-def _setup(losses: LossConfig, student: nn.Module, teacher: nn.Module, task: Task | None) -> Setup:
-    pairs = resolve_map(losses.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    return setup_for(pairs, task, student.config, teacher.config)
-
-
 def _distill_run(
     stage_cfg: DistillStage | GeneralStage,
     teacher: nn.Module | None,
@@ -391,7 +384,7 @@ def _distill_run(
         setup, plan, projections = Setup([], task, 0, 0), None, nn.ModuleDict()
     else:
         check_compatible(losses, student.config, teacher.config)
-        setup = _setup(losses, student, teacher, task)
+        setup = setup_between(losses, student, teacher, task)
         plan = capture_plan(losses, setup) or None
         projections = make_projections(losses, setup, student.config.hidden_size, teacher.config.hidden_size)
     if carried_from:
@@ -528,78 +521,6 @@ def _teacher_scores(
     return _TEACHER_SCORES[key]
 
 
-class _TeacherCache:
-    """How a task stage reuses its teacher's outputs (``teacher_cache``): ``kind`` "logits" when they are the
-    teacher's only signal, "targets" when the terms read its layers and can replay them, else None (live).
-    ``attach`` adds the cached logits, or each row's index into the target store, to the training rows."""
-
-    def __init__(self, cfg: Config, stage_cfg: DistillStage, teacher, tokenizer, student, task: Task) -> None:
-        losses, self.cfg, self.stage_cfg = stage_cfg.losses, cfg, stage_cfg
-        self.teacher, self.tokenizer, self.student, self.task = teacher, tokenizer, student, task
-        self.store: TargetStore | None = None
-        self.kind = None
-        if stage_cfg.teacher_cache is False or teacher is None:
-            return
-        blocked = unreplayable(losses)
-        if not live_teacher(losses):
-            self.kind = "logits" if teacher_outputs(losses) else None
-        elif not blocked:
-            self.kind = "targets"
-        else:
-            say(
-                f"teacher targets not cached: {', '.join(blocked)} read(s) the teacher at padding too "
-                "(mode tinybert, or a term that does not declare cacheable); the teacher runs live"
-            )
-
-    @property
-    def replaces_teacher(self) -> bool:
-        return self.kind == "logits" or self.store is not None
-
-    def attach(self, data: EncodedDataset) -> EncodedDataset:
-        t, cfg = self.stage_cfg.train, self.cfg
-        teacher = self.teacher.to(_device(cfg))  # on the accelerator the stage trains on, not where it was loaded
-        view = teacher_view(data)
-        if self.kind == "logits":
-            logits = teacher_logits(
-                teacher,
-                view,
-                self.tokenizer,
-                t.eval_batch_size,
-                cfg.cache_dir,
-                self.stage_cfg.teacher_precision,
-                self.task.cache_dtype,
-            )
-            return with_teacher_logits(data, logits)
-        losses = self.stage_cfg.losses
-        plan = capture_plan(losses, _setup(losses, self.student, teacher, self.task))
-        passes = _passes(t, len(data))
-        self.store = teacher_targets(
-            teacher,
-            view,
-            self.tokenizer,
-            plan,
-            logits=teacher_outputs(losses),
-            batch_size=t.eval_batch_size,
-            budget_gb=self.stage_cfg.teacher_cache_gb,
-            cache_dir=cfg.cache_dir,
-            teacher_precision=self.stage_cfg.teacher_precision,
-            build=self.stage_cfg.teacher_cache is True or passes >= 2,
-        )
-        if self.store is None and passes < 2 and self.stage_cfg.teacher_cache == "auto":
-            say(
-                f"teacher targets not cached: the stage reads each row {passes:.1f} time(s); the teacher runs live "
-                "(teacher_cache: true caches them for later runs on the same data)"
-            )
-        return with_target_rows(data) if self.store is not None else data
-
-
-def _passes(t: TrainConfig, rows: int) -> float:
-    """How many times the stage reads each training row (epochs, or max_steps' worth of batches)."""
-    if not t.max_steps:
-        return float(t.epochs)
-    return t.max_steps * t.batch_size * t.grad_accum_steps * process_state().num_processes / max(rows, 1)
-
-
 def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out: Path) -> Path:
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     with StagingDir(out, which, cfg.input_paths(), cfg.overwrite) as tmp:
@@ -626,7 +547,11 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
                 "column) and a soft or intermediate loss"
             )
         t = stage_cfg.train
-        cache = None if external else _TeacherCache(cfg, stage_cfg, teacher, teacher_tok or tokenizer, student, task)
+        cache = (
+            None
+            if external
+            else TeacherReuse(stage_cfg, teacher, teacher_tok or tokenizer, student, task, _device(cfg), cfg.cache_dir)
+        )
         (train_loader, dev_loader, probe), train_ds, dev_ds = _task_loaders(
             cfg, tokenizer, task, t, cache.attach if cache and cache.kind else None, teacher_tok, transfer=True
         )
