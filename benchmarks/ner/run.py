@@ -12,7 +12,8 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students,
 and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
 student) fine-tuned alone on the hard labels for as many epochs as both KD stages together, at the same rate.
 Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
-side by side in this process (batch 32 and batch 1, medians of 3). Resumable: finished stage folders are skipped.
+side by side in this process (batch 32 and batch 1, medians of 3). Resumable: finished stage folders are skipped;
+--finished-only reports what is finished without training.
 Writes WORK/results.json and WORK/results.md.
 """
 
@@ -66,15 +67,16 @@ def config(args, work: Path, seed: int, teacher: str, student: dict | None = Non
     return config_from_dict(tree)
 
 
-def once(folder: Path, make, done: Path | None = None) -> Path:
-    """Run ``make`` unless ``done`` (default: ``folder``) is a finished output; its wall time beside it."""
+def once(folder: Path, make, done: Path | None = None, train: bool = True) -> bool:
+    """Run ``make`` unless ``done`` (default: ``folder``) is a finished output, its wall time beside it; with
+    ``train`` false only say whether it is finished."""
     from tinydistill.outputs import is_complete
 
-    if not is_complete(done or folder):
+    if train and not is_complete(done or folder):
         t = time.perf_counter()
         make()
         (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
-    return folder
+    return is_complete(done or folder)
 
 
 def wall(folder: Path) -> float:
@@ -108,7 +110,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--students", nargs="+", default=["every2", "tinybert4"], help="also: every2pred")
     p.add_argument("--general-passages", type=int, default=3000)
+    p.add_argument("--finished-only", action="store_true", help="train nothing: score and report what is finished")
     args = p.parse_args()
+    train = not args.finished_only
 
     from tinydistill.evaluate import evaluate
     from tinydistill.stages import distill, finetune, general
@@ -118,7 +122,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base = minilm()
     task = task_info(config(args, work, 0, base).data)
-    teacher = once(work / "teacher", lambda: finetune(config(args, work, 0, base), work / "teacher"))
+    teacher = work / "teacher"
+    if not once(teacher, lambda: finetune(config(args, work, 0, base), teacher), train=train):
+        raise SystemExit(f"{teacher} is not finished: run without --finished-only first")
     runs: dict[str, Path] = {"teacher": teacher}
     for kind in args.students:
         if kind == "every2pred":  # prediction-layer KD alone (soft + hard), as many epochs as both KD stages
@@ -132,8 +138,8 @@ def main() -> None:
                     }
                 )
                 cfg = cfg.model_copy(update={"prediction": pred})
-                once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd))
-                runs[f"{kind}-kd-s{seed}"] = kd
+                if once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd), train=train):
+                    runs[f"{kind}-kd-s{seed}"] = kd
             continue
         if kind == "every2":
             start = {"every_k_teacher_layers": 2}
@@ -143,13 +149,10 @@ def main() -> None:
         else:
             gen = work / "general-tinybert4"
             gcfg = config(args, work, 0, base, {"preset": "tinybert-4l-312d"})
-            once(gen, lambda gcfg=gcfg, gen=gen: general(gcfg, gen))
+            if not once(gen, lambda gcfg=gcfg, gen=gen: general(gcfg, gen), train=train):
+                continue
             start, base_start = {"checkpoint": str(gen)}, gen
-        for seed in args.seeds:
-            kd = work / f"{kind}-kd-s{seed}"
-            cfg = config(args, work, seed, str(teacher), start)
-            once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd), done=kd / "prediction")
-            runs[f"{kind}-kd-s{seed}"] = kd / "prediction"
+        for seed in args.seeds:  # every seed's baseline first: a run cut short still has the comparison
             ft = work / f"{kind}-finetune-s{seed}"
             fcfg = config(args, work, seed, str(base_start))  # as many epochs as both KD stages, the students' lr
             fcfg = fcfg.model_copy(
@@ -163,8 +166,13 @@ def main() -> None:
                     )
                 }
             )
-            once(ft, lambda fcfg=fcfg, ft=ft: finetune(fcfg, ft))
-            runs[f"{kind}-finetune-s{seed}"] = ft
+            if once(ft, lambda fcfg=fcfg, ft=ft: finetune(fcfg, ft), train=train):
+                runs[f"{kind}-finetune-s{seed}"] = ft
+        for seed in args.seeds:
+            kd = work / f"{kind}-kd-s{seed}"
+            cfg = config(args, work, seed, str(teacher), start)
+            if once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "both", kd), done=kd / "prediction", train=train):
+                runs[f"{kind}-kd-s{seed}"] = kd / "prediction"
 
     eval_cfg = config(args, work, 0, base).model_copy(
         update={"data": config(args, work, 0, base).data.model_copy(update={"max_train_examples": None})}
