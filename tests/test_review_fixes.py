@@ -72,10 +72,11 @@ def _prediction(teacher, glue, out, rows: int, steps: int) -> list[str]:
 
 
 def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys, tmp_path, confident_teacher, glue):
+    import tinydistill.reuse as reuse
     import tinydistill.stages as stages
 
     moves, seen = [], []
-    real, real_to = stages.teacher_logits, torch.nn.Module.to
+    real, real_to = reuse.teacher_logits, torch.nn.Module.to
 
     def to(module, *args, **kwargs):
         moves.append((module, args[0] if args else kwargs.get("device")))
@@ -86,7 +87,7 @@ def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys,
         return real(teacher, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", to)
-    monkeypatch.setattr(stages, "teacher_logits", spy)
+    monkeypatch.setattr(reuse, "teacher_logits", spy)
     monkeypatch.setattr(stages, "_device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
     code, _, err = run_cli(monkeypatch, capsys, *_prediction(confident_teacher, glue, tmp_path / "o", 16, 1))
     assert code == 0, err
