@@ -2,7 +2,7 @@
 
     python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
                                       [--teacher-lr 5e-5] [--student-lr 1e-4] [--seeds 1 2]
-                                      [--students every2 tinybert4] [--general-passages 3000]
+                                      [--students every2 tinybert4] [--general-passages 3000] [--finished-only]
 
 Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students, each with --seeds:
   every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
