@@ -389,3 +389,48 @@ def test_augment_command_writes_tagged_copies_in_the_input_format(tmp_path):
     assert all(w[0] == "EU" and w[2] == "German" for w, _ in copies)
     first_line = (out / "train.txt").read_text().splitlines()[0]
     assert first_line.split(" ")[1:] == ["NNP", "I-NP", "I-ORG"]  # every other column copied as read
+
+
+def test_a_transfer_set_of_untagged_sentences_is_tagged_by_the_teacher(tmp_path, tokenizer):
+    from tinydistill.data.readers import concat
+    from tinydistill.stages import distill
+
+    data = DataConfig(task="ner", dir=str(NER / "wnut17"), max_train_examples=16, label_all_pieces=True)
+    task = task_info(data)
+    teacher = _ner_teacher(tmp_path / "t", tokenizer, task.label_names)
+    sentences = [f"Peter Blackburn{'s' * (i % 3)} went to New York on day {i}" for i in range(48)]
+    (tmp_path / "more.txt").write_text("\n".join(sentences) + "\n\n", encoding="utf-8")
+    (tmp_path / "more.jsonl").write_text('{"tokens": ["Paris", "again"]}\n', encoding="utf-8")
+    more = task.read_transfer(data, tmp_path / "more.txt")
+    assert more.words[1] == ["Peter", "Blackburns", "went", "to", "New", "York", "on", "day", "1"]
+    assert more.labels[1] == [IGNORE] * 9 and task.read_transfer(data, tmp_path / "more.jsonl").words == [
+        ["Paris", "again"]
+    ]
+    mixed = task.encode(concat(read_split(data, "train", task), more), tokenizer, 32, training=True)
+    assert len(mixed) == 64 and all(set(r["labels"]) == {IGNORE} for r in mixed.rows[16:])  # even every piece
+    assert any(set(r["labels"]) != {IGNORE} for r in mixed.rows[:16])
+    assert task.hard_loss(torch.randn(2, 5, task.num_labels), torch.full((2, 5), IGNORE)) == 0.0
+    with pytest.raises(TinyDistillError, match=r"\.txt \(one sentence per line\) or JSONL"):
+        task.read_transfer(data, tmp_path / "more.csv")
+
+    sets = [
+        f"teacher={teacher}",
+        "data.task=ner",
+        f"data.dir={NER / 'wnut17'}",
+        "data.max_train_examples=16",
+        "data.max_eval_examples=16",
+        "data.max_length=32",
+        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
+        "prediction.train.epochs=1",
+        "prediction.train.batch_size=16",
+        "prediction.losses.hard_weight=1.0",
+        "report.enabled=false",
+        f"data.transfer_files=['{tmp_path / 'more.txt'}']",
+    ]
+    with pytest.raises(TinyDistillError, match="set soft_tokens: all"):
+        distill(load_config(None, sets), "prediction", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    out = distill(load_config(None, [*sets, "prediction.losses.soft_tokens=all"]), "prediction", tmp_path / "out")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 4  # 16 tagged sentences + 48 untagged ones, 16 a batch
+    assert metrics["history"] and all(h["hard"] == h["hard"] and h["soft"] > 0 for h in metrics["history"])

@@ -3,12 +3,14 @@
     python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
                                       [--teacher-lr 5e-5] [--student-lr 1e-4] [--seeds 1 2]
                                       [--students every2 tinybert4] [--general-passages 3000] [--finished-only]
+                                      [--temperature 1] [--soft-tokens labelled]
 
 Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students, each with --seeds:
   every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
   tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
              intermediate then prediction KD
-(every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages)
+(every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages; with
+--temperature / --soft-tokens other than the defaults its folders and rows are named e.g. every2pred_T2_all)
 and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
 student) fine-tuned alone on the hard labels for as many epochs as both KD stages together, at the same rate.
 Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
@@ -84,6 +86,16 @@ def wall(folder: Path) -> float:
     return float(f.read_text()) if f.is_file() else 0.0
 
 
+def pred_kind(args) -> str:
+    """every2pred's name, with its non-default soft-loss settings: every2pred, every2pred_T2_all, ..."""
+    parts = ["every2pred"]
+    if args.temperature != 1.0:
+        parts.append(f"T{args.temperature:g}")
+    if args.soft_tokens != "labelled":
+        parts.append(args.soft_tokens)
+    return "_".join(parts)
+
+
 def copied_layers_student(backbone: str, out: Path, task) -> None:
     """Every 2nd layer of the pre-trained backbone, with a new token head: the baseline's starting point."""
     from tinydistill.config import StudentConfig
@@ -111,6 +123,10 @@ def main() -> None:
     p.add_argument("--students", nargs="+", default=["every2", "tinybert4"], help="also: every2pred")
     p.add_argument("--general-passages", type=int, default=3000)
     p.add_argument("--finished-only", action="store_true", help="train nothing: score and report what is finished")
+    p.add_argument("--temperature", type=float, default=1.0, help="every2pred's soft loss temperature")
+    p.add_argument(
+        "--soft-tokens", default="labelled", choices=["labelled", "all"], help="every2pred's soft loss positions"
+    )
     args = p.parse_args()
     train = not args.finished_only
 
@@ -128,13 +144,20 @@ def main() -> None:
     runs: dict[str, Path] = {"teacher": teacher}
     for kind in args.students:
         if kind == "every2pred":  # prediction-layer KD alone (soft + hard), as many epochs as both KD stages
+            kind = pred_kind(args)
             for seed in args.seeds:
                 kd = work / f"{kind}-kd-s{seed}"
                 cfg = config(args, work, seed, str(teacher), {"every_k_teacher_layers": 2})
                 pred = cfg.prediction.model_copy(
                     update={
                         "train": cfg.prediction.train.model_copy(update={"epochs": sum(args.kd_epochs)}),
-                        "losses": cfg.prediction.losses.model_copy(update={"hard_weight": 1.0}),
+                        "losses": cfg.prediction.losses.model_copy(
+                            update={
+                                "hard_weight": 1.0,
+                                "temperature": args.temperature,
+                                "soft_tokens": args.soft_tokens,
+                            }
+                        ),
                     }
                 )
                 cfg = cfg.model_copy(update={"prediction": pred})
@@ -206,7 +229,7 @@ def measure(runs: dict[str, Path], cfg, task) -> dict:
 
 def report(work: Path, args, runs, scores, speed) -> None:
     t = scores["teacher"]
-    rows, kinds = [], args.students
+    rows, kinds = [], [pred_kind(args) if k == "every2pred" else k for k in args.students]
     lines = [
         f"# NER ({args.data}), {args.train_examples or 'all'} training sentences; teacher {args.epochs:g} epochs at "
         f"{args.teacher_lr:g}; KD {args.kd_epochs[0]:g} + {args.kd_epochs[1]:g} epochs, baseline "

@@ -546,6 +546,8 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
                 "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from a "
                 "column) and a soft or intermediate loss"
             )
+        if cfg.data.transfer_files:
+            task.check_transfer(stage_cfg.losses)
         t = stage_cfg.train
         cache = (
             None

@@ -481,6 +481,7 @@ def concat(first: Examples, *more: Examples) -> Examples:
         None if first.pairs is None else [t for p in parts for t in p.pairs],
         [y for p in parts for y in p.labels],
         first.source,
+        None if any(p.words is None for p in parts) else [w for p in parts for w in p.words],
     )
 
 

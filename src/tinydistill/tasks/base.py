@@ -66,6 +66,9 @@ class Task:
             raise TinyDistillError(f"data.transfer_files are not supported for {self.kind} yet")
         return read_transfer(cfg, path, self.no_label)
 
+    def check_transfer(self, losses: LossConfig) -> None:
+        """Refuse ``losses`` that would learn nothing from transfer-set examples (none here)."""
+
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
     ) -> EncodedDataset:

@@ -21,7 +21,7 @@ from tinydistill import losses as L
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data import conll
 from tinydistill.data.loaders import EncodedDataset, PadBoth, check_not_empty
-from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, subset
+from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task
 from tinydistill.ui import say
@@ -133,7 +133,7 @@ def _piece_label(tags, w, pos, starts, all_pieces, names) -> int:
         return IGNORE
     if starts[w] == pos:
         return tags[w]
-    if not all_pieces:
+    if not all_pieces or tags[w] == IGNORE:  # a transfer-set word has no tag
         return IGNORE
     name = names[tags[w]]  # a continuation piece of B-X is inside the entity: I-X
     return names.index("I-" + name[2:]) if name.startswith("B-") and "I-" + name[2:] in names else tags[w]
@@ -158,7 +158,9 @@ class TokenCollator:
         if "teacher_logits" in rows[0]:
             t = torch.zeros(len(rows), width, len(rows[0]["teacher_logits"][0]))
             for i, r in enumerate(rows):
-                t[i, : len(r["teacher_logits"])] = torch.as_tensor(r["teacher_logits"])
+                t[i, : len(r["teacher_logits"])] = torch.tensor(
+                    r["teacher_logits"]
+                )  # a copy: cached rows are read-only
             batch["teacher_logits"] = t
         return batch
 
@@ -205,6 +207,35 @@ class TokenClassification(Task):
         keep = kept_rows(cfg, split, len(ex), seed)
         return ex if keep is None else subset(ex, keep)
 
+    def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
+        """Untagged sentences for the teacher to tag: a .txt file (one sentence per line, words split at white
+        space) or JSONL (data.tokens_column; tags, if any, ignored). Every word's tag is IGNORE: only the soft loss
+        over every real token (soft_tokens: all) and the intermediate losses learn from them."""
+        path = Path(path)
+        if path.suffix.lower() == ".txt":
+            words = [t.split() for t in read_transfer(cfg, path, IGNORE).texts]
+        elif path.suffix.lower() in (".jsonl", ".json"):
+            if not path.is_file():
+                raise TinyDistillError(f"transfer file not found: {path}")
+            data = conll.from_rows(read_table(path), cfg.tokens_column, cfg.tags_column, str(path), False)
+            conll.check_sentences(data)
+            words = data.words
+        else:
+            raise TinyDistillError(
+                f"{path}: a transfer file for token classification is .txt (one sentence per line) or JSONL "
+                f"(a {cfg.tokens_column!r} list per row)"
+            )
+        if not words:
+            raise TinyDistillError(f"transfer file {path} has no sentences")
+        return Examples([" ".join(w) for w in words], None, [[IGNORE] * len(w) for w in words], str(path), words)
+
+    def check_transfer(self, losses: LossConfig) -> None:
+        if losses.soft_weight > 0 and losses.soft_tokens == "labelled":
+            raise TinyDistillError(
+                "data.transfer_files hold untagged sentences: the soft loss over labelled tokens never sees them; "
+                "set soft_tokens: all (the loss then counts every real token)"
+            )
+
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
     ) -> EncodedDataset:
@@ -231,7 +262,9 @@ class TokenClassification(Task):
         return fn(*L.select_tokens(keep, student, teacher), cfg.temperature, cfg.t2_scaling)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
-        keep = labels != IGNORE
+        keep = labels != IGNORE  # padding, continuation pieces, transfer-set sentences
+        if not keep.any():
+            return student.sum() * 0.0
         s, y = L.select_tokens(keep, student, labels)
         return L.hard_cross_entropy(s, y)
 
