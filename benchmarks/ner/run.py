@@ -3,14 +3,16 @@
     python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
                                       [--teacher-lr 5e-5] [--student-lr 1e-4] [--seeds 1 2]
                                       [--students every2 tinybert4] [--general-passages 3000] [--finished-only]
-                                      [--temperature 1] [--soft-tokens labelled]
+                                      [--temperature 1] [--soft-tokens labelled] [--transfer-sentences 0]
 
 Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students, each with --seeds:
   every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
   tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
              intermediate then prediction KD
 (every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages; with
---temperature / --soft-tokens other than the defaults its folders and rows are named e.g. every2pred_T2_all)
+--temperature / --soft-tokens other than the defaults its folders and rows are named e.g. every2pred_T2_all;
+--transfer-sentences N adds N untagged Wikipedia sentences (a seeded sample, split into CoNLL-like words, written to
+WORK/wiki-sentences-N.txt) as data.transfer_files, which needs --soft-tokens all: every2pred_all_wiki20000)
 and each student's baseline: the same starting point (every 2nd layer of the *pre-trained* MiniLM; the general
 student) fine-tuned alone on the hard labels for as many epochs as both KD stages together, at the same rate.
 Every model is scored on the full dev and test files (entity F1, seqeval); speed is measured teacher vs student
@@ -93,7 +95,27 @@ def pred_kind(args) -> str:
         parts.append(f"T{args.temperature:g}")
     if args.soft_tokens != "labelled":
         parts.append(args.soft_tokens)
+    if args.transfer_sentences:
+        parts.append(f"wiki{args.transfer_sentences}")
     return "_".join(parts)
+
+
+def wiki_sentences(work: Path, n: int) -> Path:
+    """WORK/wiki-sentences-N.txt: a seeded sample of N Wikipedia sentences of 6-50 words, punctuation split off
+    the words as in CoNLL-2003, one per line (written once)."""
+    import random
+    import re
+
+    out = work / f"wiki-sentences-{n}.txt"
+    if not out.is_file():
+        found = []
+        for paragraph in WIKI.read_text(encoding="utf-8").splitlines():
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", paragraph.strip()):
+                words = re.findall(r"\w+(?:[-'.,]\w+)*|[^\w\s]", sentence)
+                if 6 <= len(words) <= 50:
+                    found.append(" ".join(words))
+        out.write_text("\n".join(random.Random(0).sample(found, n)) + "\n", encoding="utf-8")
+    return out
 
 
 def copied_layers_student(backbone: str, out: Path, task) -> None:
@@ -127,7 +149,10 @@ def main() -> None:
     p.add_argument(
         "--soft-tokens", default="labelled", choices=["labelled", "all"], help="every2pred's soft loss positions"
     )
+    p.add_argument("--transfer-sentences", type=int, default=0, help="every2pred: untagged Wikipedia sentences")
     args = p.parse_args()
+    if args.transfer_sentences and args.soft_tokens != "all":
+        p.error("--transfer-sentences needs --soft-tokens all (untagged sentences have no labelled tokens)")
     train = not args.finished_only
 
     from tinydistill.evaluate import evaluate
@@ -161,6 +186,9 @@ def main() -> None:
                     }
                 )
                 cfg = cfg.model_copy(update={"prediction": pred})
+                if args.transfer_sentences:
+                    more = wiki_sentences(work, args.transfer_sentences)
+                    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"transfer_files": [str(more)]})})
                 if once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd), train=train):
                     runs[f"{kind}-kd-s{seed}"] = kd
             continue
