@@ -31,6 +31,11 @@ def teacher_outputs(cfg) -> bool:
     return any(s.teacher == "outputs" for s in active(cfg))
 
 
+def reads_teacher(cfg) -> bool:
+    """Whether any term reads the teacher at all (live or its outputs); hard labels alone need none."""
+    return teacher_outputs(cfg) or live_teacher(cfg)
+
+
 def unreplayable(cfg) -> list[str]:
     """The active terms that need the live teacher and cannot read a cached recording of it instead."""
     return [s.name for s in active(cfg) if s.teacher == "live" and not (s.cacheable and s.cacheable(cfg))]

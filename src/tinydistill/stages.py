@@ -71,8 +71,8 @@ from tinydistill.objectives import (
     live_teacher,
     make_projections,
     reads_logits,
+    reads_teacher,
     setup_between,
-    teacher_outputs,
 )
 from tinydistill.outputs import (
     CONFIG_FILE,
@@ -539,9 +539,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
         cfg = _fit_length(cfg, *[m for m in (teacher, student) if m is not None], tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
-        if cfg.data.transfer_files and (
-            external or not (teacher_outputs(stage_cfg.losses) or live_teacher(stage_cfg.losses))
-        ):
+        if cfg.data.transfer_files and (external or not reads_teacher(stage_cfg.losses)):
             raise TinyDistillError(
                 "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from a "
                 "column) and a soft or intermediate loss"
@@ -573,11 +571,7 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             carried_from=cfg.student.checkpoint if stage_cfg.carry_projections else None,
         )
         run.targets = cache.store if cache else None
-        if (
-            external
-            or (cache and cache.replaces_teacher)
-            or not (teacher_outputs(stage_cfg.losses) or live_teacher(stage_cfg.losses))
-        ):
+        if external or (cache and cache.replaces_teacher) or not reads_teacher(stage_cfg.losses):
             run.teacher = None  # cached or given outputs are read from the batch; hard labels alone need no teacher
         result = train(run, t, cpu=cfg.cpu, log_dir=tmp / "logs", desc=which, **_ckpt(cfg, out, which, t))
         final = result.final_eval
