@@ -406,7 +406,9 @@ def test_a_transfer_set_of_untagged_sentences_is_tagged_by_the_teacher(tmp_path,
     assert more.labels[1] == [IGNORE] * 9 and task.read_transfer(data, tmp_path / "more.jsonl").words == [
         ["Paris", "again"]
     ]
-    mixed = task.encode(concat(read_split(data, "train", task), more), tokenizer, 32, training=True)
+    both = concat(read_split(data, "train", task), more)
+    assert both.source == f"{NER / 'wnut17' / 'train.txt'} + {tmp_path / 'more.txt'}"  # messages name both files
+    mixed = task.encode(both, tokenizer, 32, training=True)
     assert len(mixed) == 64 and all(set(r["labels"]) == {IGNORE} for r in mixed.rows[16:])  # even every piece
     assert any(set(r["labels"]) != {IGNORE} for r in mixed.rows[:16])
     assert task.hard_loss(torch.randn(2, 5, task.num_labels), torch.full((2, 5), IGNORE)) == 0.0

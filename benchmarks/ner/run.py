@@ -9,7 +9,8 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the training sentences. Students,
   every2     every 2nd teacher layer (3 x 384), copied from the fine-tuned teacher; intermediate then prediction KD
   tinybert4  tinybert-4l-312d after general distillation (Wikipedia passages, from the pre-trained MiniLM);
              intermediate then prediction KD
-(every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages; with
+(every2pred: every2 with prediction-layer KD alone, soft + hard, for as many epochs as both KD stages; every3pred
+the same with every 3rd teacher layer (2 x 384); with
 --temperature / --soft-tokens other than the defaults its folders and rows are named e.g. every2pred_T2_all;
 --transfer-sentences N adds N untagged Wikipedia sentences (a seeded sample, split into CoNLL-like words, written to
 WORK/wiki-sentences-N.txt) as data.transfer_files, which needs --soft-tokens all: every2pred_all_wiki20000)
@@ -88,9 +89,12 @@ def wall(folder: Path) -> float:
     return float(f.read_text()) if f.is_file() else 0.0
 
 
-def pred_kind(args) -> str:
-    """every2pred's name, with its non-default soft-loss settings: every2pred, every2pred_T2_all, ..."""
-    parts = ["every2pred"]
+PRED = {"every2pred": 2, "every3pred": 3}  # prediction-KD-only students: every k-th fine-tuned teacher layer
+
+
+def pred_kind(args, kind: str) -> str:
+    """A prediction-KD student's name, with its non-default soft-loss settings: every2pred, every2pred_T2_all, ..."""
+    parts = [kind]
     if args.temperature != 1.0:
         parts.append(f"T{args.temperature:g}")
     if args.soft_tokens != "labelled":
@@ -142,7 +146,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=5e-5)
     p.add_argument("--student-lr", type=float, default=1e-4, help="KD stages and the student baselines")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--students", nargs="+", default=["every2", "tinybert4"], help="also: every2pred")
+    p.add_argument("--students", nargs="+", default=["every2", "tinybert4"], help="also: every2pred every3pred")
     p.add_argument("--general-passages", type=int, default=3000)
     p.add_argument("--finished-only", action="store_true", help="train nothing: score and report what is finished")
     p.add_argument("--temperature", type=float, default=1.0, help="every2pred's soft loss temperature")
@@ -168,11 +172,11 @@ def main() -> None:
         raise SystemExit(f"{teacher} is not finished: run without --finished-only first")
     runs: dict[str, Path] = {"teacher": teacher}
     for kind in args.students:
-        if kind == "every2pred":  # prediction-layer KD alone (soft + hard), as many epochs as both KD stages
-            kind = pred_kind(args)
+        if kind in PRED:  # prediction-layer KD alone (soft + hard), as many epochs as both KD stages
+            every, kind = PRED[kind], pred_kind(args, kind)
             for seed in args.seeds:
                 kd = work / f"{kind}-kd-s{seed}"
-                cfg = config(args, work, seed, str(teacher), {"every_k_teacher_layers": 2})
+                cfg = config(args, work, seed, str(teacher), {"every_k_teacher_layers": every})
                 pred = cfg.prediction.model_copy(
                     update={
                         "train": cfg.prediction.train.model_copy(update={"epochs": sum(args.kd_epochs)}),
@@ -257,7 +261,7 @@ def measure(runs: dict[str, Path], cfg, task) -> dict:
 
 def report(work: Path, args, runs, scores, speed) -> None:
     t = scores["teacher"]
-    rows, kinds = [], [pred_kind(args) if k == "every2pred" else k for k in args.students]
+    rows, kinds = [], [pred_kind(args, k) if k in PRED else k for k in args.students]
     lines = [
         f"# NER ({args.data}), {args.train_examples or 'all'} training sentences; teacher {args.epochs:g} epochs at "
         f"{args.teacher_lr:g}; KD {args.kd_epochs[0]:g} + {args.kd_epochs[1]:g} epochs, baseline "

@@ -469,7 +469,7 @@ def read_transfer(cfg: DataConfig, path: str | Path, no_label, what: str = "tran
 
 
 def concat(first: Examples, *more: Examples) -> Examples:
-    """The examples of ``first`` then of each of ``more`` (one source name: the first's)."""
+    """The examples of ``first`` then of each of ``more`` (their sources joined by ``+``, for messages)."""
     parts = [first, *more]
     if len({p.pairs is None for p in parts}) > 1:
         raise TinyDistillError(
@@ -480,7 +480,7 @@ def concat(first: Examples, *more: Examples) -> Examples:
         [t for p in parts for t in p.texts],
         None if first.pairs is None else [t for p in parts for t in p.pairs],
         [y for p in parts for y in p.labels],
-        first.source,
+        " + ".join(p.source for p in parts),
         None if any(p.words is None for p in parts) else [w for p in parts for w in p.words],
     )
 
