@@ -175,6 +175,7 @@ class TokenClassification(Task):
     kind = "token-classification"
     auto_model = AutoModelForTokenClassification
     pipeline_tag = "token-classification"
+    no_label = IGNORE  # the tag of every word of a transfer-set sentence
 
     def __init__(self, name: str, label_names: list[str], metric: str = "f1", label_all_pieces: bool = False) -> None:
         super().__init__(name, label_names, metric)
@@ -213,7 +214,7 @@ class TokenClassification(Task):
         over every real token (soft_tokens: all) and the intermediate losses learn from them."""
         path = Path(path)
         if path.suffix.lower() == ".txt":
-            words = [t.split() for t in read_transfer(cfg, path, IGNORE).texts]
+            words = [t.split() for t in read_transfer(cfg, path, self.no_label).texts]
         elif path.suffix.lower() in (".jsonl", ".json"):
             if not path.is_file():
                 raise TinyDistillError(f"transfer file not found: {path}")
@@ -227,7 +228,7 @@ class TokenClassification(Task):
             )
         if not words:
             raise TinyDistillError(f"transfer file {path} has no sentences")
-        return Examples([" ".join(w) for w in words], None, [[IGNORE] * len(w) for w in words], str(path), words)
+        return Examples([" ".join(w) for w in words], None, [[self.no_label] * len(w) for w in words], str(path), words)
 
     def check_transfer(self, losses: LossConfig) -> None:
         if losses.soft_weight > 0 and losses.soft_tokens == "labelled":
