@@ -429,6 +429,10 @@ def test_a_transfer_set_of_untagged_sentences_is_tagged_by_the_teacher(tmp_path,
         "report.enabled=false",
         f"data.transfer_files=['{tmp_path / 'more.txt'}']",
     ]
+    from tinydistill.preflight import check_inputs
+
+    with pytest.raises(TinyDistillError, match="set soft_tokens: all"):  # a pipeline: before its first stage
+        check_inputs(load_config(None, sets), ("finetune", "intermediate", "prediction"))
     with pytest.raises(TinyDistillError, match="set soft_tokens: all"):
         distill(load_config(None, sets), "prediction", tmp_path / "refused")
     assert not (tmp_path / "refused").exists()

@@ -60,7 +60,10 @@ def select_tokens(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
 
 
 def hard_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy to gold labels. student_logits (B, C), labels (B,) int -> scalar."""
+    """Cross-entropy to gold labels. student_logits (B, C), labels (B,) int -> scalar; 0 (with a gradient) when B is 0,
+    e.g. a batch of unlabelled transfer-set rows only."""
+    if not len(labels):
+        return student_logits.sum() * 0.0
     return F.cross_entropy(student_logits.float(), labels)
 
 

@@ -28,8 +28,10 @@ def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
         task = task_info(cfg.data)
         for split in ("train", "dev") if labelled else ("train",):
             read_split(cfg.data, split, task, seed=cfg.seed, require_labels=labelled)
-        for stage in (s for s in ("intermediate", "prediction") if s in stages and cfg.data.transfer_files):
-            task.check_transfer(getattr(cfg, stage).losses)
+        distilled = [s for s in ("intermediate", "prediction") if s in stages]
+        if distilled and cfg.data.transfer_files:
+            for stage in distilled:
+                task.check_transfer(getattr(cfg, stage).losses)
             for path in cfg.data.transfer_files:
                 task.read_transfer(cfg.data, path)
     if "general" in stages and cfg.general.corpus:

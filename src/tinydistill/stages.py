@@ -539,12 +539,12 @@ def _distill_one(cfg: Config, which: Literal["intermediate", "prediction"], out:
             tokenizer, teacher_tok = _tokenizers(cfg, teacher_name, teacher, student)
         cfg = _fit_length(cfg, *[m for m in (teacher, student) if m is not None], tokenizer=tokenizer)
         stage_cfg: DistillStage = getattr(cfg, which)
-        if cfg.data.transfer_files and (external or not reads_teacher(stage_cfg.losses)):
-            raise TinyDistillError(
-                "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from a "
-                "column) and a soft or intermediate loss"
-            )
         if cfg.data.transfer_files:
+            if external or not reads_teacher(stage_cfg.losses):
+                raise TinyDistillError(
+                    "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from "
+                    "a column) and a soft or intermediate loss"
+                )
             task.check_transfer(stage_cfg.losses)
         t = stage_cfg.train
         cache = (
