@@ -13,6 +13,8 @@ training sentences (cached outside the repo). Students, same optimizer steps, da
   d  a + MiniLMv2 relation KD (Q-Q, K-K, V-V of the teacher's last layer into the student's last) + b's KD
   e  tinybert-4l-312d shape, general-distilled from the pre-trained teacher on Wikipedia, then --recipe (c or d)
   f  all-MiniLM-L6-v2 (BERT 6 x 384) with --recipe
+  g  b + an unlabelled transfer set: --transfer more SST-2 training sentences outside the seed's labelled slice, their
+     labels dropped (data.transfer_files; the teacher's logits label them)
 Stages 3 and 4 each get half the steps (a and b: all of them in one stage; --stage3-epochs: stage 3 by epochs, stage 4
 all the steps). Reports best-epoch and last-step dev accuracy (mean ± std over seeds), parameters, speed-up over the
 teacher at batch 32 and 1 (measured side by side in one process) and training wall time per seed. Resumable: finished
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 from pathlib import Path
 
@@ -38,6 +41,7 @@ VARIANTS = {
     "d": ("a + MiniLMv2 relation KD + prediction KD", "l3", "minilm"),
     "e": ("tinybert-4l-312d, general-distilled, + recipe", "tb4", "recipe"),
     "f": ("all-MiniLM-L6-v2 + recipe", "l6", "recipe"),
+    "g": ("b + unlabelled transfer set", "l3", "transfer"),
 }
 INTERMEDIATE = {
     "tinybert": "{embedding_weight: 1, hidden_weight: 1, attention_weight: 1}",
@@ -64,13 +68,34 @@ def student_start(key: str, args, work: Path) -> tuple[str, int]:
     return str(quality.general_student(args, work, "general-tb4", shape)), 312
 
 
-def sets_for(args, seed: int, how: str, width: int) -> list[str]:
+def transfer_file(args, seed: int, work: Path) -> Path:
+    """--transfer SST-2 training sentences outside the seed's labelled slice (a seeded sample), one per line."""
+    from tinydistill.config import load_config
+    from tinydistill.data.readers import kept_rows, read_split, task_info
+
+    out = work / "transfer" / f"seed{seed}-{args.transfer}.txt"
+    if not out.is_file():
+        data = load_config(None, quality.base_sets(args, seed)).data
+        full = read_split(data.model_copy(update={"max_train_examples": None}), "train", task_info(data))
+        labelled = set(kept_rows(data, "train", len(full), seed) or range(len(full)))
+        rest = [i for i in range(len(full)) if i not in labelled]
+        if len(rest) < args.transfer:
+            raise SystemExit(f"--transfer {args.transfer}: only {len(rest):,} training sentences are unlabelled here")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        picked = sorted(random.Random(seed).sample(rest, args.transfer))
+        out.write_text("".join(full.texts[i] + "\n" for i in picked), encoding="utf-8")
+    return out
+
+
+def sets_for(args, seed: int, how: str, width: int, work: Path) -> list[str]:
     sets = quality.base_sets(args, seed) + [
         "prediction.losses={soft_weight: 1, hard_weight: 1, temperature: 2, soft_loss: ce}",
         "data.max_length=64",
     ]
-    if how in ("finetune", "prediction"):
+    if how in ("finetune", "prediction", "transfer"):
         sets.append(f"prediction.train.max_steps={args.steps}")
+    if how == "transfer":
+        sets.append(f"data.transfer_files=[{transfer_file(args, seed, work)}]")
     if how == "finetune":
         sets.append("prediction.losses={soft_weight: 0, hard_weight: 1}")
     if how in INTERMEDIATE:
@@ -95,7 +120,7 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
     if quality.done(final):
         return final
     start, width = student_start(key, args, work)
-    sets = sets_for(args, seed, how, width) + [f"teacher={teacher_dir}", f"student.checkpoint={start}"]
+    sets = sets_for(args, seed, how, width, work) + [f"teacher={teacher_dir}", f"student.checkpoint={start}"]
     cfg = load_config(None, sets)
     if how in INTERMEDIATE:
         inter = out / "intermediate"
@@ -119,6 +144,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--recipe", default="minilm", choices=list(INTERMEDIATE), help="e and f: the better of c / d")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--transfer", type=int, default=16000, help="g: unlabelled SST-2 sentences beside the labelled")
     ap.add_argument(
         "--stage3-epochs",
         type=int,
@@ -133,7 +159,7 @@ def main() -> None:
     quality.BACKBONE["path"] = str(all_mpnet_base_v2())
     if args.smoke:
         args.seeds, args.train_examples, args.eval_examples, args.teacher_examples = 2, 128, 64, 128
-        args.steps, args.general_steps, args.general_passages = 8, 4, 64
+        args.steps, args.general_steps, args.general_passages, args.transfer = 8, 4, 64, 64
     args.work.mkdir(parents=True, exist_ok=True)
     teacher_dir = quality.teacher(args)
     finals = {
