@@ -161,6 +161,8 @@ def main() -> None:
         args.seeds, args.train_examples, args.eval_examples, args.teacher_examples = 2, 128, 64, 128
         args.steps, args.general_steps, args.general_passages, args.transfer = 8, 4, 64, 64
     args.work.mkdir(parents=True, exist_ok=True)
+    if "g" in args.variants:  # before hours of teacher: enough unlabelled sentences?
+        transfer_file(args, 0, args.work)
     teacher_dir = quality.teacher(args)
     finals = {
         key: [run_variant(args, args.work, key, seed, teacher_dir) for seed in range(args.seeds)]
