@@ -238,14 +238,15 @@ def main() -> None:
         if not cached.is_file():
             cached.write_text(json.dumps({s: evaluate(eval_cfg, folder, s) for s in ("dev", "test")}))
         scores[name] = json.loads(cached.read_text())
-    speed = measure(runs, eval_cfg, task)
+    speed = measure(runs, eval_cfg)
     report(work, args, runs, scores, speed)
 
 
-def measure(runs: dict[str, Path], cfg, task) -> dict:
-    """Batch-32 throughput and batch-1 latency of the teacher and one folder per student kind, side by side."""
-    from tinydistill.data.readers import read_split
-    from tinydistill.models import load_classifier, load_tokenizer
+def measure(runs: dict[str, Path], cfg) -> dict:
+    """Batch-32 throughput and batch-1 latency of the teacher and one folder per student kind, side by side, on
+    512 dev sentences (speed.py: all of dev, 5 repeats)."""
+    from speed import load
+
     from tinydistill.speed import measure_speed
 
     picked = {"teacher": runs["teacher"]}
@@ -253,9 +254,7 @@ def measure(runs: dict[str, Path], cfg, task) -> dict:
         kind = name.split("-")[0]
         if name != "teacher" and kind not in picked and "-kd-" in name:
             picked[kind] = folder
-    tok = load_tokenizer(str(runs["teacher"]))
-    data = task.encode(read_split(cfg.data, "dev", task), tok, 128).head(512)
-    models = {k: load_classifier(str(f), task) for k, f in picked.items()}
+    models, data, tok = load(picked, cfg.data.model_copy(update={"max_length": 128}), examples=512)
     return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
 
 

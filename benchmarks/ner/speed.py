@@ -15,6 +15,19 @@ from pathlib import Path
 NER = Path(__file__).resolve().parents[3] / "shared" / "data" / "ner" / "conll2003"
 
 
+def load(folders: dict[str, Path], cfg, examples: int | None = None) -> tuple[dict, object, object]:
+    """(models, dev rows, tokenizer): each folder's tagger, and the first ``examples`` dev sentences (default all)
+    in the tokenization of ``folders["teacher"]``."""
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.tasks import task_info
+
+    task = task_info(cfg)
+    tok = load_tokenizer(str(folders["teacher"]))
+    data = task.encode(read_split(cfg, "dev", task), tok, cfg.max_length)
+    return {k: load_classifier(str(f), task) for k, f in folders.items()}, data.head(examples or len(data)), tok
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("out", type=Path)
@@ -26,17 +39,10 @@ def main() -> None:
     from tinydistill.bench import forward_flops
     from tinydistill.config import DataConfig
     from tinydistill.data.loaders import inputs_only, make_loader
-    from tinydistill.data.readers import read_split
-    from tinydistill.models import load_classifier, load_tokenizer
     from tinydistill.speed import measure_speed
-    from tinydistill.tasks import task_info
 
-    cfg = DataConfig(task="ner", dir=str(NER), max_length=128)
-    task = task_info(cfg)
-    tok = load_tokenizer(str(args.teacher))
-    data = task.encode(read_split(cfg, "dev", task), tok, 128)
     folders = {"teacher": args.teacher} | {s.name: s for s in args.students}
-    models = {k: load_classifier(str(f), task) for k, f in folders.items()}
+    models, data, tok = load(folders, DataConfig(task="ner", dir=str(NER), max_length=128))
     batch = next(iter(make_loader(inputs_only(data), tok, 32, shuffle=False)))
     flops = {k: forward_flops(m, batch) for k, m in models.items()}
     speed = measure_speed(models, data, tok, batch_size=32, repeats=args.repeats, latency_examples=64)
