@@ -1,12 +1,12 @@
 """Quality at TinyBERT's compression ratio (issue 17): an MPNet-base teacher into >= 8x faster students.
 
     python benchmarks/quality/mpnet.py WORK [--seeds 3] [--teacher-examples 20000] [--train-examples 20000]
-        [--steps 1250] [--variants a b c d e f]
+        [--steps 1250] [--variants a b c d e f g] [--transfer 16000]
     python benchmarks/quality/mpnet.py WORK --smoke        # minutes: tiny slices, checks the harness end to end
     bash benchmarks/quality/gpu.sh mpnet [WORK]             # full scale on one GPU
 
-Teacher: all-mpnet-base-v2 (12 x 768, offline wheels) fine-tuned 1 epoch on the first --teacher-examples SST-2
-training sentences (cached outside the repo). Students, same optimizer steps, data and seeds:
+Teacher: all-mpnet-base-v2 (12 x 768, offline wheels) fine-tuned 1 epoch on --teacher-examples SST-2
+training sentences (a seeded sample, seed 0; cached outside the repo). Students, same optimizer steps, data and seeds:
   a  paraphrase-MiniLM-L3-v2 (BERT 3 x 384, converted from its ONNX wheel) fine-tuned alone (hard labels)
   b  a + prediction-layer KD (cached teacher logits; soft at T=2 + hard)
   c  a + TinyBERT intermediate KD (embedding, hidden, attention; MPNet and BERT positions aligned) + b's KD
@@ -23,7 +23,6 @@ stage folders are skipped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -132,18 +131,10 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("work", type=Path)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--train-examples", type=int, default=20000)
-    ap.add_argument("--eval-examples", type=int, default=None)
+    ap = quality.arguments(__doc__.splitlines()[0], VARIANTS, list(VARIANTS))
     ap.add_argument("--teacher-examples", type=int, default=20000, help="teacher's SST-2 slice (at least 20k)")
     ap.add_argument("--steps", type=int, default=1250, help="optimizer steps per student (2 epochs of 20k at 32)")
-    ap.add_argument("--general-steps", type=int, default=1500)
-    ap.add_argument("--general-passages", type=int, default=20000)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--recipe", default="minilm", choices=list(INTERMEDIATE), help="e and f: the better of c / d")
-    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--transfer", type=int, default=16000, help="g: unlabelled SST-2 sentences beside the labelled")
     ap.add_argument(
         "--stage3-epochs",
@@ -152,7 +143,6 @@ def main() -> None:
         help="c-f: stage 3 for this many epochs, then stage 4 for all --steps (not the equal-steps protocol; use "
         "another WORK)",
     )
-    ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     from tinydistill.zoo import all_mpnet_base_v2
 

@@ -291,20 +291,26 @@ def table(result: dict) -> str:
     return Table(header, rows, "lllrrrrrrrr").markdown()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, variants: dict, default_variants: list[str]) -> argparse.ArgumentParser:
+    """The options this benchmark and mpnet.py share."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("work", type=Path)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--train-examples", type=int, default=20000)
     ap.add_argument("--eval-examples", type=int, default=None)
-    ap.add_argument("--teacher-examples", type=int, default=None, help="teacher's training slice (default: all)")
-    ap.add_argument("--steps", type=int, default=1875, help="optimizer steps per student (3 epochs of 20k at 32)")
     ap.add_argument("--general-steps", type=int, default=1500)
     ap.add_argument("--general-passages", type=int, default=20000)
-    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
-    ap.add_argument("--backbone", help="pre-trained teacher folder (default all-MiniLM-L6-v2; gpu.sh passes MPNet)")
+    ap.add_argument("--variants", nargs="+", default=default_variants, choices=list(variants))
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--smoke", action="store_true")
+    return ap
+
+
+def main() -> None:
+    ap = arguments(__doc__.splitlines()[0], VARIANTS, DEFAULT_VARIANTS)
+    ap.add_argument("--teacher-examples", type=int, default=None, help="teacher's training slice (default: all)")
+    ap.add_argument("--steps", type=int, default=1875, help="optimizer steps per student (3 epochs of 20k at 32)")
+    ap.add_argument("--backbone", help="pre-trained teacher folder (default all-MiniLM-L6-v2; gpu.sh passes MPNet)")
     args = ap.parse_args()
     BACKBONE["path"] = args.backbone
     if args.smoke:
