@@ -82,7 +82,9 @@ def transfer_file(args, seed: int, work: Path) -> Path:
             raise SystemExit(f"--transfer {args.transfer}: only {len(rest):,} training sentences are unlabelled here")
         out.parent.mkdir(parents=True, exist_ok=True)
         picked = sorted(random.Random(seed).sample(rest, args.transfer))
-        out.write_text("".join(full.texts[i] + "\n" for i in picked), encoding="utf-8")
+        tmp = out.with_suffix(".tmp")  # a killed run leaves no half-written transfer set behind
+        tmp.write_text("".join(full.texts[i] + "\n" for i in picked), encoding="utf-8")
+        tmp.replace(out)
     return out
 
 
