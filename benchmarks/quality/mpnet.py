@@ -1,7 +1,7 @@
 """Quality at TinyBERT's compression ratio (issue 17): an MPNet-base teacher into >= 8x faster students.
 
     python benchmarks/quality/mpnet.py WORK [--seeds 3] [--teacher-examples 20000] [--train-examples 20000]
-        [--steps 1250] [--variants a b c d e f g] [--transfer 16000]
+        [--steps 1250] [--variants a b c d e f g h] [--transfer 16000]
     python benchmarks/quality/mpnet.py WORK --smoke        # minutes: tiny slices, checks the harness end to end
     bash benchmarks/quality/gpu.sh mpnet [WORK]             # full scale on one GPU
 
@@ -15,6 +15,7 @@ training sentences (a seeded sample, seed 0; cached outside the repo). Students,
   f  all-MiniLM-L6-v2 (BERT 6 x 384) with --recipe
   g  b + an unlabelled transfer set: --transfer more SST-2 training sentences outside the seed's labelled slice, their
      labels dropped (data.transfer_files; the teacher's logits label them)
+  h  all-MiniLM-L6-v2 fine-tuned alone: f's own baseline, as a is for b-d and g
 Stages 3 and 4 each get half the steps (a and b: all of them in one stage; --stage3-epochs: stage 3 by epochs, stage 4
 all the steps). Reports best-epoch and last-step dev accuracy (mean ± std over seeds), parameters, speed-up over the
 teacher at batch 32 and 1 (measured side by side in one process) and training wall time per seed. Resumable: finished
@@ -41,6 +42,7 @@ VARIANTS = {
     "e": ("tinybert-4l-312d, general-distilled, + recipe", "tb4", "recipe"),
     "f": ("all-MiniLM-L6-v2 + recipe", "l6", "recipe"),
     "g": ("b + unlabelled transfer set", "l3", "transfer"),
+    "h": ("all-MiniLM-L6-v2 fine-tuned alone (f's baseline)", "l6", "finetune"),
 }
 INTERMEDIATE = {
     "tinybert": "{embedding_weight: 1, hidden_weight: 1, attention_weight: 1}",
