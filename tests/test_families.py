@@ -41,6 +41,18 @@ CONFIGS = {
         "position_buckets": 8,
         "position_biased_input": False,
     },
+    # the layout every released DeBERTa-v3 checkpoint ships (deberta-v3-base/-small/-xsmall config.json)
+    "deberta-v3": {
+        "relative_attention": True,
+        "pos_att_type": "p2c|c2p",
+        "max_relative_positions": -1,
+        "position_buckets": 8,
+        "position_biased_input": False,
+        "share_att_key": True,
+        "norm_rel_ebd": "layer_norm",
+        "type_vocab_size": 0,
+        "layer_norm_eps": 1e-7,
+    },
     "modernbert": {
         "global_attn_every_n_layers": 2,
         "local_attention": 4,
@@ -50,17 +62,24 @@ CONFIGS = {
         "sep_token_id": 2,
     },
 }
+#: cases that are a layout of another model type
+MODEL_TYPE = {"deberta-v3": "deberta-v2"}
 TASK = TaskInfo("sst-2", ["0", "1"], "accuracy")
 
 
-def tiny_config(model_type: str, **kw):
+def model_type_of(case: str) -> str:
+    return MODEL_TYPE.get(case, case)
+
+
+def tiny_config(case: str, **kw):
+    model_type = model_type_of(case)
     shape = {
         k: v
         for k, v in SHAPE.items()
         if model_type != "distilbert"
         or k not in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
     }
-    return AutoConfig.for_model(model_type, **shape, **CONFIGS[model_type], **kw)
+    return AutoConfig.for_model(model_type, **shape, **CONFIGS[case], **kw)
 
 
 def _batch():
@@ -72,21 +91,28 @@ def _batch():
     return ids, mask
 
 
-def _implementations(model_type: str) -> list[str]:
-    model = AutoModel.from_config(tiny_config(model_type))
+def _implementations(case: str) -> list[str]:
+    model = AutoModel.from_config(tiny_config(case))
     return ["eager", "sdpa"] if model.config._attn_implementation == "sdpa" else ["eager"]
 
 
 CASES = [(t, impl) for t in CONFIGS for impl in _implementations(t)]
 
 
-@pytest.mark.parametrize("model_type,implementation", CASES)
-def test_captured_scores_reproduce_the_models_attention(model_type, implementation):
+@pytest.mark.parametrize("case,implementation", CASES)
+def test_captured_scores_reproduce_the_models_attention(case, implementation):
     torch.manual_seed(1)
-    config = tiny_config(model_type)
+    config = tiny_config(case)
     config._attn_implementation = "eager"
     model = AutoModel.from_config(config).eval()
     ids, mask = _batch()
+    for rows in (slice(0, 1), slice(0, 2)):  # one row too: a batch of 1 broadcasts where a wrong shape would fail
+        _check_scores(model, implementation, ids[rows], mask[rows])
+
+
+def _check_scores(model, implementation, ids, mask):
+    model_type = model.config.model_type
+    model.config._attn_implementation = "eager"
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask, output_attentions=True, output_hidden_states=True)
         model.config._attn_implementation = implementation
@@ -118,10 +144,11 @@ def test_modernbert_local_layers_hide_keys_outside_the_window():
     assert full is None or full[0, 0, 0, 9]
 
 
-@pytest.mark.parametrize("model_type", [t for t in CONFIGS if FAMILIES[t].layer_key is not None])
-def test_copied_teacher_layers_load_with_plain_transformers(tmp_path, model_type):
+@pytest.mark.parametrize("case", [t for t in CONFIGS if FAMILIES[model_type_of(t)].layer_key is not None])
+def test_copied_teacher_layers_load_with_plain_transformers(tmp_path, case):
     torch.manual_seed(2)
-    teacher = AutoModelForSequenceClassification.from_config(tiny_config(model_type, num_labels=2)).eval()
+    model_type = model_type_of(case)
+    teacher = AutoModelForSequenceClassification.from_config(tiny_config(case, num_labels=2)).eval()
     student = build_student(StudentConfig(teacher_layers=[1, 3]), teacher, TASK)
     student.save_pretrained(tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -177,14 +204,15 @@ def _distill_both(teacher_dir, glue, out, student):
     ]
 
 
-@pytest.mark.parametrize("model_type", list(CONFIGS))
+@pytest.mark.parametrize("case", list(CONFIGS))
 def test_each_family_distils_as_teacher_and_as_student(
-    monkeypatch, capsys, tmp_path, tokenizer, glue, tiny_classifier_dir, model_type
+    monkeypatch, capsys, tmp_path, tokenizer, glue, tiny_classifier_dir, case
 ):
     torch.manual_seed(3)
+    model_type = model_type_of(case)
     labels = {"id2label": {0: "0", 1: "1"}, "label2id": {"0": 0, "1": 1}}
     teacher = _save(
-        AutoModelForSequenceClassification.from_config(tiny_config(model_type, **labels)),
+        AutoModelForSequenceClassification.from_config(tiny_config(case, **labels)),
         tokenizer,
         tmp_path / "teacher",
     )

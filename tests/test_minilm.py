@@ -10,7 +10,7 @@ from transformers import AutoModel, BertModel
 
 from tests.conftest import tiny_bert_config
 from tests.test_corpus import _corpus
-from tests.test_families import CONFIGS, _batch, tiny_config
+from tests.test_families import CONFIGS, _batch, model_type_of, tiny_config
 from tinydistill import losses as L
 from tinydistill import objectives
 from tinydistill.capture import capture
@@ -75,11 +75,11 @@ def test_attention_kl_matches_a_reference_and_honours_the_models_own_mask():
     assert L.attention_kl(s, t, mask, allowed).item() == pytest.approx(sum(rows) / len(rows), rel=1e-5)
 
 
-@pytest.mark.parametrize("model_type", list(CONFIGS))
-def test_qkv_capture_records_each_familys_projections(model_type):
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_qkv_capture_records_each_familys_projections(case):
     torch.manual_seed(0)
-    model = AutoModel.from_config(tiny_config(model_type)).eval()
-    family = FAMILIES[model_type]
+    model = AutoModel.from_config(tiny_config(case)).eval()
+    family = FAMILIES[model_type_of(case)]
     ids, mask = _batch()
     with torch.no_grad(), capture(model, [0], [], [1, 3]) as rec:
         model(input_ids=ids, attention_mask=mask)

@@ -13,8 +13,9 @@ was using, masks included; MPNet and DeBERTa-v2 have their own hooks. Only mappe
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -123,6 +124,29 @@ def _hidden_states_from_outputs(model: nn.Module, rec: Recorder, wanted: list[in
         model.config.output_hidden_states = before
 
 
+def _qkv_hooks(family, attn: nn.Module, serves: Callable[[], int], wanted: set[int], rec: Recorder) -> list[Any]:
+    """Record each call's query, key and value projections of the tokens: the first output of each projection per
+    call of the attention module (DeBERTa-v3 calls the same projections again on its relative embeddings).
+    ``serves()`` is the layer number of the call that starts."""
+    call: dict[str, Any] = {"idx": None, "taken": set()}
+
+    def start(_module, _args):
+        call["idx"], call["taken"] = serves(), set()
+
+    parts = family.qkv_modules(attn)
+    width = 3 // len(parts)  # a fused projection holds all three
+
+    def hook_for(j: int):
+        def hook(_m, _inputs, out):
+            if call["idx"] in wanted and j not in call["taken"]:
+                call["taken"].add(j)
+                rec.qkv.setdefault(call["idx"], [None, None, None])[j : j + width] = out.chunk(width, dim=-1)
+
+        return hook
+
+    return [attn.register_forward_pre_hook(start), *(p.register_forward_hook(hook_for(j)) for j, p in enumerate(parts))]
+
+
 @contextmanager
 def capture(
     model: nn.Module, hidden_layers: list[int], attention_layers: list[int], qkv_layers: list[int] = ()
@@ -147,11 +171,11 @@ def capture(
             return
         base = model.base_model
         layers = family.layer_modules(base)
-        calls: dict[int, int] = {}  # per module: how often it ran in this forward (layers may share a module)
+        calls: dict[Hashable, int] = {}  # per module: how often it ran in this forward (layers may share a module)
 
-        def position(module: nn.Module, serves: list[int]) -> int:
-            k = calls.get(id(module), 0)
-            calls[id(module)] = k + 1
+        def position(key: Hashable, serves: list[int]) -> int:
+            k = calls.get(key, 0)
+            calls[key] = k + 1
             return serves[k % len(serves)]
 
         def on(handle) -> None:
@@ -170,7 +194,7 @@ def capture(
             if wanted_hidden & set(serves):
 
                 def hidden_hook(m, _inputs, out, serves=serves):
-                    idx = position(m, serves)
+                    idx = position(id(m), serves)
                     if idx in wanted_hidden:
                         rec.hidden[idx] = out[0] if isinstance(out, (tuple, list)) else out
 
@@ -179,7 +203,7 @@ def capture(
                 attn = family.attention_module(module)
 
                 def sink(scores: Tensor, allowed: Tensor | None, attn=attn, serves=serves) -> None:
-                    idx = position(attn, serves)
+                    idx = position(id(attn), serves)
                     if idx in wanted_scores:
                         rec.scores[idx], rec.allowed[idx] = scores, allowed
 
@@ -190,15 +214,10 @@ def capture(
                     _SINKS[id(attn)] = sink
                     stack.callback(_SINKS.pop, id(attn), None)
             if wanted_qkv & set(serves):
-                for j, part in enumerate(family.qkv_modules(family.attention_module(module))):
-
-                    def qkv_hook(m, _inputs, out, serves=serves, j=j):
-                        idx = position(m, serves)
-                        if idx in wanted_qkv:
-                            parts = rec.qkv.setdefault(idx, [None, None, None])
-                            parts[j : j + 3 // len(family.qkv)] = out.chunk(3 // len(family.qkv), dim=-1)
-
-                    on(part.register_forward_hook(qkv_hook))
+                attn = family.attention_module(module)
+                layer_of_call = functools.partial(position, ("qkv", id(attn)), serves)
+                for h in _qkv_hooks(family, attn, layer_of_call, wanted_qkv, rec):
+                    on(h)
         if wanted_scores and family.score_hooks is None:
             stack.enter_context(_attention_implementation(model, _recording_name(model.config)))
         yield rec

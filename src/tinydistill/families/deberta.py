@@ -10,33 +10,38 @@ from tinydistill.families.base import COMMON_KEEP, Family, Sink
 
 
 def deberta_score_hooks(attn: nn.Module, sink: Sink) -> list:
-    """Hooks on ``attention.self``: the projections' outputs, the relative term (its own method, wrapped on this
+    """Hooks on ``attention.self``: the query and key the model used (the first projection outputs of the call, or
+    the arguments it passes to its relative term: a released v3 config, ``share_att_key: true``, runs the same
+    projections a second time on the relative embeddings), the relative term (its own method, wrapped on this
     instance), the mask it receives; then the scores exactly as ``DisentangledSelfAttention.forward`` adds them."""
     seen: dict = {}
     scaled_size_sqrt = sys.modules[type(attn).__module__].scaled_size_sqrt
     relative = attn.disentangled_attention_bias
 
-    def keep(name):
+    def first(name):
         def hook(_module, _inputs, output):
-            seen[name] = output
+            seen.setdefault(name, output)  # a second call projects the relative embeddings, not the tokens
 
         return hook
 
     def inputs(_module, args, kwargs):
+        seen.clear()
         seen["mask"] = args[1] if len(args) > 1 else kwargs.get("attention_mask")
 
     def record_relative(query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
+        seen["q_heads"], seen["k_heads"] = query_layer, key_layer
         seen["rel"] = out = relative(query_layer, key_layer, relative_pos, rel_embeddings, scale_factor)
         return out
 
     def scores(module, _args, _output):
-        q = module.transpose_for_scores(seen["q"], module.num_attention_heads)
-        k = module.transpose_for_scores(seen["k"], module.num_attention_heads)
+        heads = module.num_attention_heads
+        q = seen["q_heads"] if "q_heads" in seen else module.transpose_for_scores(seen["q"], heads)
+        k = seen["k_heads"] if "k_heads" in seen else module.transpose_for_scores(seen["k"], heads)
         scale_factor = 1 + ("c2p" in module.pos_att_type) + ("p2c" in module.pos_att_type)
         s = torch.bmm(q, k.transpose(-1, -2) / scaled_size_sqrt(q, scale_factor).to(dtype=q.dtype))
         if seen.get("rel") is not None:
             s = s + seen["rel"]
-        s = s.view(-1, module.num_attention_heads, s.size(-2), s.size(-1))
+        s = s.view(-1, heads, s.size(-2), s.size(-1))
         sink(s, None if seen.get("mask") is None else seen["mask"].bool())
         seen.clear()
 
@@ -47,8 +52,8 @@ def deberta_score_hooks(attn: nn.Module, sink: Sink) -> list:
             del attn.disentangled_attention_bias  # back to the class's method
 
     return [
-        attn.query_proj.register_forward_hook(keep("q")),
-        attn.key_proj.register_forward_hook(keep("k")),
+        attn.query_proj.register_forward_hook(first("q")),
+        attn.key_proj.register_forward_hook(first("k")),
         attn.register_forward_pre_hook(inputs, with_kwargs=True),
         attn.register_forward_hook(scores),
         _Restore(),
