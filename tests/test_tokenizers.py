@@ -64,6 +64,26 @@ def test_same_pieces_align_position_by_position(tokenizer, mpnet_tokenizer):
             assert teacher[j] == student[i] and row["teacher_input_ids"][j] == row["input_ids"][i] + 4
 
 
+@pytest.mark.parametrize("teacher_is_mpnet", [True, False])
+def test_a_pair_longer_than_max_length_keeps_the_same_pieces_on_both_sides(
+    tokenizer, mpnet_tokenizer, teacher_is_mpnet
+):
+    """MPNet adds one more special token to a pair: truncated at one max_length, it would keep one piece fewer."""
+    student, teacher = (tokenizer, mpnet_tokenizer) if teacher_is_mpnet else (mpnet_tokenizer, tokenizer)
+    long_a, long_b = "the quick brown fox jumps over the lazy dog " * 3, "a second text that is rather long " * 3
+    rows, kind = encode_pair([long_a, "short"], [long_b, "pair"], student, teacher, 24)
+    assert kind == "positions"
+    assert max(len(r["input_ids"]) for r in rows) <= 24 and max(len(r["teacher_input_ids"]) for r in rows) <= 24
+    for row in rows:
+        s_tokens = student.convert_ids_to_tokens(row["input_ids"])
+        t_tokens = teacher.convert_ids_to_tokens(row["teacher_input_ids"])
+        specials = set(student.all_special_tokens) | set(teacher.all_special_tokens)
+        assert [t for t in s_tokens if t not in specials] == [t for t in t_tokens if t not in specials]
+        for i, j in enumerate(row["align_positions"]):
+            if s_tokens[i] not in specials:
+                assert t_tokens[j] == s_tokens[i]
+
+
 def test_other_pieces_align_word_by_word(tokenizer, word_tokenizer):
     rows, kind = encode_pair(["Hello, unbelievably world!"], None, word_tokenizer, tokenizer, 64)
     assert kind == "words"

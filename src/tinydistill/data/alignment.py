@@ -86,6 +86,25 @@ def _teacher_words(enc, i: int, spans: list[tuple[int, int, int]]) -> list[int]:
     return out
 
 
+def _equal_cut(texts, pairs, student, teacher, max_length: int) -> tuple[list, list]:
+    """Each row's student and teacher encoding as ``(encoding, index)``, truncated so that both keep the same pieces
+    where they cut the same pieces: a side that adds more special tokens (MPNet's second ``</s>`` in a pair) keeps
+    fewer pieces at one ``max_length``, so the other side of such a row is encoded again with that many fewer."""
+    kw = {"truncation": True, "return_offsets_mapping": True}
+    s_enc, t_enc = student(texts, pairs, max_length=max_length, **kw), teacher(texts, pairs, max_length=max_length, **kw)
+    s_rows, t_rows = [(s_enc, i) for i in range(len(texts))], [(t_enc, i) for i in range(len(texts))]
+    for i in range(len(texts)):
+        ns, nt = len(_pieces(s_enc, i)), len(_pieces(t_enc, i))
+        if ns == nt:
+            continue
+        tok, rows = (student, s_rows) if ns > nt else (teacher, t_rows)
+        pair = None if pairs is None else [pairs[i]]
+        again = tok([texts[i]], pair, max_length=max_length - abs(ns - nt), **kw)
+        if _pieces(again, 0) == _pieces(*(t_rows if ns > nt else s_rows)[i]):
+            rows[i] = (again, 0)
+    return s_rows, t_rows
+
+
 def encode_pair(
     texts: list[str],
     pairs: list[str] | None,
@@ -94,24 +113,24 @@ def encode_pair(
     max_length: int,
 ) -> tuple[list[dict], str]:
     """Rows with the student's inputs, the teacher's (``teacher_*``) and their alignment; and its kind,
-    ``positions`` when every row has the same pieces in both, else ``words``."""
+    ``positions`` when every row has the same pieces in both (after truncating both to the same pieces), else
+    ``words``."""
     if not (student.is_fast and teacher.is_fast):
         raise TinyDistillError(
             "teacher and student tokenizers differ and one of them is not a fast tokenizer; "
             "aligning them needs character offsets (a tokenizer.json)"
         )
-    kw = {"truncation": True, "max_length": max_length, "return_offsets_mapping": True}
-    s_enc, t_enc = student(texts, pairs, **kw), teacher(texts, pairs, **kw)
-    same = all(_pieces(s_enc, i) == _pieces(t_enc, i) for i in range(len(texts)))
+    s_rows, t_rows = _equal_cut(texts, pairs, student, teacher, max_length)
+    same = all(_pieces(*s) == _pieces(*t) for s, t in zip(s_rows, t_rows))
     rows = []
-    for i in range(len(texts)):
+    for (s_enc, i), (t_enc, j) in zip(s_rows, t_rows):
         row = {k: s_enc[k][i] for k in s_enc if k != "offset_mapping"}
-        row |= {TEACHER_PREFIX + k: t_enc[k][i] for k in t_enc if k != "offset_mapping"}
+        row |= {TEACHER_PREFIX + k: t_enc[k][j] for k in t_enc if k != "offset_mapping"}
         if same:
-            row["align_positions"] = _positions(s_enc.sequence_ids(i), t_enc.sequence_ids(i))
+            row["align_positions"] = _positions(s_enc.sequence_ids(i), t_enc.sequence_ids(j))
         else:
             row["student_words"], spans = _words(s_enc, i)
-            row["teacher_words"] = _teacher_words(t_enc, i, spans)
+            row["teacher_words"] = _teacher_words(t_enc, j, spans)
         rows.append(row)
     return rows, "positions" if same else "words"
 
