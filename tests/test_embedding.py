@@ -33,8 +33,8 @@ STS_COLUMNS = [
 @pytest.fixture(scope="module")
 def st_teacher(tmp_path_factory, tokenizer) -> Path:
     """A tiny random BERT as a sentence-transformers model: mean pooling, normalised (as all-mpnet-base-v2). Its
-    weights are drawn wider than BERT's 0.02 (0.15) so sentences get distinct vectors (at 0.02 they nearly coincide, and what
-    a student can still learn is below the noise of its own dropout)."""
+    weights are drawn wider than BERT's 0.02 (at 0.15) so sentences get distinct vectors: at 0.02 they nearly
+    coincide, and what a student can still learn is below the noise of its own dropout."""
     path = tmp_path_factory.mktemp("st_teacher")
     torch.manual_seed(3)
     BertModel(tiny_bert_config(tokenizer.vocab_size, layers=2, hidden=32, initializer_range=0.15)).save_pretrained(path)

@@ -91,7 +91,8 @@ def _equal_cut(texts, pairs, student, teacher, max_length: int) -> tuple[list, l
     where they cut the same pieces: a side that adds more special tokens (MPNet's second ``</s>`` in a pair) keeps
     fewer pieces at one ``max_length``, so the other side of such a row is encoded again with that many fewer."""
     kw = {"truncation": True, "return_offsets_mapping": True}
-    s_enc, t_enc = student(texts, pairs, max_length=max_length, **kw), teacher(texts, pairs, max_length=max_length, **kw)
+    s_enc = student(texts, pairs, max_length=max_length, **kw)
+    t_enc = teacher(texts, pairs, max_length=max_length, **kw)
     s_rows, t_rows = [(s_enc, i) for i in range(len(texts))], [(t_enc, i) for i in range(len(texts))]
     for i in range(len(texts)):
         ns, nt = len(_pieces(s_enc, i)), len(_pieces(t_enc, i))
