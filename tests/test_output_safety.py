@@ -3,6 +3,7 @@ nothing finished-looking and say how to go on, and resumes that refuse a changed
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -377,8 +378,130 @@ def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
 def test_the_demo_writes_its_data_where_the_pipeline_accepts_it(tmp_path):
     from tinydistill.demo import demo_config
     from tinydistill.outputs import check_output
-    from tinydistill.pipeline import ENTRIES, RUN_CONFIG
+    from tinydistill.pipeline import ENTRIES
 
     cfg = demo_config(tmp_path / "bbc", max_train=20)
     assert not Path(cfg.data.train_file).resolve().is_relative_to((tmp_path / "bbc").resolve())
-    check_output(cfg.output_dir, "pipeline", cfg.input_paths(), holds=ENTRIES, marker=RUN_CONFIG)  # no refusal
+    check_output(cfg.output_dir, "pipeline", cfg.input_paths(), holds=ENTRIES)  # no refusal
+
+
+def _pipeline_args(teacher, glue, out, *extra):
+    return ["pipeline", "--teacher", str(teacher), *_data_args(glue), *_small_student(), "-o", str(out), *extra]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_pipeline_never_takes_a_users_entry_that_bears_one_of_its_names(
+    monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue, overwrite
+):
+    out = tmp_path / "exp1"
+    (out / "plots").mkdir(parents=True)
+    (out / "report.md").write_text("my notes")
+    (out / "plots" / "figure1.png").write_bytes(b"png")
+    code, stdout, err = run_cli(monkeypatch, capsys, *_pipeline_args(tiny_teacher_dir, glue, out, *overwrite))
+    assert code == 2 and "holds plots, report.md, which a `pipeline` run writes but no earlier run" in err
+    assert "removing" not in stdout
+    assert (out / "report.md").read_text() == "my notes" and (out / "plots" / "figure1.png").read_bytes() == b"png"
+    assert sorted(p.name for p in out.iterdir()) == ["plots", "report.md"]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_users_config_file_in_the_output_folder_is_an_input(
+    monkeypatch, capsys, tmp_path, tiny_teacher_dir, tiny_classifier_dir, glue, overwrite
+):
+    out = tmp_path / "exp1"
+    out.mkdir()
+    config = out / "pipeline.yaml"
+    config.write_text("seed: 7\n")
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "-q",
+        *_pipeline_args(tiny_teacher_dir, glue, out, *overwrite)[:1],
+        "-c",
+        str(config),
+        *_pipeline_args(tiny_teacher_dir, glue, out, *overwrite)[1:],
+    )
+    assert code == 2 and "holds pipeline.yaml, which a `pipeline` run writes" in err
+    assert config.read_text() == "seed: 7\n"
+    # a stage command replaces its folder whole: one holding its own config file is refused, --overwrite or not
+    own = tmp_path / "exp2"
+    own.mkdir()
+    (own / "config.yaml").write_text("seed: 7\n")
+    code, _, err = run_cli(
+        monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, own, "-c", str(own / "config.yaml"), *overwrite)
+    )
+    assert code == 2 and "holds the config file" in err
+    assert (own / "config.yaml").read_text() == "seed: 7\n"
+
+
+def test_probe_files_are_inputs(tmp_path):
+    from tinydistill.config import load_config
+    from tinydistill.outputs import check_output
+
+    (tmp_path / "probe.csv").write_text("sentence,label\na,0\n")
+    cfg = load_config(
+        None, [f"data.probe_train_file={tmp_path / 'probe.csv'}", f"data.probe_dev_file={tmp_path / 'probe.csv'}"]
+    )
+    with pytest.raises(TinyDistillError, match="holds the probe train file"):
+        check_output(tmp_path, "prediction", cfg.input_paths(), overwrite=True)
+
+
+def test_every_path_setting_of_the_schema_is_an_input():
+    """A new file or folder setting is an input unless it is an output: the output-folder checks then see it."""
+    from pydantic import BaseModel
+
+    from tinydistill.config import Config, input_settings
+
+    outputs = {"output_dir", "cache_dir"}
+    named = re.compile(r"(^|_)(file|files|dir|corpus|vectors|lm|teacher|checkpoint|path)$")
+
+    def path_settings(model: type[BaseModel], prefix: str = "") -> set[str]:
+        found = set()
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= path_settings(kind, f"{prefix}{name}.")
+            elif named.search(name) and name not in outputs:
+                found.add(prefix + name)
+        return found
+
+    cfg = Config()
+    assert path_settings(Config) == set(input_settings(cfg)) - {"config file"}
+    assert "config file" in cfg.input_paths() and "probe dev file" in cfg.input_paths()
+
+
+def test_a_finished_output_holding_a_file_its_run_did_not_write_is_not_replaced_silently(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue
+):
+    out = tmp_path / "s"
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, out))
+    assert code == 0, err
+    assert "model.safetensors" in json.loads((out / "tinydistill-manifest.json").read_text())["written"]
+    (out / "my-analysis.ipynb").write_text("{}")
+    code, _, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, out))
+    assert code == 2 and "my-analysis.ipynb in it were not written by that run" in err
+    assert (out / "my-analysis.ipynb").exists()
+
+
+def test_pipeline_overwrite_removes_only_what_its_manifest_lists_and_reruns_from_its_own_config(
+    monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue
+):
+    from tinydistill.config import load_config
+    from tinydistill.pipeline import pipeline
+
+    cfg = tiny_pipeline_config(
+        tmp_path, tiny_teacher_dir, glue, **{"general.enabled": "false", "report.enabled": "false"}
+    )
+    out = Path(cfg.output_dir)
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    pipeline(cfg.model_copy(update={"overwrite": True}), log=lambda _: None)
+    manifest = json.loads((out / "tinydistill-manifest.json").read_text())
+    assert manifest["kept"] == ["notes.txt"] and "notes.txt" not in manifest["written"]
+    lines = []
+    pipeline(load_config(out / "pipeline.yaml"), log=lines.append)  # its own saved config (run with --overwrite)
+    assert sum("skipped" in line for line in lines) == 3
+    lines = []
+    pipeline(cfg.model_copy(update={"overwrite": True}), log=lines.append)
+    assert any("removing 4 entries the earlier run wrote" in line for line in lines)  # 3 stages and the summary
+    assert (out / "notes.txt").read_text() == "mine"

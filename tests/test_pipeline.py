@@ -92,8 +92,11 @@ def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir
     with pytest.raises(RuntimeError, match="simulated crash"):
         pipeline(cfg, log=lambda _: None)
     out = tmp_path / "run"
-    # no 1-general, no temp folders, no lock; the run's configuration for the re-run to match
-    assert sorted(p.name for p in out.iterdir()) == ["2-teacher", "3-intermediate", "pipeline.yaml"]
+    # no 1-general, no temp folders, no lock; the run's configuration for the re-run to match, and what it wrote
+    names = ["2-teacher", "3-intermediate", "pipeline.yaml", "tinydistill-manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    written = json.loads((out / "tinydistill-manifest.json").read_text())["written"]
+    assert set(written) == {*names, "4-prediction"}  # claimed before it was started
     monkeypatch.setattr(stages, "train", real_train)
     lines = []
     pipeline(cfg, log=lines.append)  # continues where it stopped

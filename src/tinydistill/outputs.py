@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,39 @@ def output_kind(folder: Path) -> str | None:
     return next((kind for kind, marker in _MARKERS.items() if (folder / marker).is_file()), None)
 
 
+MANIFEST = "tinydistill-manifest.json"
+
+
+@dataclass
+class Manifest:
+    """What a run wrote into its output folder (``written``: top-level entries) and, in a folder that gathers
+    outputs, what was there before and was left in place (``kept``, accepted once with ``--overwrite``)."""
+
+    kind: str
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def read_manifest(folder: Path, kind: str) -> Manifest | None:
+    """The manifest of a ``kind`` run in ``folder``; None where there is none, it is damaged or of another kind
+    (then nothing in the folder counts as written by such a run)."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        manifest = Manifest(data["kind"], list(data["written"]), list(data.get("kept", [])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return manifest if manifest.kind == kind else None
+
+
+def record(folder: Path, kind: str, written: Collection[str] = (), kept: Collection[str] = ()) -> Manifest:
+    """Add ``written`` and ``kept`` entries to ``folder``'s manifest (created if missing) and write it."""
+    manifest = read_manifest(folder, kind) or Manifest(kind)
+    manifest.written = sorted({*manifest.written, *written, MANIFEST})
+    manifest.kept = sorted({*manifest.kept, *kept} - set(manifest.written))
+    write_json(folder / MANIFEST, asdict(manifest))
+    return manifest
+
+
 def _ours(entry: str, names: Collection[str]) -> bool:
     """An entry a folder of ``names`` holds: one of them, or a hidden staging/checkpoint/lock entry of one."""
     return entry in names or any(entry.startswith(f".{n}.") for n in names)
@@ -83,18 +117,59 @@ def check_output(
     inputs: Mapping[str, str | Path | None] | None = None,
     overwrite: bool = False,
     holds: Collection[str] | None = None,
-    marker: str | None = None,
-) -> None:
-    """Refuse an output location that would destroy what tinydistill did not write.
+) -> list[str]:
+    """Refuse an output location that would destroy what tinydistill did not write; return the entries of a
+    gathering folder that were there before and are to be left in place.
 
     ``holds`` is None for a folder that is replaced whole (a stage, export, bench, compare output): it may
-    be new, empty, or a finished output of the same ``kind``; anything else needs ``overwrite``. For a
-    folder that only gathers outputs (a pipeline run), ``holds`` names its entries; other entries need
-    ``overwrite`` and are then left in place (once, where the ``marker`` file then records the run).
-    Never allowed, ``overwrite`` or not: an output equal to or
-    inside an input (``inputs``: role -> path), a replaced folder that holds an input or the current folder.
+    be new, empty, or a finished output of the same ``kind`` holding only what that run wrote (its manifest);
+    anything else needs ``overwrite``. For a folder that only gathers outputs (a pipeline run), ``holds`` names
+    the entries it writes: an entry its manifest does not list needs ``overwrite`` once and is then left in place,
+    and one that bears the name of an entry the run writes is refused, ``overwrite`` or not.
+    Never allowed, ``overwrite`` or not: an output equal to or inside an input (``inputs``: role -> path), a
+    replaced folder that holds an input or the current folder.
     """
     given = Path(final)
+    _check_location(given, inputs, replaced=holds is None)
+    if not given.exists():
+        return []
+    if not given.is_dir():
+        raise TinyDistillError(f"output {given} exists and is a file, not a folder; choose another -o")
+    entries = sorted(e.name for e in given.iterdir())
+    if not entries:
+        return []
+    if holds is None:
+        what = _not_replaceable(given, kind, entries)
+        if what is None:
+            return []
+    else:
+        manifest = read_manifest(given, kind) or Manifest(kind)
+        foreign = [e for e in entries if not _ours(e, {*manifest.written, *manifest.kept})]
+        clash = [e for e in foreign if _ours(e, holds)]
+        if clash:
+            raise TinyDistillError(
+                f"output folder {given} holds {', '.join(clash[:3])}, which a `{kind}` run writes but no earlier "
+                "run there wrote; move it away or choose another -o (--overwrite never replaces what it did not write)"
+            )
+        if not foreign:
+            return []
+        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        what = f"it holds {listed}, which a `{kind}` run does not write"
+    if overwrite:
+        say(
+            f"--overwrite: {given} is not a finished `{kind}` output ({what}); "
+            + ("replacing it" if holds is None else "adding the run beside what is there")
+        )
+        return [] if holds is None else foreign
+    raise TinyDistillError(
+        f"output folder {given} already exists and is not a finished `{kind}` output ({what}); "
+        "choose another -o, or pass --overwrite to replace it"
+    )
+
+
+def _check_location(given: Path, inputs: Mapping[str, str | Path | None] | None, replaced: bool) -> None:
+    """Refuse an output that is, or is inside, an input; a replaced one that holds an input or the current folder;
+    one below a file."""
     real = given.resolve()
     for role, src in (inputs or {}).items():
         if not src or not Path(src).exists():
@@ -103,49 +178,33 @@ def check_output(
         if _inside(real, src_real):
             where = "is" if real == src_real else "is inside"
             raise TinyDistillError(f"output folder {given} {where} the {role} ({src}); choose another -o")
-        if holds is None and _inside(src_real, real):
+        if replaced and _inside(src_real, real):
             raise TinyDistillError(
                 f"output folder {given} holds the {role} ({src}): writing there would delete it; choose another -o"
             )
-    if holds is None and _inside(Path.cwd().resolve(), real):
+    if replaced and _inside(Path.cwd().resolve(), real):
         raise TinyDistillError(
             f"output folder {given} is the current folder or holds it; name a folder for the output, e.g. -o runs/NAME"
         )
     blocker = next((a for a in given.parents if a.exists() and not a.is_dir()), None)
     if blocker is not None:
         raise TinyDistillError(f"cannot write to {given.parent}: Not a directory ({blocker} is a file)")
-    if not given.exists():
-        return
-    if not given.is_dir():
-        raise TinyDistillError(f"output {given} exists and is a file, not a folder; choose another -o")
-    entries = sorted(e.name for e in given.iterdir())
-    if not entries:
-        return
-    if holds is None:
-        found = output_kind(given)
-        if found == kind:
-            return
-        what = (
-            f"it is a finished `{found}` output"
-            if found
-            else f"it holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(entries[:3])}"
-            + (", ..." if len(entries) > 3 else "")
-        )
-    else:
-        foreign = [e for e in entries if not _ours(e, holds)]
-        if not foreign or (marker and (given / marker).is_file()):
-            return
-        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        what = f"it holds {listed}, which a `{kind}` run does not write"
-    if overwrite:
-        say(
-            f"--overwrite: {given} is not a finished `{kind}` output ({what}); "
-            + ("replacing it" if holds is None else "adding the run beside what is there")
-        )
-        return
-    raise TinyDistillError(
-        f"output folder {given} already exists and is not a finished `{kind}` output ({what}); "
-        "choose another -o, or pass --overwrite to replace it"
+
+
+def _not_replaceable(folder: Path, kind: str, entries: list[str]) -> str | None:
+    """Why a non-empty folder may not be replaced by a ``kind`` output without ``--overwrite``, or None: it is a
+    finished ``kind`` output holding only what that run wrote."""
+    found = output_kind(folder)
+    if found == kind:
+        manifest = read_manifest(folder, kind)
+        added = [e for e in entries if manifest is not None and e not in manifest.written]
+        if not added:
+            return None
+        return f"it is a finished `{kind}` output, but {', '.join(added[:3])} in it were not written by that run"
+    if found:
+        return f"it is a finished `{found}` output"
+    return f"it holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(entries[:3])}" + (
+        ", ..." if len(entries) > 3 else ""
     )
 
 
@@ -229,8 +288,9 @@ class OutputLock:
 
 
 class OutputFolder:
-    """``with OutputFolder(out, kind, inputs, overwrite, holds):`` checks ``out`` (:func:`check_output`) and
-    locks it for the duration; :class:`StagingDir` adds writing under a temporary name."""
+    """``with OutputFolder(out, kind, inputs, overwrite, holds) as folder:`` checks ``out`` (:func:`check_output`)
+    and locks it for the duration; a gathering folder (``holds``) records what the run writes there
+    (:meth:`claim`). :class:`StagingDir` adds writing under a temporary name."""
 
     def __init__(
         self,
@@ -239,19 +299,49 @@ class OutputFolder:
         inputs: Mapping[str, str | Path | None] | None = None,
         overwrite: bool = False,
         holds: Collection[str] | None = None,
-        marker: str | None = None,
     ) -> None:
         self.final = Path(os.path.abspath(final))  # `-o .` has a name too
-        self.kind, self.inputs, self.overwrite, self.holds, self.marker = kind, inputs, overwrite, holds, marker
+        self.kind, self.inputs, self.overwrite, self.holds = kind, inputs, overwrite, holds
         self.main = is_main_process()
         self.lock = OutputLock(self.final)
 
     def __enter__(self) -> Path:
-        check_output(self.final, self.kind, self.inputs, self.overwrite, self.holds, self.marker)
+        kept = check_output(self.final, self.kind, self.inputs, self.overwrite, self.holds)
         if self.main:
             self.lock.acquire()
+            if kept:
+                record(self.final, self.kind, kept=kept)
         _ACTIVE.append(self.final)
         return self.final
+
+    def start_over(self, keep: Collection[str] = ()) -> int:
+        """Remove what an earlier run of this kind wrote here (its manifest's entries but ``keep``) and return how
+        many entries went; refused where one of them holds an input."""
+        manifest = read_manifest(self.final, self.kind)
+        if manifest is None:
+            return 0
+        names = [n for n in manifest.written if n not in (*keep, MANIFEST)]
+        ours = [e for e in self.final.iterdir() if _ours(e.name, names)]
+        for role, src in (self.inputs or {}).items():
+            held = next(
+                (e for e in ours if src and Path(src).exists() and _inside(Path(src).resolve(), e.resolve())), None
+            )
+            if held is not None:
+                raise TinyDistillError(
+                    f"--overwrite would remove {held}, which holds the {role} ({src}); choose another -o"
+                )
+        if self.main:
+            for entry in ours:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            manifest.written = [n for n in manifest.written if n not in names]
+            write_json(self.final / MANIFEST, asdict(manifest))
+        return len(ours)
+
+    def claim(self, *names: str) -> None:
+        """Record in the gathering folder's manifest that the run writes ``names`` (before it writes them)."""
+        if self.main:
+            self.final.mkdir(parents=True, exist_ok=True)
+            record(self.final, self.kind, written=names)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         _ACTIVE.remove(self.final)
@@ -306,6 +396,7 @@ class StagingDir(OutputFolder):
         if not self.main:
             wait_for_everyone()
             return False
+        record(self.tmp, self.kind, written=[e.name for e in self.tmp.iterdir()])
         if self.final.exists():
             old = self.final.with_name(f".{self.final.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(self.final, old)

@@ -8,11 +8,11 @@ output_dir/4-prediction    stage 4: task distillation, prediction layer (student
 output_dir/summary.json    teacher vs student: metric, parameters, size, speed
 output_dir/report.html     the run report (also report.md and plots/)
 output_dir/pipeline.yaml   the configuration the run was started with (a re-run must match it)
+output_dir/tinydistill-manifest.json   what the run wrote there (all that --overwrite may remove)
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from tinydistill.data.readers import read_split, with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import (
+    MANIFEST,
     OutputFolder,
     is_complete,
     is_main_process,
@@ -49,14 +50,17 @@ from tinydistill.ui import say
 STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
 RUN_CONFIG = "pipeline.yaml"
 #: everything a pipeline writes into its folder (stages' staging, checkpoint and lock entries are hidden beside them)
-ENTRIES = ("0-augment", *STAGES, "summary.json", "report.html", "report.md", "plots", RUN_CONFIG)
+ENTRIES = ("0-augment", *STAGES, "summary.json", "report.html", "report.md", "plots", RUN_CONFIG, MANIFEST)
 
 
-def _run_or_skip(name: str, folder: Path, fn: Callable[[], Path], log: Callable[[str], None]) -> Path:
+def _run_or_skip(
+    name: str, folder: Path, fn: Callable[[], Path], log: Callable[[str], None], run: OutputFolder
+) -> Path:
     if is_complete(folder):
         log(f"[pipeline] {name}: {folder} is complete, skipped")
         return folder
     log(f"[pipeline] {name}: running -> {folder}")
+    run.claim(folder.name)
     return fn()
 
 
@@ -138,11 +142,13 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
     )
 
 
-def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> None:
+def _start_or_continue(cfg: Config, folder: OutputFolder, log: Callable[[str], None]) -> None:
     """Record the run's configuration; a re-run must match it (finished stages are reused, unfinished ones
-    resume) unless ``overwrite`` asks to start over, which removes what the pipeline wrote and nothing else."""
+    resume) unless ``overwrite`` asks to start over, which removes what the pipeline wrote (its manifest's
+    entries) and nothing else."""
+    out = folder.final
     saved = out / RUN_CONFIG
-    if saved.is_file() and not cfg.overwrite:
+    if saved.is_file() and not cfg.overwrite:  # check_output let it through: an earlier run wrote it
         changes = config_changes(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json"))
         if changes:
             raise TinyDistillError(
@@ -150,16 +156,13 @@ def _start_or_continue(cfg: Config, out: Path, log: Callable[[str], None]) -> No
                 f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); continuing it "
                 "would mix the two: pass --overwrite to start the run over, or choose another -o"
             )
-    if not is_main_process():
-        return
-    if cfg.overwrite and out.is_dir():
-        ours = [e for e in out.iterdir() if e.name in ENTRIES or e.name.startswith(tuple(f".{n}." for n in ENTRIES))]
-        if ours:
-            log(f"[pipeline] --overwrite: starting over, removing {len(ours)} entries the earlier run wrote")
-        for entry in ours:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(dump_config(cfg), encoding="utf-8")
+    if cfg.overwrite:
+        removed = folder.start_over(keep=(RUN_CONFIG,))
+        if removed:
+            log(f"[pipeline] --overwrite: starting over, removing {removed} entries the earlier run wrote")
+    folder.claim(RUN_CONFIG)
+    if is_main_process():
+        saved.write_text(dump_config(cfg), encoding="utf-8")
 
 
 def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
@@ -168,31 +171,33 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})  # every stage, and the saved run config, hold it out
     stages = (("general",) if cfg.general.enabled else ()) + ("finetune", "intermediate", "prediction")
     check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
-    with OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES, marker=RUN_CONFIG):
-        _start_or_continue(cfg, out, log)
+    folder = OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES)
+    with folder:
+        _start_or_continue(cfg, folder, log)
         wait_for_everyone()
         # a re-run continues unfinished stages from their checkpoints; the stages write only inside the run
-        return _run_stages(cfg.model_copy(update={"resume": True, "overwrite": False}), out, log)
+        return _run_stages(cfg.model_copy(update={"resume": True, "overwrite": False}), folder, log)
 
 
-def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
+def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> dict:
+    out = run.final
     paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     student_spec = cfg.student
     if cfg.general.enabled:
         _run_or_skip(
-            "stage 1 (general distillation)", paths["1-general"], lambda: general(cfg, paths["1-general"]), log
+            "stage 1 (general distillation)", paths["1-general"], lambda: general(cfg, paths["1-general"]), log, run
         )
         student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
     if task_info(cfg.data).teacher_needs_finetuning:
         teacher = _run_or_skip(
-            "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log
+            "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log, run
         )
     else:
         log(f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is")
         teacher = paths["2-teacher"] = Path(cfg.teacher)
     task_data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
-        _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log)
+        _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log, run)
         task_data = augmented_data_config(cfg, paths["0-augment"])
     task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec, "data": task_data})
     _run_or_skip(
@@ -200,6 +205,7 @@ def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
         paths["3-intermediate"],
         lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]),
         log,
+        run,
     )
     pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(paths["3-intermediate"]))})
     _run_or_skip(
@@ -207,8 +213,10 @@ def _run_stages(cfg: Config, out: Path, log: Callable[[str], None]) -> dict:
         paths["4-prediction"],
         lambda: distill(pred_cfg, "prediction", paths["4-prediction"]),
         log,
+        run,
     )
     summary = summarize(cfg, paths)
+    run.claim("summary.json", *(("report.html", "report.md", "plots") if cfg.report.enabled else ()))
     if is_main_process():
         write_json(out / "summary.json", summary)
         if cfg.report.enabled:

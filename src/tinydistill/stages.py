@@ -610,7 +610,10 @@ def distill(cfg: Config, stage: Stage = "both", output_dir: str | Path | None = 
         return _distill_one(cfg, stage, out)
     if stage != "both":
         raise TinyDistillError(f"unknown stage {stage!r}: use intermediate, prediction or both")
-    with OutputFolder(out, "distill", cfg.input_paths(), cfg.overwrite, holds=("intermediate", "prediction")):
+    folder = OutputFolder(out, "distill", cfg.input_paths(), cfg.overwrite, holds=("intermediate", "prediction"))
+    with folder:
+        folder.claim("intermediate")
         first = _distill_one(cfg, "intermediate", out / "intermediate")
         nxt = cfg.model_copy(update={"student": StudentConfig(checkpoint=str(first))})
+        folder.claim("prediction")
         return _distill_one(nxt, "prediction", out / "prediction")
