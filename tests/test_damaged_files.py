@@ -89,6 +89,29 @@ def _model_copy(src, dst):
     return dst
 
 
+def _without_tokenizer(src, dst):
+    """A model folder as some exports leave it: config.json and weights, no tokenizer files."""
+    dst.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def test_a_model_folder_without_a_tokenizer_trains_on_nothing_so_it_is_refused(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, tiny_teacher_dir, glue
+):
+    data = ["--task", "sst-2", "--data-dir", str(glue / "SST-2"), "-s", "data.max_train_examples=16"]
+    bare = _without_tokenizer(tiny_teacher_dir, tmp_path / "bare")
+    code, _, err = run_cli(monkeypatch, capsys, "finetune", "--teacher", str(bare), *data, "-o", str(tmp_path / "ft"))
+    assert code == 2 and f"{bare} has no usable tokenizer" in err and err.count("\n") == 1
+    # a student checkpoint without one reads the teacher's tokenization (their vocabularies are checked to agree)
+    teacher = _without_tokenizer(tiny_classifier_dir, tmp_path / "teacher")
+    args = ["distill", "--stage", "prediction", "--teacher", str(teacher), "--student", str(teacher)]
+    code, _, err = run_cli(monkeypatch, capsys, *args, *data, "-o", str(tmp_path / "d"))
+    assert code == 2 and f"{teacher} has no usable tokenizer" in err
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "d").exists()
+
+
 def test_damaged_model_folders_get_one_line_naming_the_file(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     truncated = _model_copy(tiny_classifier_dir, tmp_path / "truncated")
     weights = truncated / "model.safetensors"
@@ -102,7 +125,12 @@ def test_damaged_model_folders_get_one_line_naming_the_file(monkeypatch, capsys,
     not_model = tmp_path / "plain"
     not_model.mkdir()
     (not_model / "notes.txt").write_text("x")
+    no_tokenizer = _without_tokenizer(tiny_classifier_dir, tmp_path / "no_tokenizer")
+    bad_tokenizer = _model_copy(tiny_classifier_dir, tmp_path / "bad_tokenizer")
+    (bad_tokenizer / "tokenizer.json").write_text('{"version": "1.0", "trunc')
     cases = [
+        (no_tokenizer, f"{no_tokenizer} has no usable tokenizer: it knows 5 tokens, the model embeds 30522"),
+        (bad_tokenizer, f"{bad_tokenizer / 'tokenizer.json'} is damaged: not valid JSON"),
         (truncated, f"{weights} is damaged (truncated or corrupt"),
         (bad_json, f"{bad_json / 'config.json'} is damaged: not valid JSON"),
         (relabelled, "config.json declares 3 labels but the classifier head in model.safetensors has 2 outputs"),

@@ -106,8 +106,39 @@ def _quietly(fn, *args, **kwargs):
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model folder or hub id; a local folder's must be able to feed its model."""
     exists_or_hub(name)
-    return _quietly(AutoTokenizer.from_pretrained, name)
+    folder = Path(name)
+    if folder.is_dir() and (folder / "tokenizer.json").is_file():
+        try:
+            json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TinyDistillError(f"{folder / 'tokenizer.json'} is damaged: not valid JSON ({exc})") from None
+    tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
+    if folder.is_dir():
+        check_tokenizer_covers(folder, tokenizer)
+    return tokenizer
+
+
+def check_tokenizer_covers(folder: Path, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a tokenizer that cannot feed the folder's model: one transformers built from no files (a handful
+    of special tokens, every word ``[UNK]``), one far smaller than the model's embedding, or one whose ids run
+    past it."""
+    rows = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("vocab_size")
+    if not isinstance(rows, int) or rows <= 0:
+        return
+    size, top = len(tokenizer), max(tokenizer.get_vocab().values(), default=-1)
+    if size < rows // 2:
+        raise TinyDistillError(
+            f"{folder} has no usable tokenizer: it knows {size} tokens, the model embeds {rows} "
+            "(tokenizer files missing?); copy the tokenizer files the model was trained with (tokenizer.json, "
+            "tokenizer_config.json, vocab.txt, ...) into the folder"
+        )
+    if top >= rows:
+        raise TinyDistillError(
+            f"{folder}: its tokenizer gives ids up to {top}, but the model embeds only {rows} token ids; "
+            "the tokenizer files belong to another model"
+        )
 
 
 def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
@@ -116,7 +147,7 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
 
     exists_or_hub(name)
     model = _quietly(AutoModelForMaskedLM.from_pretrained, name, dtype=torch.float32)
-    tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
+    tokenizer = load_tokenizer(name)
     if tokenizer.mask_token_id is None:
         raise TinyDistillError(f"{name}: its tokenizer has no mask token; is it a masked-LM model?")
     return model.eval(), tokenizer
