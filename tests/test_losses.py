@@ -29,7 +29,7 @@ def test_soft_cross_entropy_matches_hand_computation_with_t2():
 
 
 def test_soft_cross_entropy_is_not_divided_by_num_classes():
-    # TinyBERT's (-p * log q).mean() would be 1/C of this (pitfalls.md item 2).
+    # TinyBERT's task_distill.py soft_cross_entropy, (-p * log q).mean(), would be 1/C of this (its issue #176).
     s, t = torch.zeros(1, 4), torch.zeros(1, 4)
     assert L.soft_cross_entropy(s, t, 1.0).item() == pytest.approx(math.log(4), rel=1e-6)
 
@@ -111,7 +111,7 @@ def test_masked_losses_do_not_depend_on_padding_amount():
     assert L.attention_mse(sa_p, ta_p, mask_p, "masked").item() == pytest.approx(
         L.attention_mse(sa, ta, mask).item(), rel=1e-6
     )
-    # the reference arithmetic does depend on padding (pitfalls.md item 7)
+    # the reference arithmetic does depend on padding (TinyBERT averages over padded positions too)
     assert L.hidden_mse(s_p, t_p, mask_p, "tinybert").item() != pytest.approx(
         L.hidden_mse(s, t, mask, "tinybert").item()
     )

@@ -199,8 +199,8 @@ def test_cache_holds_ragged_per_token_logits_exactly(tmp_path, tokenizer):
     task = task_info(cfg)
     model = AutoModelForTokenClassification.from_pretrained(_ner_teacher(tmp_path / "t", tokenizer, task.label_names))
     data = task.encode(read_split(cfg, "train", task), tokenizer, 64)
-    first = teacher_logits(model.eval(), data, tokenizer, 16, tmp_path / "cache")
-    again = teacher_logits(model, data, tokenizer, 16, tmp_path / "cache")
+    first = teacher_logits(model.eval(), data, tokenizer, 16, tmp_path / "cache", per_token=task.per_token_outputs)
+    again = teacher_logits(model, data, tokenizer, 16, tmp_path / "cache", per_token=True)
     assert [len(x) for x in first] == [len(r["input_ids"]) for r in data.rows]
     with torch.no_grad():
         direct = model(**{k: torch.tensor([data.rows[5][k]]) for k in ("input_ids", "attention_mask")}).logits[0]

@@ -1,4 +1,5 @@
-"""tinydistill: knowledge distillation of transformer text classifiers (the TinyBERT recipe, done right).
+"""tinydistill: knowledge distillation of transformer encoders for classification, regression, NER and sentence
+embeddings (the TinyBERT recipe, done right).
 
 Python API (each function mirrors a CLI subcommand)::
 

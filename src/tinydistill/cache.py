@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,34 +50,70 @@ def inputs_fingerprint(data: EncodedDataset) -> str:
 
 
 @torch.inference_mode()
-def _compute(
-    teacher: nn.Module, data: EncodedDataset, tokenizer, batch_size: int, device, mode: str
-) -> list[np.ndarray]:
-    """Each row's logits, in row order: (C,) per text, or (L, C) per token (the row's L real tokens, no padding).
-    Rows are run shortest first, so each batch holds similar lengths (little padding)."""
+def _compute_into(
+    out: np.ndarray,
+    lengths: list[int] | None,
+    teacher: nn.Module,
+    data: EncodedDataset,
+    tokenizer,
+    batch_size: int,
+    device,
+    mode: str,
+) -> None:
+    """Write each row's logits into ``out`` (a float32 memory map): (N, C) rows per text, or (``lengths``) each
+    row's L real tokens stacked (sum of L, C). Rows are run shortest first, so each batch holds similar lengths."""
     order = sorted(range(len(data)), key=lambda i: len(data.rows[i]["input_ids"]))
+    starts = None if lengths is None else np.concatenate([[0], np.cumsum(lengths)])
     inputs = EncodedDataset([{k: data.rows[i][k] for k in INPUT_KEYS if k in data.rows[i]} for i in order])
-    out: list[np.ndarray] = [None] * len(data)  # type: ignore[list-item]
     done = 0
     with precision.autocast(mode, device):
         for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
             logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
             for j, row_logits in enumerate(logits):
                 i = order[done + j]
-                out[i] = row_logits[: len(data.rows[i]["input_ids"])] if row_logits.ndim == 2 else row_logits
+                if starts is None:
+                    out[i] = row_logits
+                else:
+                    out[starts[i] : starts[i + 1]] = row_logits[: starts[i + 1] - starts[i]]
             done += len(logits)
-    return out
-
-
-def _pack(rows: list[np.ndarray]) -> tuple[np.ndarray, list[int] | None]:
-    """One float32 array for storage: (N, C) for per-text rows, (sum of L, C) plus each row's L for per-token rows."""
-    if rows and rows[0].ndim == 2:
-        return np.concatenate(rows).astype(np.float32), [len(r) for r in rows]
-    return np.stack(rows).astype(np.float32), None
 
 
 def _unpack(stored: np.ndarray, lengths: list[int] | None) -> np.ndarray | list[np.ndarray]:
     return stored if lengths is None else np.split(stored, np.cumsum(lengths)[:-1])
+
+
+def _remove_stale(cache_dir: Path) -> None:
+    """Delete temporary entries whose writer is no longer running (a killed run leaves its ``*.tmp-PID.npy``)."""
+    for tmp in cache_dir.glob("*.tmp-*.npy"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fits(size: int, budget_gb: float, cache_dir: Path) -> bool:
+    """Whether an entry of ``size`` bytes may be written: within the budget and the free disk (a line if not)."""
+    gb = size / 1e9
+    if gb > budget_gb:
+        say(
+            f"teacher logits not cached: they would take {gb:.1f} GB, over teacher_cache_gb = {budget_gb:g}; the "
+            "teacher runs live (raise teacher_cache_gb, or use fewer rows or labels)"
+        )
+        return False
+    free = shutil.disk_usage(cache_dir).free
+    if size > free - 1e9:  # keep a gigabyte for everything else
+        say(f"teacher logits not cached: they would take {gb:.1f} GB, {cache_dir} has {free / 1e9:.1f} GB free")
+        return False
+    return True
 
 
 def teacher_logits(
@@ -87,18 +124,20 @@ def teacher_logits(
     cache_dir: Path | None = None,
     teacher_precision: str = "no",
     store: str = "float32",
-) -> np.ndarray | list[np.ndarray]:
+    budget_gb: float = 16.0,
+    per_token: bool = False,
+) -> np.ndarray | list[np.ndarray] | None:
     """The logits of ``teacher`` for every row of ``data``, (N, C) per text or a list of (L, C) per token, from the
-    cache or computed and stored (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry).
-    ``store`` float16 halves the file where the values fit (sentence vectors); (N, C) entries are read back
-    memory-mapped, so a large transfer set's outputs are paged in by the batches that use them."""
+    cache or computed into it (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry); None,
+    with a line, where the entry would not fit ``budget_gb`` or the disk, or the cache cannot be written (the
+    teacher then runs live). They are written to disk as they are computed and read back memory-mapped, so the rows
+    page in as batches use them; ``store`` float16 halves the file where the values fit (sentence vectors)."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
     device = next(teacher.parameters()).device
     mode = precision.resolve(teacher_precision, device)
     key = teacher_fingerprint(teacher) + inputs_fingerprint(data) + ("" if mode == "no" else mode)
-    key = hashlib.sha256(key.encode()).hexdigest()[:32]
-    path = cache_dir / f"{key}.npy"
-    classes = getattr(teacher, "output_size", None) or getattr(teacher.config, "num_labels", None)
+    path = cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+    classes = int(getattr(teacher, "output_size", None) or teacher.config.num_labels)
     if path.is_file():
         logits, problem = _read_entry(path, data, classes)
         if problem is None:
@@ -107,32 +146,57 @@ def teacher_logits(
         say(f"teacher-logit cache entry {path} is damaged ({problem}): discarded, computing it again")
         for f in (path, path.with_suffix(".json")):
             f.unlink(missing_ok=True)
-    rows = _compute(teacher, data, tokenizer, batch_size, device, mode)
-    stored, lengths = _pack(rows)
-    if store == "float16" and np.isfinite(stored.astype(np.float16)).all():
-        stored = stored.astype(np.float16)
+    lengths = [len(r["input_ids"]) for r in data.rows] if per_token else None
+    shape = (len(data) if lengths is None else sum(lengths), classes)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale(cache_dir)
+        if not _fits(shape[0] * shape[1] * 4, budget_gb, cache_dir):
+            return None
         tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-        np.save(tmp, stored)
-        sidecar = {
-            "rows": len(data),
-            "classes": int(stored.shape[1]),
-            "dtype": str(stored.dtype),
-            "lengths": lengths,
-            "sha256": _digest(tmp),
-        }
-        path.with_suffix(".json").write_text(json.dumps(sidecar))  # before the entry: an entry always has one
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only cache costs speed, not correctness
-        say(f"teacher logits not cached ({cache_dir}: {exc.strerror})")
-    if lengths is None and path.is_file():
-        return np.load(path, mmap_mode="r")  # the rows page in as batches read them
-    return _unpack(stored, lengths)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            _compute_into(out, lengths, teacher, data, tokenizer, batch_size, device, mode)
+            out.flush()
+            del out
+            _publish(tmp, path, lengths, store)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        say(f"teacher logits not cached ({cache_dir}: {exc.strerror}); the teacher runs live")
+        return None
+    logits, _ = _read_entry(path, data, classes)
+    return logits
+
+
+def _publish(tmp: Path, path: Path, lengths: list[int] | None, store: str) -> None:
+    """Turn a written temporary entry into the cache entry ``path`` (float16 where asked and the values fit), its
+    sidecar written first, so an entry never lacks one."""
+    values = np.load(tmp, mmap_mode="r")
+    if store == "float16" and all(np.isfinite(c.astype(np.float16)).all() for c in np.array_split(values, 64)):
+        half = tmp.with_suffix(".f16.npy")
+        try:
+            out = np.lib.format.open_memmap(half, mode="w+", dtype=np.float16, shape=values.shape)
+            for start in range(0, len(values), 65536):
+                out[start : start + 65536] = values[start : start + 65536]
+            out.flush()
+            del out
+            os.replace(half, tmp)
+        finally:
+            half.unlink(missing_ok=True)
+        values = np.load(tmp, mmap_mode="r")
+    sidecar = {"rows": len(values) if lengths is None else len(lengths), "classes": int(values.shape[1])}
+    sidecar |= {"dtype": str(values.dtype), "lengths": lengths, "sha256": _digest(tmp)}
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    os.replace(tmp, path)
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[np.ndarray | list | None, str | None]:
@@ -155,9 +219,9 @@ def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[
     expected = rows if lengths is None else sum(lengths)
     if logits.ndim != 2 or logits.shape[0] != expected or (classes and logits.shape[1] != classes):
         return None, f"shape {logits.shape}, expected ({expected}, {classes})"
-    if not np.isfinite(logits).all():
+    if not all(np.isfinite(part).all() for part in np.array_split(logits, max(1, logits.size >> 24))):
         return None, "holds NaN or infinite values"
-    return (logits if lengths is None else _unpack(np.asarray(logits), lengths)), None
+    return (logits if lengths is None else _unpack(logits, lengths)), None
 
 
 def with_teacher_logits(data: EncodedDataset, logits) -> EncodedDataset:

@@ -381,6 +381,8 @@ def interrupted_message(signum: int, command: str, folders: list[Path]) -> str:
         how = "run the same pipeline command again (or with --resume) to continue: finished stages are kept"
     elif found is not None:
         how = "run the same command with --resume to continue"
+    elif command not in ("finetune", "general", "distill"):  # nothing it writes trains: nothing to checkpoint
+        how = "run the same command again"
     else:
         how = (
             "run the same command again to start it over (nothing to resume: set train.checkpoint_every to "

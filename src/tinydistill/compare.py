@@ -18,7 +18,7 @@ from tinydistill.config import Config, load_config  # noqa: E402
 from tinydistill.data.readers import read_split  # noqa: E402
 from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
-from tinydistill.models import load_classifier, load_tokenizer  # noqa: E402
+from tinydistill.models import load_classifier, load_tokenizer, usable_length  # noqa: E402
 from tinydistill.outputs import CONFIG_FILE, StagingDir, is_complete, read_metrics, write_json  # noqa: E402
 from tinydistill.report import ModelEntry, model_table, model_table_view, own_tokenizer, write_report  # noqa: E402
 from tinydistill.tasks import task_info  # noqa: E402
@@ -90,12 +90,15 @@ def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, spli
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders[0]))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
-    data = task.encode(examples, tokenizer, cfg.data.max_length)
+    models = [(f, load_classifier(str(f), task, who=str(f)), own_tokenizer(f, tokenizer)) for f in folders]
+    # one length for all, so every model reads the same text: the longest each of them takes
+    max_length = min(
+        usable_length(cfg.data.max_length, f"model {f}", m.config, own or tokenizer) for f, m, own in models
+    )
+    data = task.encode(examples, tokenizer, max_length)
     entries = []
-    for folder in folders:  # each model reads its own tokenization of the split
-        model = load_classifier(str(folder), task, who=str(folder))
-        own = own_tokenizer(folder, tokenizer)
-        rows = data if own is None else task.encode(examples, own, cfg.data.max_length)
+    for folder, model, own in models:  # each model reads its own tokenization of the split
+        rows = data if own is None else task.encode(examples, own, max_length)
         loader = task.loader(rows, own or tokenizer, cfg.prediction.train.eval_batch_size)
         score = evaluate_model(model, loader, task)[task.metric]
         side = task.side_metrics(model, own or tokenizer, cfg.prediction.train.eval_batch_size)

@@ -62,13 +62,14 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
 
     Returns e.g. ``{"accuracy": 0.91, "examples": 872}``.
     """
-    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.models import load_classifier, load_tokenizer, usable_length
 
     task = task_info(cfg.data)
     model = load_classifier(str(model_dir), task, who=str(model_dir))
     tokenizer = load_tokenizer(str(model_dir))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
-    data = task.encode(examples, tokenizer, cfg.data.max_length)
+    max_length = usable_length(cfg.data.max_length, f"model {model_dir}", model.config, tokenizer)
+    data = task.encode(examples, tokenizer, max_length)
     batch_size = cfg.prediction.train.eval_batch_size
     metrics = evaluate_model(model, task.loader(data, tokenizer, batch_size), task)
     return {**metrics, **task.side_metrics(model, tokenizer, batch_size), "examples": len(examples)}

@@ -246,12 +246,12 @@ class OutputLock:
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(sys.argv[:3]),
         }
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(me), encoding="utf-8")
         except OSError as exc:
             raise TinyDistillError(f"cannot write to {self.path.parent}: {exc.strerror}") from None
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(me), encoding="utf-8")
         try:
             for _ in range(2):
                 try:

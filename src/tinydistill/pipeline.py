@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from tinydistill.augment import augment_data, augmented_data_config
+from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
 from tinydistill.data.readers import read_split, with_dev
 from tinydistill.errors import TinyDistillError
@@ -62,6 +63,11 @@ def _run_or_skip(
     log(f"[pipeline] {name}: running -> {folder}")
     run.claim(folder.name)
     return fn()
+
+
+def _resumed(cfg: Config, folder: Path) -> Config:
+    """A stage's settings: resumed where an earlier run of it left checkpoints, else started afresh."""
+    return cfg.model_copy(update={"resume": checkpoint_root(folder).exists()})
 
 
 def _augment(cfg: Config, folder: Path) -> Path:
@@ -176,7 +182,7 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
         _start_or_continue(cfg, folder, log)
         wait_for_everyone()
         # a re-run continues unfinished stages from their checkpoints; the stages write only inside the run
-        return _run_stages(cfg.model_copy(update={"resume": True, "overwrite": False}), folder, log)
+        return _run_stages(cfg.model_copy(update={"overwrite": False}), folder, log)
 
 
 def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> dict:
@@ -185,12 +191,20 @@ def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> d
     student_spec = cfg.student
     if cfg.general.enabled:
         _run_or_skip(
-            "stage 1 (general distillation)", paths["1-general"], lambda: general(cfg, paths["1-general"]), log, run
+            "stage 1 (general distillation)",
+            paths["1-general"],
+            lambda: general(_resumed(cfg, paths["1-general"]), paths["1-general"]),
+            log,
+            run,
         )
         student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
     if task_info(cfg.data).teacher_needs_finetuning:
         teacher = _run_or_skip(
-            "stage 2 (teacher fine-tuning)", paths["2-teacher"], lambda: finetune(cfg, paths["2-teacher"]), log, run
+            "stage 2 (teacher fine-tuning)",
+            paths["2-teacher"],
+            lambda: finetune(_resumed(cfg, paths["2-teacher"]), paths["2-teacher"]),
+            log,
+            run,
         )
     else:
         log(f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is")
@@ -203,7 +217,7 @@ def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> d
     _run_or_skip(
         "stage 3 (intermediate-layer distillation)",
         paths["3-intermediate"],
-        lambda: distill(task_cfg, "intermediate", paths["3-intermediate"]),
+        lambda: distill(_resumed(task_cfg, paths["3-intermediate"]), "intermediate", paths["3-intermediate"]),
         log,
         run,
     )
@@ -211,7 +225,7 @@ def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> d
     _run_or_skip(
         "stage 4 (prediction-layer distillation)",
         paths["4-prediction"],
-        lambda: distill(pred_cfg, "prediction", paths["4-prediction"]),
+        lambda: distill(_resumed(pred_cfg, paths["4-prediction"]), "prediction", paths["4-prediction"]),
         log,
         run,
     )

@@ -75,7 +75,12 @@ class TeacherReuse:
                 self.cache_dir,
                 stage.teacher_precision,
                 self.task.cache_dtype,
+                stage.teacher_cache_gb,
+                self.task.per_token_outputs,
             )
+            if logits is None:  # over the budget, or the cache cannot be written: the teacher runs live
+                self.kind = None
+                return data
             return with_teacher_logits(data, logits)
         plan = capture_plan(stage.losses, setup_between(stage.losses, self.student, teacher, self.task))
         reads = passes(t, len(data))

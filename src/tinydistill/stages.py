@@ -496,6 +496,11 @@ def _external_soft_labels(cfg: Config, which: str) -> bool:
             "with soft labels from a file and no teacher, the student must be a model folder (student.checkpoint); "
             "or give a teacher to build it from"
         )
+    if cfg.teacher is not None:
+        say(
+            f"soft targets from data.soft_label_column {cfg.data.soft_label_column!r}: the teacher {cfg.teacher} is "
+            "not run for them (its logits are not used; it builds the student and is scored in the report)"
+        )
     return True
 
 

@@ -217,6 +217,11 @@ def train(
         for key in ("steps", "seconds", "history", "evals", "best", "objective_before"):
             setattr(result, key, saved[key])
         say(f"[{desc}] resumed from {found} (step {result.steps} of {total})")
+    elif resume:
+        say(
+            f"[{desc}] --resume: no complete checkpoint in {checkpoint_dir} (train.checkpoint_every not set, or the "
+            "run stopped before its first one): starting at step 0"
+        )
 
     with ExitStack() as hooks:
         plan = run.plan

@@ -6,6 +6,7 @@ which one a file uses. Every problem is reported as one line naming the file and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def read_conll(path: Path, tag_column: int = -1) -> Tagged:
             current.clear()
 
     try:
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:  # a byte-order mark would hide the first -DOCSTART-
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     close()
@@ -103,6 +104,14 @@ def from_rows(rows: list[dict], tokens_key: str, tags_key: str, source: str, req
             )
         if t and len(t) != len(w) or (require_tags and len(t) != len(w)):
             raise TinyDistillError(f"{source}: row {i} has {len(w)} tokens but {len(t)} tags")
+        for what, values in ((tokens_key, w), (tags_key, t)):
+            bad = next(
+                (j for j, x in enumerate(values) if isinstance(x, bool) or not isinstance(x, (str, int, float))), None
+            )
+            if bad is not None:  # a null would become the word "None"
+                raise TinyDistillError(
+                    f"{source}: row {i}, {what!r} item {bad + 1} is {json.dumps(values[bad])}, not a word or tag"
+                )
         words.append([str(x) for x in w])
         tags.append([str(x) for x in t])
         where.append(f"{source}:{i}")

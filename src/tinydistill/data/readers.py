@@ -10,17 +10,17 @@ import csv
 import json
 import math
 import random
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinydistill.config import DataConfig
+from tinydistill.data.files import MAX_FIELD_BYTES, data_path
 from tinydistill.data.tasks import TaskSpec, glue_task
 from tinydistill.errors import TinyDistillError
 from tinydistill.ui import say
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+csv.field_size_limit(MAX_FIELD_BYTES)
 
 SPLITS = ("train", "dev", "test")
 
@@ -160,9 +160,7 @@ def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
     """Rows of a data file, each a dict keyed by column name (by position, "0", "1", ..., without a header):
     CSV / TSV (data.delimiter, data.encoding, data.header), JSONL / JSON, Parquet, a folder saved by
     ``datasets.save_to_disk``, or a folder with one sub-folder of ``.txt`` files per label."""
-    path = Path(path)
-    if not path.exists():
-        raise TinyDistillError(f"data file not found: {path}")
+    path = data_path(path, "data file")
     if path.is_dir():
         return _read_folder(path)
     suffix = path.suffix.lower()
@@ -186,6 +184,10 @@ def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
         ) from None
     except LookupError:
         raise TinyDistillError(f"data.encoding {encoding!r} is not an encoding Python knows") from None
+    except csv.Error as exc:  # a field over MAX_FIELD_BYTES: not a text file, or a quote that never closes
+        raise TinyDistillError(
+            f"{path}: {exc} ({MAX_FIELD_BYTES >> 20} MB): is it a text table, or is a quote left open?"
+        ) from None
     raise TinyDistillError(
         f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .jsonl, .parquet, or set data.delimiter)"
     )
@@ -295,8 +297,7 @@ def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | N
     path = _split_file(cfg, split)
     if path is None:
         raise TinyDistillError(f"no {split} data: set data.{split}_file")
-    if not path.exists():
-        raise TinyDistillError(f"{split} file not found: {path}")
+    data_path(path, f"{split} file")
     if spec is not None and path.suffix.lower() == ".tsv":
         if path.is_dir():
             raise TinyDistillError(f"{path} is a folder; expected a GLUE .tsv file")
@@ -310,12 +311,8 @@ def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | N
 def hf_rows(cfg: DataConfig, split: str, label_column: str | None = None) -> list[dict]:
     """A Hugging Face dataset split as row dicts, class ids in ``label_column`` (default data.label_column) turned
     into their names (per token, for a sequence of class labels); -1 (no label) drops the label."""
-    try:
-        import datasets
-    except ImportError:
-        raise TinyDistillError(
-            "data.hf_dataset needs the `datasets` package: pip install 'tinydistill[datasets]'"
-        ) from None
+    import datasets
+
     hf_split = {"dev": "validation"}.get(split, split)
     try:
         ds = datasets.load_dataset(cfg.hf_dataset, cfg.hf_config, split=hf_split)
@@ -448,8 +445,7 @@ def read_transfer(cfg: DataConfig, path: str | Path, no_label, what: str = "tran
     one text per line; CSV / TSV / JSONL the task's text column (and pair column)."""
     path = Path(path)
     if path.suffix.lower() == ".txt":
-        if not path.is_file():
-            raise TinyDistillError(f"{what} not found: {path}")
+        data_path(path, what, folder=False)
         try:
             texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
@@ -567,9 +563,7 @@ def subset(ex: Examples, index: list[int]) -> Examples:
 
 def corpus_files(path: str | Path) -> list[Path]:
     """The text files of a corpus: the file itself, or every ``*.txt`` below a folder (sorted by name)."""
-    path = Path(path)
-    if not path.exists():
-        raise TinyDistillError(f"corpus not found: {path}")
+    path = data_path(path, "corpus")
     files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
     if not files:
         raise TinyDistillError(f"corpus folder {path} holds no .txt files")

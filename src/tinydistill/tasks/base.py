@@ -30,6 +30,7 @@ class Task:
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
     teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
     cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
+    per_token_outputs: ClassVar[bool] = False  # a model's outputs are one vector per token (else one per text)
     onnx_output: ClassVar[str] = "logits"  # the name of an exported graph's output
 
     def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:

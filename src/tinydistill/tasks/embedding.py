@@ -23,6 +23,7 @@ from transformers import AutoModel
 from transformers.utils import ModelOutput
 
 from tinydistill.config import DataConfig, LossConfig
+from tinydistill.data.files import data_path
 from tinydistill.data.loaders import EncodedDataset, encode_examples, split_inputs
 from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
@@ -119,9 +120,34 @@ class SentenceEncoder(nn.Module):
 
 
 def _modules(name: str) -> list[dict] | None:
-    """A sentence-transformers folder's module list (None: not one)."""
+    """A sentence-transformers folder's module list (None: not one), each listed module's folder checked."""
     path = Path(name) / "modules.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TinyDistillError(f"{path} is damaged: not valid JSON ({exc})") from None
+    if not isinstance(listed, list) or not all(isinstance(m, dict) and "type" in m for m in listed):
+        raise TinyDistillError(
+            f"{path}: expected a list of modules, each an object with 'type' and 'path' "
+            f"(it holds {type(listed).__name__ if not isinstance(listed, list) else 'other items'})"
+        )
+    for m in listed:
+        kind, where = str(m["type"]).rsplit(".", 1)[-1], Path(name) / str(m.get("path", ""))
+        if kind in ("Pooling", "Dense") and not (where / "config.json").is_file():
+            raise TinyDistillError(f"{path} lists a {kind} module in {where}, which has no config.json (missing?)")
+    return listed
+
+
+def _check_pooling_width(name: str, backbone: nn.Module, pooling) -> None:
+    """The Pooling module must pool vectors as wide as the encoder's."""
+    width = getattr(backbone.config, "hidden_size", None)
+    if width is not None and pooling.embedding_dimension != width:
+        raise TinyDistillError(
+            f"{name}: its Pooling module expects {pooling.embedding_dimension}-dimensional token vectors, the "
+            f"encoder gives {width}; fix word_embedding_dimension in the pooling folder's config.json"
+        )
 
 
 class SentenceModels:
@@ -153,6 +179,7 @@ class SentenceModels:
         st = SentenceTransformer(name, device="cpu", model_kwargs={"dtype": dtype})
         by_kind = dict(zip(kinds, st))
         pooling = by_kind["Pooling"]
+        _check_pooling_width(name, by_kind["Transformer"].auto_model, pooling)
         if self.pooling:  # data.pooling overrides the folder's
             pooling = Pooling(pooling.embedding_dimension, POOLING[self.pooling])
         normalize = "Normalize" in by_kind if self.normalize is None else self.normalize
@@ -232,8 +259,7 @@ class SentenceEmbedding(Task):
         if len(given) == 1:
             raise TinyDistillError("the probe needs both data.probe_train_file and data.probe_dev_file, or neither")
         for f in given:
-            if not Path(f).exists():
-                raise TinyDistillError(f"probe file not found: {f}")
+            data_path(f, "probe file", folder=False)
         return cls(name, cfg)
 
     @property

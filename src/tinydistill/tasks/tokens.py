@@ -20,6 +20,7 @@ from transformers import AutoModelForTokenClassification
 from tinydistill import losses as L
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data import conll
+from tinydistill.data.files import data_path
 from tinydistill.data.loaders import EncodedDataset, PadBoth, check_not_empty
 from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, read_transfer, subset
 from tinydistill.errors import TinyDistillError
@@ -59,8 +60,7 @@ def read_tagged(cfg: DataConfig, split: str, require_tags: bool = True) -> conll
         path = tagged_file(cfg, split)
         if path is None:
             raise TinyDistillError(f"no {split} data: set data.{split}_file (or data.dir with a {split}.* file)")
-        if not path.is_file():
-            raise TinyDistillError(f"{split} file not found: {path}" + (" (a folder)" if path.is_dir() else ""))
+        data_path(path, f"{split} file", folder=False)
         if path.suffix.lower() in (".jsonl", ".json"):
             data = conll.from_rows(read_table(path), cfg.tokens_column, cfg.tags_column, str(path), require_tags)
         else:
@@ -172,6 +172,7 @@ class TokenClassification(Task):
     """One IOB2 tag per word: losses over labelled real tokens; entity-level precision, recall and F1 (seqeval)."""
 
     kind = "token-classification"
+    per_token_outputs = True
     auto_model = AutoModelForTokenClassification
     pipeline_tag = "token-classification"
     no_label = IGNORE  # the tag of every word of a transfer-set sentence

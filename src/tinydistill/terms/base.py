@@ -85,6 +85,7 @@ class Option:
     default: int | float | str
     description: str
     choices: tuple[str, ...] | None = None
+    minimum: int | float | None = None  # the smallest value a number may take
 
     def coerce(self, key: str, value: Any) -> int | float | str:
         kind = type(self.default)
@@ -96,6 +97,8 @@ class Option:
             raise ValueError(f"{key} must be {kind.__name__} ({self.description}), got {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"{key} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{key} must be at least {self.minimum} ({self.description}), got {value!r}")
         return value
 
 

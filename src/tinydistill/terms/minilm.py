@@ -97,7 +97,7 @@ def _check(cfg, student_config, teacher_config) -> None:
     heads = option(cfg, SPEC, "relation_heads")
     for who, config in (("student", student_config), ("teacher", teacher_config)):
         width = _width(config)
-        if heads < 1 or width % heads:
+        if width % heads:
             raise TinyDistillError(
                 f"relation_heads {heads} does not divide the {who}'s width {width}: pick a divisor of both widths "
                 f"({_width(student_config)} and {_width(teacher_config)})"
@@ -116,7 +116,7 @@ SPEC = register_term(
             "relation_kind": Option(
                 "minilmv2", "minilmv2 (Q-Q, K-K, V-V relations) or minilmv1", ("minilmv2", "minilmv1")
             ),
-            "relation_heads": Option(48, "relation heads (minilmv2): must divide both models' widths"),
+            "relation_heads": Option(48, "relation heads (minilmv2): must divide both models' widths", minimum=1),
             "relation_teacher_layer": Option(-1, "teacher layer, 1-based; -1 the last (the paper's for base teachers)"),
             "relation_student_layer": Option(-1, "student layer, 1-based; -1 the last"),
         },
