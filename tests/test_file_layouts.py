@@ -72,3 +72,98 @@ def test_a_folder_per_label(tmp_path):
     (tmp_path / "flat").mkdir()
     with pytest.raises(TinyDistillError, match="neither a saved dataset nor one sub-folder per label"):
         _read(train_file=str(tmp_path / "flat"))
+
+
+MR = {
+    "pos": [
+        'the rock is destined to be the 21st century\'s new " conan " . ',
+        "a gorgeous , witty , seductive movie .",
+    ],
+    "neg": [
+        "simplistic , silly and tedious . ",
+        "it's so laddish and juvenile , only teenage boys could possibly find it funny .",
+    ],
+}
+
+
+def _mr(tmp_path, copies=5):
+    """MR as published (rt-polarity.pos / .neg): one Latin-1 text per line, no label column."""
+    for label, texts in MR.items():
+        lines = [f"{t} ({i}) café" for i in range(copies) for t in texts]
+        (tmp_path / f"rt-polarity.{label}").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return {label: str(tmp_path / f"rt-polarity.{label}") for label in MR}
+
+
+def test_one_file_per_class_with_a_dev_hold_out(tmp_path):
+    from tinydistill.data.readers import with_dev
+
+    cfg = with_dev(DataConfig(task="classification", class_files=_mr(tmp_path), encoding="latin-1"))
+    task = task_info(cfg)
+    train, dev = read_split(cfg, "train", task), read_split(cfg, "dev", task)
+    assert task.label_names == ["neg", "pos"] and len(train) + len(dev) == 20 and len(dev) == 2
+    assert sorted(dev.labels) == [0, 1]  # stratified
+    assert "café" in train.texts[0] and not set(train.texts) & set(dev.texts)
+
+
+def test_one_file_per_class_from_configuration_alone(monkeypatch, capsys, tmp_path, tiny_teacher_dir):
+    from tests.test_cli import run_cli
+
+    files = _mr(tmp_path)
+    config = tmp_path / "mr.yaml"
+    config.write_text(
+        "data:\n  task: classification\n  encoding: latin-1\n  class_files:\n"
+        + "".join(f"    {k}: {v}\n" for k, v in files.items())
+        + "finetune:\n  train:\n    max_steps: 2\n    batch_size: 4\nreport:\n  enabled: false\n"
+    )
+    args = ["finetune", "-c", str(config), "--teacher", str(tiny_teacher_dir), "-o", str(tmp_path / "t")]
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "holding out data.dev_fraction 0.1" in out and (tmp_path / "t" / "metrics.json").is_file()
+
+
+TREC = [
+    "DESC:manner How did serfdom develop in and then leave Russia ?",
+    "ENTY:cremat What films featured the character Popeye Doyle ?",
+    "DESC:manner How can I find a list of celebrities ' real names ?",
+    "HUM:ind What contemptible scoundrel stole the cork from my lunch ?",
+]
+
+
+def test_label_and_text_on_one_line_with_a_label_pattern(tmp_path):
+    path = tmp_path / "train_5500.label"
+    path.write_bytes(("\n".join(TREC) + "\n").encode("latin-1"))
+    trec = {"train_file": str(path), "header": False, "delimiter": " ", "label_column": 0, "text_column": 1}
+    task, ex = _read(**trec, max_fields=2, label_pattern="^([A-Z]+):", encoding="latin-1")
+    assert task.label_names == ["DESC", "ENTY", "HUM"] and ex.labels == [0, 1, 0, 2]
+    assert ex.texts[0] == "How did serfdom develop in and then leave Russia ?"
+    fine, _ = _read(**trec, max_fields=2)
+    assert fine.label_names == ["DESC:manner", "ENTY:cremat", "HUM:ind"]
+    # without max_fields every question was its first word: ragged headerless rows are refused
+    with pytest.raises(TinyDistillError, match="row 2 has 9 fields but row 1 has 11 .*set data.max_fields to the"):
+        _read(**trec)
+    with pytest.raises(TinyDistillError, match=r"row 1: label 'DESC:manner' does not match data.label_pattern '\^x'"):
+        _read(**trec, max_fields=2, label_pattern="^x")
+
+
+def test_a_headerless_file_read_with_a_header_says_its_first_row_looks_like_data(tmp_path):
+    (tmp_path / "t.tsv").write_text("0\tthis film was a delight from start to end, really\n1\tdull\n", encoding="utf-8")
+    with pytest.raises(
+        TinyDistillError, match="the first row .* looks like data, not a header: set data.header: false"
+    ):
+        _read(train_file=str(tmp_path / "t.tsv"))
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"class_files": {"a": "x"}, "train_file": "y"}, "class_files is the training data: give it or train_file"),
+        ({"class_files": {"a": "x"}}, "class_files needs a file for each of at least two classes"),
+        ({"label_pattern": "(["}, "label_pattern '\\(\\[' is not a regular expression"),
+        ({"max_fields": 1}, "max_fields"),
+    ],
+)
+def test_bad_layout_settings_are_refused(kw, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        DataConfig(task="classification", **kw)

@@ -200,7 +200,12 @@ def test_a_multi_epoch_stage_trains_the_same_on_cached_targets(tmp_path, confide
         for term in ("embedding", "hidden", "attention"):
             assert b[term] == pytest.approx(a[term], rel=5e-3), (a["step"], term)
     a, b = load_file(str(live / "model.safetensors")), load_file(str(cached / "model.safetensors"))
-    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)
+    table = "bert.embeddings.word_embeddings.weight"
+    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a if k != table)
+    # a token row seen once gets a gradient near 0, whose sign float16 rounding can flip; Adam then moves it by up to
+    # lr per step either way (1e-3 here): a few rows may differ by that much, the table as a whole does not
+    gap = (a[table] - b[table]).abs()
+    assert gap.mean() < 1e-6 and (gap > 2e-3).sum() <= 20 and gap.max() < 12 * 1e-3
 
 
 def test_one_pass_or_tinybert_arithmetic_runs_the_teacher_live(tmp_path, confident_teacher, glue, capsys):

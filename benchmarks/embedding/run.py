@@ -138,7 +138,15 @@ def probe(folder: str) -> float:
 
 
 def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int, args, teacher_dim: int) -> Path:
-    """sentence-transformers' own distillation: MSELoss to the same teacher vectors, same student start and steps."""
+    """sentence-transformers' own distillation, as its example examples/training/distillation/model_distillation.py
+    (the SentenceTransformerTrainer version) does it: for a student narrower than the teacher, a PCA of the teacher's
+    vectors becomes a fixed Dense layer on the *teacher* (no bias, ``pca.components_``, no centring), and the
+    unchanged student learns the projected vectors with MSELoss at lr 1e-4, warm-up ratio 0.1, otherwise the
+    trainer's defaults. Same sentences, student start, batch size and steps as tinydistill's run.
+
+    ``--anchor-recipe dense`` is the other construction, not that example's: a new random Dense layer (student
+    width -> teacher width) and Normalize on the student."""
+    import numpy as np
     import torch
     from datasets import Dataset
     from sentence_transformers import (
@@ -148,26 +156,30 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
     )
     from sentence_transformers.sentence_transformer.losses import MSELoss
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+    from sklearn.decomposition import PCA
 
-    out = work / f"anchor-{Path(start).name}-s{seed}"
+    out = work / f"anchor-{args.anchor_recipe}-{Path(start).name}-s{seed}"
     if (out / "modules.json").is_file():
         return out
     torch.manual_seed(seed)
     model = SentenceTransformer(start, device="cpu")
     model.max_seq_length = args.max_length
     width = model.get_sentence_embedding_dimension()
-    if width != teacher_dim:
+    targets = np.asarray(teacher_vectors, dtype=np.float32)
+    if width != teacher_dim and args.anchor_recipe == "pca":
+        # the example fits the PCA on the teacher's vectors of up to 40,000 training sentences: here, all of them
+        components = PCA(n_components=width).fit(targets[:40000]).components_
+        targets = targets @ components.T.astype(np.float32)  # Dense(teacher -> student, bias=False) on the teacher
+    elif width != teacher_dim:
         model.append(Dense(width, teacher_dim, activation_function=torch.nn.Identity()))
-    model.append(Normalize())  # the teacher's vectors are unit length, as tinydistill's student's
-    data = Dataset.from_dict({"sentence": texts, "label": [list(map(float, v)) for v in teacher_vectors]})
+        model.append(Normalize())
+    data = Dataset.from_dict({"sentence": texts, "label": [list(map(float, v)) for v in targets]})
     targs = SentenceTransformerTrainingArguments(
         output_dir=str(work / "anchor-tmp"),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=32,
         learning_rate=args.anchor_lr,
         warmup_ratio=0.1,
-        weight_decay=0.01,
-        max_grad_norm=1.0,
         seed=seed,
         save_strategy="no",
         report_to=[],
@@ -195,6 +207,14 @@ def main() -> None:
     p.add_argument("--anchor-lr", type=float, default=1e-4, help="sentence-transformers' (its examples' value)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--no-anchor", action="store_true")
+    p.add_argument("--anchor-only", action="store_true", help="train and score the anchor alone (no tinydistill run)")
+    p.add_argument(
+        "--anchor-recipe",
+        default="pca",
+        choices=["pca", "dense"],
+        help="pca: sentence-transformers' distillation example (a PCA Dense on the teacher); dense: a random Dense "
+        "and Normalize on the student (not its recipe)",
+    )
     p.add_argument("--projection", default="dense", choices=["dense", "pca"])
     p.add_argument("--loss", default="mse", choices=["mse", "cosine", "similarity"])
     p.add_argument("--init", default="least-squares", choices=["least-squares", "random"])
@@ -244,21 +264,22 @@ def main() -> None:
         results["models"][f"{kind}-published"] = scores(start, base)
         for seed in args.seeds[:n_seeds]:
             out = work / f"{kind}-tinydistill{variant(args, kind)}-s{seed}"
-            if not is_complete(out):
+            if not args.anchor_only and not is_complete(out):
                 t = time.perf_counter()
                 distill(config(teacher, start, seed, args, train, kind), "prediction", out)
                 (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
-            results["models"][out.name] = scores(str(out), base) | {
-                "wall_seconds": float((out / "wall_seconds.txt").read_text())
-            }
+            if is_complete(out):
+                results["models"][out.name] = scores(str(out), base) | {
+                    "wall_seconds": float((out / "wall_seconds.txt").read_text())
+                }
             if not args.no_anchor:
                 a = anchor(work, vectors, texts, start, seed, args, t_model.output_size)
-                results["models"][f"{kind}-sentence-transformers-s{seed}"] = scores(str(a), base) | {
-                    "wall_seconds": float((a / "wall_seconds.txt").read_text())
-                }
+                results["models"][f"{kind}-sentence-transformers-{args.anchor_recipe}-s{seed}"] = scores(
+                    str(a), base
+                ) | {"wall_seconds": float((a / "wall_seconds.txt").read_text())}
     if "tb4" in starts:
         results["tb4_general_seconds"] = float((Path(starts["tb4"]) / "wall_seconds.txt").read_text())
-    results["speed"] = speed(teacher, list(starts.values()), task, base)
+    results["speed"] = {} if args.anchor_only else speed(teacher, list(starts.values()), task, base)
     results["names"] = {teacher: "teacher all-mpnet-base-v2"} | {v: f"{k} start" for k, v in starts.items()}
     (work / "results.json").write_text(json.dumps(results, indent=1))
     (work / "results.md").write_text(table(results, args))
@@ -332,7 +353,7 @@ def table(results: dict, args) -> str:
         f"| teacher all-mpnet-base-v2 | {t['dev']:.2f} | {t['test']:.2f} | 100.0 | {t['sst2_probe']:.2f} | |",
     ]
     for kind in [student_and_seeds(k)[0] for k in args.students]:
-        for recipe in ("published", f"tinydistill{variant(args, kind)}", "sentence-transformers"):
+        for recipe in ("published", f"tinydistill{variant(args, kind)}", f"sentence-transformers-{args.anchor_recipe}"):
             names = [k for k in m if k == f"{kind}-{recipe}" or k.rsplit("-s", 1)[0] == f"{kind}-{recipe}"]
             if not names:
                 continue
@@ -345,8 +366,10 @@ def table(results: dict, args) -> str:
                 f"| {statistics.mean(m[k]['sst2_probe'] for k in names):.2f} "
                 f"| {f'{statistics.mean(walls):.0f}' if walls else ''} |"
             )
-    lines += ["", "| model | sentences/s b32 | b128 | ms b1 | speed-up b32 | b1 |", "|---|---:|---:|---:|---:|---:|"]
     sp = results["speed"]
+    if not sp:
+        return "\n".join(lines) + "\n"
+    lines += ["", "| model | sentences/s b32 | b128 | ms b1 | speed-up b32 | b1 |", "|---|---:|---:|---:|---:|---:|"]
     tk = next(iter(sp))
     for k, v in sp.items():
         lines.append(

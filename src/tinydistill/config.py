@@ -68,16 +68,32 @@ class DataConfig(_Strict):
     )
     dev_file: str | None = InputPath("dev file")
     test_file: str | None = InputPath("test file")
+    class_files: dict[str, str] | None = InputPath(
+        "class file",
+        description="the training data as one file per class, one text per line (MR's rt-polarity.pos / .neg, CR, "
+        "SUBJ, MPQA): {label: file}; instead of train_file",
+    )
     text_column: str = Field("text", description="column name, or its position (0, 1, ...) in a file without header")
     text_pair_column: str | None = None
     label_column: str = "label"
     delimiter: str | None = Field(None, description="CSV/TSV field separator (default: ',' for .csv, tab for .tsv)")
     encoding: str = Field("utf-8", description="text encoding of CSV/TSV files, e.g. latin-1, cp1252")
     header: bool = Field(True, description="false: the file has no header row; name columns by position (0, 1, ...)")
+    max_fields: int | None = Field(
+        None,
+        ge=2,
+        description="split each line of a CSV/TSV file at most into this many fields, the last keeping the rest of the "
+        "line (quotes read literally); TREC's 'LABEL text' lines: delimiter ' ', max_fields 2",
+    )
     quoting: bool | None = Field(
         None,
         description="whether '\"' quotes fields in CSV/TSV files (default: yes for .csv, no for .tsv); false for files "
         "whose texts hold bare quote characters",
+    )
+    label_pattern: str | None = Field(
+        None,
+        description="a regular expression: each label is its first group (or its whole match) in the label column's "
+        "value, e.g. '^([A-Z]+):' reads TREC's 'DESC:manner' as DESC; a value it does not match is refused",
     )
     labels: list[str] | None = Field(
         None,
@@ -162,6 +178,26 @@ class DataConfig(_Strict):
     @classmethod
     def _position(cls, value):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _regex(cls, value):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"label_pattern {value!r} is not a regular expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_training_source(self) -> DataConfig:
+        if self.class_files is not None:
+            given = [k for k in ("dir", "train_file", "hf_dataset") if getattr(self, k)]
+            if given:
+                raise ValueError(f"class_files is the training data: give it or {', '.join(given)}, not both")
+            if len(self.class_files) < 2:
+                raise ValueError("class_files needs a file for each of at least two classes")
+        return self
 
     @field_validator("dev_fraction")
     @classmethod
@@ -422,6 +458,8 @@ class Config(_Strict):
         for role, value in input_settings(self).values():
             if isinstance(value, list):
                 out |= {f"{role} {i + 1}": v for i, v in enumerate(value)}
+            elif isinstance(value, dict):
+                out |= {f"{role} of {key!r}": v for key, v in value.items()}
             else:
                 out[role] = value
         return out

@@ -144,7 +144,8 @@ def check_output(
             return []
     else:
         manifest = read_manifest(given, kind) or Manifest(kind)
-        foreign = [e for e in entries if not _ours(e, {*manifest.written, *manifest.kept})]
+        # the manifest being written by the main process of this very run counts as its own
+        foreign = [e for e in entries if not _ours(e, {*manifest.written, *manifest.kept, MANIFEST, f"{MANIFEST}.tmp"})]
         clash = [e for e in foreign if _ours(e, holds)]
         if clash:
             raise TinyDistillError(

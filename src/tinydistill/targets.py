@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def teacher_targets(
         try:
             store = TargetStore(folder)
             if len(store) == len(data):
-                os.utime(folder / "index.json")  # most recently used: the last to be evicted
+                _mark_used(folder)  # most recently used: the last to be evicted
                 say(f"teacher targets: cached ({folder})")
                 return store
             problem = f"{len(store)} rows, the data has {len(data)}"
@@ -188,6 +189,7 @@ def teacher_targets(
             return None
         try:
             os.replace(tmp, folder)
+            _mark_used(folder)
         except OSError:  # another process finished the same entry first
             if not (folder / "index.json").is_file():
                 raise
@@ -273,8 +275,15 @@ def _fits(size: int, budget_gb: float, root: Path) -> bool:
     return True
 
 
-def _last_used(entry: Path) -> float:
-    return (entry / "index.json").stat().st_mtime  # touched on every read
+def _mark_used(entry: Path) -> None:
+    """Stamp the entry as used now, to the nanosecond: the kernel's own file times are coarse (a few ms), so entries
+    used in quick succession would otherwise tie."""
+    now = time.time_ns()
+    os.utime(entry / "index.json", ns=(now, now))
+
+
+def _last_used(entry: Path) -> int:
+    return (entry / "index.json").stat().st_mtime_ns  # stamped on every write and read
 
 
 def with_target_rows(data: EncodedDataset) -> EncodedDataset:

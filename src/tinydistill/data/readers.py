@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import random
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,27 +68,50 @@ def _as_dicts(path: Path, header: list[str], body: list[list[str]], first_line: 
     return [dict(zip(header, r)) for r in body]
 
 
+def _open_text(path: Path, encoding: str):
+    return path.open(encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding, newline="")
+
+
 def _read_rows(
-    path: Path, delimiter: str, quoting: int, encoding: str = "utf-8", header: bool = True
+    path: Path,
+    delimiter: str,
+    quoting: int,
+    encoding: str = "utf-8",
+    header: bool = True,
+    max_fields: int | None = None,
 ) -> list[dict[str, str]]:
     """Rows of a delimited file as dicts: the header row names the columns, or without ``header`` their positions
-    do ("0", "1", ...)."""
-    with path.open(
-        encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding, newline=""
-    ) as fh:
-        reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
-        rows, ends = [], []
-        for row in reader:
-            rows.append(row)
-            ends.append(reader.line_num)
-    if quoting != csv.QUOTE_NONE and len(rows) > 1:
-        _check_swallowed(path, rows, ends, delimiter)
+    do ("0", "1", ...). With ``max_fields`` each line is split at most that many times less one (no quoting)."""
+    with _open_text(path, encoding) as fh:
+        if max_fields:
+            rows = [line.rstrip("\r\n").split(delimiter, max_fields - 1) for line in fh]
+        else:
+            reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+            rows, ends = [], []
+            for row in reader:
+                rows.append(row)
+                ends.append(reader.line_num)
+            if quoting != csv.QUOTE_NONE and len(rows) > 1:
+                _check_swallowed(path, rows, ends, delimiter)
     rows = _non_blank(path, rows)
     if not rows:
         return []
     if not header:
-        return _as_dicts(path, [str(i) for i in range(max(len(r) for r in rows))], rows, 1)
+        _check_even(path, rows, delimiter)
+        return _as_dicts(path, [str(i) for i in range(len(rows[0]))], rows, 1)
     return _as_dicts(path, rows[0], rows[1:], 1)
+
+
+def _check_even(path: Path, rows: list[list[str]], delimiter: str) -> None:
+    """A file without a header must split every line into as many fields as its first: a ragged one is misread
+    (a text cut at its first delimiter)."""
+    odd = next((i for i, r in enumerate(rows) if len(r) != len(rows[0])), None)
+    if odd is not None:
+        raise TinyDistillError(
+            f"{path}: row {odd + 1} has {len(rows[odd])} fields but row 1 has {len(rows[0])} (split at "
+            f"{delimiter!r}); if a text holds the delimiter, set data.max_fields to the number of fields (e.g. 2 "
+            "for 'label text' lines: the last keeps the rest of the line), else fix data.delimiter"
+        )
 
 
 def _check_swallowed(path: Path, rows: list[list[str]], ends: list[int], delimiter: str) -> None:
@@ -168,15 +192,16 @@ def read_table(path: str | Path, cfg: DataConfig | None = None) -> list[dict]:
     encoding = cfg.encoding if cfg is not None else "utf-8"
     header = cfg.header if cfg is not None else True
     quoting = cfg.quoting if cfg is not None else None
+    fields = cfg.max_fields if cfg is not None else None
     try:
         if suffix in (".jsonl", ".json"):
             return _read_jsonl(path)
         if suffix == ".parquet":
             return _read_parquet(path)
         if suffix == ".csv" or (delimiter and suffix not in (".tsv", ".txt")):
-            return _read_rows(path, delimiter or ",", _quote(quoting, True), encoding, header)
+            return _read_rows(path, delimiter or ",", _quote(quoting, True), encoding, header, fields)
         if suffix in (".tsv", ".txt"):
-            return _read_rows(path, delimiter or "\t", _quote(quoting, False), encoding, header)
+            return _read_rows(path, delimiter or "\t", _quote(quoting, False), encoding, header, fields)
     except UnicodeDecodeError as exc:
         raise TinyDistillError(
             f"{path} is not {'UTF-8' if encoding.lower() in ('utf-8', 'utf8') else encoding} text (byte {exc.start}: "
@@ -247,8 +272,7 @@ def column(rows: list[dict], name: str | None, source: str, required: bool = Tru
                 f"{source}: column position {name} is out of range (its rows have {len(names)} fields, 0 to "
                 f"{len(names) - 1})"
             )
-        hint = next((f"; the file looks {d!r}-separated: set data.delimiter" for d in ";|," if d in names[0]), "")
-        raise TinyDistillError(f"{source}: no column {name!r}; columns are {', '.join(names)}{hint}")
+        raise TinyDistillError(f"{source}: no column {name!r}; {_header_hint(names)}")
     values = [r.get(name) for r in rows]
     for i, v in enumerate(values):
         if v is None:
@@ -262,6 +286,44 @@ def column(rows: list[dict], name: str | None, source: str, required: bool = Tru
                 "expected a single text or label"
             )
     return values
+
+
+def _header_hint(names: list[str]) -> str:
+    """What the columns are, and what a wrong header most likely means: a first row of data, or another delimiter."""
+    if any(len(n.split()) >= 4 or len(n) > 40 for n in names) or all(_number(n) for n in names if n):
+        first = ", ".join(repr(n[:30]) for n in names[:3])
+        return (
+            f"the first row ({first}{', ...' if len(names) > 3 else ''}) looks like data, not a header: set "
+            "data.header: false and name the columns by position (data.text_column: 1, data.label_column: 0, ...)"
+        )
+    listed = f"columns are {', '.join(names)}"
+    fits = [d for d in ";|," if len(names) == 1 and len(names[0].split(d)) > 1]
+    return listed + (f"; the file looks {fits[0]!r}-separated: set data.delimiter" if fits else "")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def labels_of(rows: list[dict], name: str, cfg: DataConfig, source: str, required: bool = True) -> list | None:
+    """The raw labels in column ``name``, each the first group (or whole match) of data.label_pattern if set."""
+    raw = column(rows, name, source, required)
+    if raw is None or not cfg.label_pattern:
+        return raw
+    pattern = re.compile(cfg.label_pattern)
+    out = []
+    for i, value in enumerate(raw):
+        found = pattern.search(str(value))
+        if found is None:
+            raise TinyDistillError(
+                f"{source}: row {i + 1}: label {str(value)!r} does not match data.label_pattern {cfg.label_pattern!r}"
+            )
+        out.append(found.group(1) if pattern.groups else found.group(0))
+    return out
 
 
 def _visible(text: str) -> bool:
@@ -290,10 +352,32 @@ def _split_file(cfg: DataConfig, split: str) -> Path | None:
     return Path(given) if given else None
 
 
+def _read_class_files(cfg: DataConfig) -> tuple[list[dict], str]:
+    """Rows of one file per class, one text per line (blank lines skipped): the text in data.text_column, the file's
+    class in data.label_column."""
+    rows = []
+    for label, name in cfg.class_files.items():
+        path = data_path(name, f"class file of {label!r}", folder=False)
+        try:
+            with _open_text(path, cfg.encoding) as fh:
+                lines = [line.strip() for line in fh]
+        except UnicodeDecodeError as exc:
+            raise TinyDistillError(
+                f"{path} is not {cfg.encoding} text (byte {exc.start}: {exc.reason}); set data.encoding"
+            ) from None
+        texts = [t for t in lines if t]
+        if not texts:
+            raise TinyDistillError(f"class file of {label!r} {path} has no texts")
+        rows += [{cfg.text_column: t, cfg.label_column: label} for t in texts]
+    return rows, " + ".join(cfg.class_files.values())
+
+
 def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | None]:
     spec = glue_task(cfg.task)
     if cfg.hf_dataset:
         return hf_rows(cfg, split), f"{cfg.hf_dataset}[{split}]", spec
+    if split == "train" and cfg.class_files:
+        return *_read_class_files(cfg), spec
     path = _split_file(cfg, split)
     if path is None:
         raise TinyDistillError(f"no {split} data: set data.{split}_file")
@@ -429,7 +513,7 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
         raise TinyDistillError(f"{source} has no examples")
     texts = column(rows, text_col, source)
     pairs = column(rows, pair_col, source)
-    raw_labels = column(rows, label_col, source, required=require_labels)
+    raw_labels = labels_of(rows, label_col, cfg, source, required=require_labels)
     labels = task.label_ids(raw_labels, source) if raw_labels is not None else None
     _check_texts(texts, source, text_col)
     if pairs:

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification
 from tinydistill import losses as L
 from tinydistill.config import DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, encode_examples
-from tinydistill.data.readers import Examples, column, raw_rows, read_texts
+from tinydistill.data.readers import Examples, labels_of, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks.base import Task, as_arrays
 
@@ -43,7 +43,7 @@ class SequenceClassification(_PerText):
         if cfg.labels:
             return cls(name, list(cfg.labels), "accuracy")
         rows, source, _ = raw_rows(cfg, "train")
-        raw = column(rows, cfg.label_column, source)
+        raw = labels_of(rows, cfg.label_column, cfg, source)
         if not raw:
             raise TinyDistillError(f"{source} has no examples (nothing to learn the label set from)")
         empty = next((i for i, v in enumerate(raw) if not str(v).strip()), None)
