@@ -98,19 +98,22 @@ def _read_rows(
         return []
     if not header:
         _check_even(path, rows, delimiter)
-        return _as_dicts(path, [str(i) for i in range(len(rows[0]))], rows, 1)
+        return _as_dicts(path, [str(i) for i in range(max(len(r) for r in rows))], rows, 1)
     return _as_dicts(path, rows[0], rows[1:], 1)
 
 
 def _check_even(path: Path, rows: list[list[str]], delimiter: str) -> None:
-    """A file without a header must split every line into as many fields as its first: a ragged one is misread
-    (a text cut at its first delimiter)."""
-    odd = next((i for i, r in enumerate(rows) if len(r) != len(rows[0])), None)
-    if odd is not None:
+    """Lines of a file without a header must split alike: a few rows with extra trailing fields are published data
+    (the STS Benchmark's source columns: 7 or 9 fields), but lines that split into many different numbers of fields
+    hold the delimiter inside their texts, and reading them by position would cut each text silently."""
+    widths = sorted({len(r) for r in rows})
+    if len(widths) > 2:
+        odd = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
         raise TinyDistillError(
-            f"{path}: row {odd + 1} has {len(rows[odd])} fields but row 1 has {len(rows[0])} (split at "
-            f"{delimiter!r}); if a text holds the delimiter, set data.max_fields to the number of fields (e.g. 2 "
-            "for 'label text' lines: the last keeps the rest of the line), else fix data.delimiter"
+            f"{path}: its lines split at {delimiter!r} into {len(widths)} different numbers of fields ({widths[0]} "
+            f"to {widths[-1]}; row {odd + 1} has {len(rows[odd])}, row 1 {len(rows[0])}): if a text holds the "
+            "delimiter, set data.max_fields to the number of fields (e.g. 2 for 'label text' lines: the last keeps "
+            "the rest of the line), else fix data.delimiter"
         )
 
 
