@@ -11,18 +11,16 @@ import pytest
 import torch
 from transformers import BertForMaskedLM
 
-from tinydistill.augment import (
-    MaskedLMCandidates,
-    augment_data,
-    augment_texts,
-    find_slots,
-    load_word_vectors,
-    make_variants,
-)
+from tinydistill.augment.core import augment_data
+from tinydistill.augment.masked_lm import MaskedLMCandidates
+from tinydistill.augment.texts import augment_texts
+from tinydistill.augment.vectors import load_word_vectors
+from tinydistill.augment.words import find_slots, make_variants
 from tinydistill.config import AugmentConfig, load_config
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_masked_lm
+from tinydistill.tasks import task_info
 
 from .conftest import tiny_bert_config
 

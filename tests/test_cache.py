@@ -51,10 +51,10 @@ def test_cached_and_live_distillation_give_the_same_losses(tmp_path, confident_t
 
 
 def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_classifier_dir, tokenizer):
-    from tinydistill.data.readers import TaskInfo
     from tinydistill.models import load_classifier
+    from tinydistill.tasks import SequenceClassification
 
-    task = TaskInfo("sst-2", ["0", "1"], "accuracy")
+    task = SequenceClassification("sst-2", ["0", "1"], "accuracy")
     teacher = load_classifier(str(confident_teacher), task).eval()
     rows = [dict(tokenizer("a good film")), dict(tokenizer("a bad film"))]
     data = EncodedDataset(rows)
@@ -109,10 +109,10 @@ def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teache
 def test_sentence_vectors_are_stored_in_16_bits_and_read_back_memory_mapped(tmp_path, confident_teacher, tokenizer):
     from tinydistill.cache import with_teacher_logits
     from tinydistill.data.loaders import PadBoth
-    from tinydistill.data.readers import TaskInfo
     from tinydistill.models import load_classifier
+    from tinydistill.tasks import SequenceClassification
 
-    teacher = load_classifier(str(confident_teacher), TaskInfo("sst-2", ["0", "1"], "accuracy")).eval()
+    teacher = load_classifier(str(confident_teacher), SequenceClassification("sst-2", ["0", "1"], "accuracy")).eval()
     data = EncodedDataset([dict(tokenizer(t)) for t in ("a good film", "a bad film", "fine")])
     exact = teacher_logits(teacher, data, tokenizer, 8, tmp_path / "a")
     half = teacher_logits(teacher, data, tokenizer, 8, tmp_path / "b", store="float16")

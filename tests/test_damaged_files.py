@@ -235,10 +235,10 @@ def test_no_intact_checkpoint_means_starting_over(tmp_path, capsys):
 
 
 def test_load_errors_never_reach_the_user_raw(tmp_path, tiny_classifier_dir):
-    from tinydistill.data.readers import TaskInfo
     from tinydistill.models import load_classifier
+    from tinydistill.tasks import SequenceClassification
 
     folder = _model_copy(tiny_classifier_dir, tmp_path / "m")
     (folder / "model.safetensors").write_bytes(b"garbage" * 3)
     with pytest.raises(TinyDistillError, match="model.safetensors is damaged"):
-        load_classifier(str(folder), TaskInfo("sst-2", ["0", "1"], "accuracy"))
+        load_classifier(str(folder), SequenceClassification("sst-2", ["0", "1"], "accuracy"))

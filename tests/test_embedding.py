@@ -17,7 +17,7 @@ from tests.conftest import tiny_bert_config
 from tinydistill.config import LossConfig, load_config
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks import SentenceEmbedding, task_info
-from tinydistill.tasks.embedding import SentenceEncoder
+from tinydistill.tasks.embedding import EmbeddingSettings, SentenceEncoder
 
 STS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sts" / "stsbenchmark"
 STS_COLUMNS = [
@@ -81,11 +81,11 @@ def test_teacher_folder_pooling_and_normalisation_are_honoured(st_teacher, token
 
 
 def test_plain_encoder_needs_a_stated_pooling(tiny_teacher_dir, tokenizer, tmp_path):
-    with pytest.raises(TinyDistillError, match="no pooling information.*data.pooling"):
+    with pytest.raises(TinyDistillError, match="no pooling information.*data.embedding.pooling"):
         from tinydistill.stages import distill
 
         distill(embedding_config(tmp_path, tiny_teacher_dir), "prediction")
-    task = task_info(embedding_config(tmp_path, tiny_teacher_dir, "data.pooling=cls").data)
+    task = task_info(embedding_config(tmp_path, tiny_teacher_dir, "data.embedding.pooling=cls").data)
     model = task.auto_model.from_pretrained(str(tiny_teacher_dir))
     batch = tokenizer(["One sentence here."], return_tensors="pt")
     with torch.no_grad():
@@ -146,9 +146,9 @@ def test_sentence_losses_against_hand_computed_values():
     mse = SentenceEmbedding("embedding").soft_loss(LossConfig(), s, t, None, torch.ones(2, 3))
     assert mse.item() == pytest.approx((1 + 1 + 0 + 1) / 4)
     task = SentenceEmbedding("embedding")
-    task.cfg.embedding_loss = "cosine"
+    task.settings.loss = "cosine"
     assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((1 + 0) / 2)
-    task.cfg.embedding_loss = "similarity"  # cosine matrices: the student's is the identity, the teacher's all ones
+    task.settings.loss = "similarity"  # cosine matrices: the student's is the identity, the teacher's all ones
     assert task.soft_loss(LossConfig(), s, t, None, torch.ones(2, 3)).item() == pytest.approx((0 + 1 + 1 + 0) / 4)
 
 
@@ -217,7 +217,7 @@ def test_other_bad_input_is_one_line(st_teacher, tmp_path):
         task_info(cfg.data).read(cfg.data.model_copy(update={"train_file": str(empty)}), "train")
     with pytest.raises(TinyDistillError, match="cannot be held out"):
         task_info(cfg.data.model_copy(update={"dev_file": None, "dev_fraction": 0.1}))
-    narrow = embedding_config(tmp_path, st_teacher, "data.projection=none")
+    narrow = embedding_config(tmp_path, st_teacher, "data.embedding.projection=none")
     with pytest.raises(TinyDistillError, match="16 dimensions, the teacher's 32"):
         distill(narrow, "prediction", tmp_path / "narrow")
     assert not (tmp_path / "narrow").exists()
@@ -258,20 +258,17 @@ def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teache
         probe[split] = tmp_path / f"probe-{split}.jsonl"
         rows = [{"sentence": f"item {i} was {'good' if i % 2 else 'awful'}", "label": i % 2} for i in range(n)]
         probe[split].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    with_probe = cfg.model_copy(
-        update={
-            "data": cfg.data.model_copy(
-                update={"probe_train_file": str(probe["train"]), "probe_dev_file": str(probe["dev"])}
-            )
-        }
-    )
+    files = {"probe_train_file": str(probe["train"]), "probe_dev_file": str(probe["dev"])}
+    with_probe = cfg.model_copy(update={"data": cfg.data.model_copy(update={"embedding": EmbeddingSettings(**files)})})
     assert evaluate(with_probe, out, "dev")["probe_accuracy"] >= 0.9
     rows = compare([out], tmp_path / "cmp", cfg=with_probe, teacher=st_teacher)  # a published teacher: any folder
     assert [r["kept_percent"] is not None for r in rows] == [True, True]
     assert all(0.9 <= r["probe_accuracy"] <= 1 for r in rows)
     assert "probe accuracy" in (tmp_path / "cmp" / "report.md").read_text()
-    with pytest.raises(TinyDistillError, match="both data.probe_train_file and data.probe_dev_file"):
-        task_info(cfg.data.model_copy(update={"probe_train_file": str(probe["train"])}))
+    with pytest.raises(
+        TinyDistillError, match="both data.embedding.probe_train_file and data.embedding.probe_dev_file"
+    ):
+        task_info(cfg.data.model_copy(update={"embedding": EmbeddingSettings(probe_train_file=str(probe["train"]))}))
     timed = bench(st_teacher, out, tmp_path / "b", cfg, examples=32, runtimes=("pytorch",), larger_batches=(64,))
     assert all(r["examples_per_s_at_64"] > 0 and r["score"] is not None for r in timed["rows"])
     assert "ex/s @64" in (tmp_path / "b" / "bench.md").read_text()
@@ -318,7 +315,7 @@ def test_a_published_student_takes_the_teachers_pooling_normalisation_and_width(
     batch = tokenizer(["A short one.", "A somewhat longer second sentence."], padding=True, return_tensors="pt")
     with torch.no_grad():
         np.testing.assert_allclose(student(**batch).logits.norm(dim=-1).numpy(), 1.0, atol=1e-5)
-    task.cfg.embedding_loss = "similarity"  # compares similarities: the student keeps its width, no Dense layer
+    task.settings.loss = "similarity"  # compares similarities: the student keeps its width, no Dense layer
     own = task.student_for(task.auto_model.from_pretrained(str(path)), teacher)
     assert own.dense is None and own.output_size == 16 and own.pooling.pooling_mode == "mean" and own.normalize
 
@@ -340,7 +337,7 @@ def test_the_projection_starts_fitted_to_the_teacher(st_teacher, tokenizer, proj
     the teacher's vectors in its principal axes, at the student's width."""
     from torch.utils.data import DataLoader
 
-    cfg = embedding_config(Path("."), st_teacher, f"data.projection={projection}").data
+    cfg = embedding_config(Path("."), st_teacher, f"data.embedding.projection={projection}").data
     task = task_info(cfg)
     teacher = task.auto_model.from_pretrained(str(st_teacher)).eval()
     torch.manual_seed(5)

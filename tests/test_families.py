@@ -9,10 +9,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from tests.test_cli import run_cli
 from tinydistill.capture import capture
 from tinydistill.config import StudentConfig
-from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.families import FAMILIES
 from tinydistill.students import build_student
+from tinydistill.tasks import SequenceClassification
 
 VOCAB = 30522  # the MiniLM tokenizer's, so the distillation runs can use it with every family
 SHAPE = {
@@ -64,7 +64,7 @@ CONFIGS = {
 }
 #: cases that are a layout of another model type
 MODEL_TYPE = {"deberta-v3": "deberta-v2"}
-TASK = TaskInfo("sst-2", ["0", "1"], "accuracy")
+TASK = SequenceClassification("sst-2", ["0", "1"], "accuracy")
 
 
 def model_type_of(case: str) -> str:

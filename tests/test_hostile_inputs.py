@@ -8,8 +8,9 @@ import pytest
 from tests.test_cli import run_cli
 from tinydistill.config import DataConfig
 from tinydistill.data.loaders import encode_examples
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import task_info
 
 
 def _cfg(path, **kw):

@@ -17,7 +17,8 @@ from tinydistill.capture import capture
 from tinydistill.config import LossConfig, load_config
 from tinydistill.errors import TinyDistillError
 from tinydistill.families import FAMILIES
-from tinydistill.terms import REGISTRY, CapturePlan, Option, Setup, TermSpec, register_term
+from tinydistill.registry import REGISTRY, Option, TermSpec, register_term
+from tinydistill.terms import CapturePlan, Setup
 
 
 def _kl_rows(ps: torch.Tensor, pt: torch.Tensor) -> list[float]:

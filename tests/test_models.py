@@ -7,12 +7,12 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import BertForSequenceClassification, BertModel
 
 from tests.conftest import tiny_bert_config
-from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import compute_metrics
 from tinydistill.models import check_vocab, load_classifier
+from tinydistill.tasks import Regression, SequenceClassification
 
-SST2 = TaskInfo("sst-2", ["0", "1"], "accuracy")
+SST2 = SequenceClassification("sst-2", ["0", "1"], "accuracy")
 
 
 def test_permuted_label_map_is_refused(tmp_path, tokenizer):
@@ -22,7 +22,7 @@ def test_permuted_label_map_is_refused(tmp_path, tokenizer):
         label2id={"not_entailment": 0, "entailment": 1},
     )
     BertForSequenceClassification(cfg).save_pretrained(tmp_path)
-    rte = TaskInfo("rte", ["entailment", "not_entailment"], "accuracy")
+    rte = SequenceClassification("rte", ["entailment", "not_entailment"], "accuracy")
     with pytest.raises(
         TinyDistillError, match="label maps differ: teacher has id2label \\['not_entailment', 'entailment'\\]"
     ):
@@ -53,10 +53,10 @@ def test_metrics_match_sklearn_and_scipy():
     rng = np.random.default_rng(0)
     logits, gold = rng.normal(size=(50, 2)), rng.integers(0, 2, 50)
     pred = logits.argmax(-1)
-    m = compute_metrics(TaskInfo("mrpc", ["0", "1"], "f1"), logits, gold)
+    m = compute_metrics(SequenceClassification("mrpc", ["0", "1"], "f1"), logits, gold)
     assert m["accuracy"] == pytest.approx((pred == gold).mean()) and m["f1"] == pytest.approx(f1_score(gold, pred))
-    m = compute_metrics(TaskInfo("cola", ["0", "1"], "matthews_corrcoef"), logits, gold)
+    m = compute_metrics(SequenceClassification("cola", ["0", "1"], "matthews_corrcoef"), logits, gold)
     assert m["matthews_corrcoef"] == pytest.approx(matthews_corrcoef(gold, pred))
     y, p = rng.normal(size=40), rng.normal(size=(40, 1))
-    m = compute_metrics(TaskInfo("sts-b", None, "pearson"), p, y)
+    m = compute_metrics(Regression("sts-b", None, "pearson"), p, y)
     assert m["pearson"] == pytest.approx(pearsonr(p[:, 0], y)[0]) and "spearman" in m

@@ -440,34 +440,42 @@ def test_probe_files_are_inputs(tmp_path):
 
     (tmp_path / "probe.csv").write_text("sentence,label\na,0\n")
     cfg = load_config(
-        None, [f"data.probe_train_file={tmp_path / 'probe.csv'}", f"data.probe_dev_file={tmp_path / 'probe.csv'}"]
+        None,
+        [
+            f"data.embedding.probe_train_file={tmp_path / 'probe.csv'}",
+            f"data.embedding.probe_dev_file={tmp_path / 'probe.csv'}",
+        ],
     )
     with pytest.raises(TinyDistillError, match="holds the probe train file"):
         check_output(tmp_path, "prediction", cfg.input_paths(), overwrite=True)
 
 
 def test_every_path_setting_of_the_schema_is_an_input():
-    """A new file or folder setting is an input unless it is an output: the output-folder checks then see it."""
+    """A new file or folder setting is an input unless it is an output: the output-folder checks then see it. The
+    schema is the config's sections and every registered task kind's settings section."""
     from pydantic import BaseModel
 
-    from tinydistill.config import Config, input_settings
+    from tinydistill.config import Config, load_config
+    from tinydistill.registry import settings_sections
 
     outputs = {"output_dir", "cache_dir"}
     named = re.compile(r"(^|_)(file|files|dir|corpus|vectors|lm|teacher|checkpoint|path)$")
 
-    def path_settings(model: type[BaseModel], prefix: str = "") -> set[str]:
+    def unmarked(model: type[BaseModel], prefix: str = "") -> set[str]:
         found = set()
         for name, field in model.model_fields.items():
-            kind = field.annotation
+            kind, extra = field.annotation, field.json_schema_extra
             if isinstance(kind, type) and issubclass(kind, BaseModel):
-                found |= path_settings(kind, f"{prefix}{name}.")
-            elif named.search(name) and name not in outputs:
+                found |= unmarked(kind, f"{prefix}{name}.")
+            elif named.search(name) and name not in outputs and not (isinstance(extra, dict) and "input" in extra):
                 found.add(prefix + name)
         return found
 
-    cfg = Config()
-    assert path_settings(Config) == set(input_settings(cfg)) - {"config file"}
-    assert "config file" in cfg.input_paths() and "probe dev file" in cfg.input_paths()
+    schema = {"": Config, **{f"data.{key}.": model for key, model in settings_sections().items()}}
+    assert not set().union(*(unmarked(model, prefix) for prefix, model in schema.items()))
+    cfg = load_config(None, ["data.embedding.probe_dev_file=x.csv", "data.class_files={a: a.txt, b: b.txt}"])
+    paths = cfg.input_paths()
+    assert paths["probe dev file"] == "x.csv" and paths["class file of 'b'"] == "b.txt" and "config file" in paths
 
 
 def test_a_finished_output_holding_a_file_its_run_did_not_write_is_not_replaced_silently(

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from tinydistill.config import DataConfig
-from tinydistill.data.readers import read_corpus, read_split, task_info
+from tinydistill.data.readers import read_corpus, read_split
 from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import task_info
 
 # (task, split, rows, first text prefix, first pair prefix or None, first label or None)
 GLUE_CASES = [

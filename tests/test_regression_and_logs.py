@@ -11,8 +11,9 @@ from transformers import BertForSequenceClassification
 
 from tests.conftest import tiny_bert_config
 from tinydistill.config import DataConfig, load_config
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.readers import read_split
 from tinydistill.stages import distill
+from tinydistill.tasks import task_info
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from tests.test_cli import run_cli
 from tinydistill.cache import teacher_fingerprint
 from tinydistill.capture import capture
 from tinydistill.config import LossConfig
-from tinydistill.data.readers import TaskInfo
 from tinydistill.models import load_backbone, load_classifier
 from tinydistill.objectives import build_terms
+from tinydistill.tasks import SequenceClassification
 from tinydistill.terms import Setup
 from tinydistill.trainer import Trainee, _step_losses
 
@@ -40,7 +40,7 @@ def test_a_model_saved_in_bf16_loads_in_fp32_and_fingerprints(tmp_path):
     BertForSequenceClassification(config).to(torch.bfloat16).save_pretrained(tmp_path / "clf")
     BertModel(tiny_bert_config(100)).to(torch.bfloat16).save_pretrained(tmp_path / "bare")
     assert AutoConfig.from_pretrained(tmp_path / "clf").dtype == torch.bfloat16  # saved as bf16
-    clf = load_classifier(str(tmp_path / "clf"), TaskInfo("sst-2", ["0", "1"], "accuracy"))
+    clf = load_classifier(str(tmp_path / "clf"), SequenceClassification("sst-2", ["0", "1"], "accuracy"))
     assert {p.dtype for p in clf.parameters()} == {torch.float32}
     assert {p.dtype for p in load_backbone(str(tmp_path / "bare")).parameters()} == {torch.float32}
     assert len(teacher_fingerprint(clf.to(torch.bfloat16))) == 64  # any dtype hashes

@@ -6,11 +6,11 @@ from transformers import BertModel
 
 from tests.conftest import tiny_bert_config
 from tinydistill.config import StudentConfig
-from tinydistill.data.readers import TaskInfo
 from tinydistill.errors import TinyDistillError
 from tinydistill.students import PRESETS, build_student
+from tinydistill.tasks import SequenceClassification
 
-TASK = TaskInfo("sst-2", ["0", "1"], "accuracy")
+TASK = SequenceClassification("sst-2", ["0", "1"], "accuracy")
 
 
 @pytest.fixture(scope="module")

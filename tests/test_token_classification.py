@@ -364,7 +364,7 @@ def test_a_datasets_token_dataset_with_class_label_tags(tmp_path):
 
 
 def test_augment_command_writes_tagged_copies_in_the_input_format(tmp_path):
-    from tinydistill.augment import augment_data
+    from tinydistill.augment.core import augment_data
     from tinydistill.config import Config
 
     rng = np.random.default_rng(0)

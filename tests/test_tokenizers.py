@@ -209,8 +209,7 @@ def test_the_teacher_cache_keys_on_the_teachers_tokenization(
     monkeypatch, capsys, tmp_path, glue, mpnet_teacher, bert_student, mpnet_tokenizer
 ):
     from tinydistill.cache import inputs_fingerprint
-    from tinydistill.data.alignment import teacher_view
-    from tinydistill.data.loaders import encode_examples
+    from tinydistill.data.loaders import encode_examples, teacher_view
     from tinydistill.data.readers import Examples
 
     ex = Examples(["one text", "another"], None, None, "t")

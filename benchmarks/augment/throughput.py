@@ -24,10 +24,14 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-from tinydistill.augment import MaskedLMCandidates, augment_texts, find_slots, load_word_vectors
+from tinydistill.augment.masked_lm import MaskedLMCandidates
+from tinydistill.augment.texts import augment_texts
+from tinydistill.augment.vectors import load_word_vectors
+from tinydistill.augment.words import find_slots
 from tinydistill.config import AugmentConfig, load_config
-from tinydistill.data.readers import read_split, task_info
+from tinydistill.data.readers import read_split
 from tinydistill.report import Table
+from tinydistill.tasks import task_info
 
 ROOT = Path(__file__).resolve().parents[2]
 GLUE = ROOT.parent / "shared" / "data" / "glue" / "SST-2"

@@ -72,7 +72,8 @@ def student_start(key: str, args, work: Path) -> tuple[str, int]:
 def transfer_file(args, seed: int, work: Path) -> Path:
     """--transfer SST-2 training sentences outside the seed's labelled slice (a seeded sample), one per line."""
     from tinydistill.config import load_config
-    from tinydistill.data.readers import kept_rows, read_split, task_info
+    from tinydistill.data.readers import kept_rows, read_split
+    from tinydistill.tasks import task_info
 
     out = work / "transfer" / f"seed{seed}-{args.transfer}.txt"
     if not out.is_file():

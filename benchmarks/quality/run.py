@@ -113,7 +113,8 @@ def general_student(args, work: Path, name: str, shape: dict) -> Path:
     if not (out / "metrics.json").is_file():
         corpus = work / "general_corpus.txt"
         if not corpus.is_file():
-            from tinydistill.data.readers import read_split, task_info
+            from tinydistill.data.readers import read_split
+            from tinydistill.tasks import task_info
 
             cfg = load_config(None, base_sets(args, 0))
             sst = read_split(cfg.data, "train", task_info(cfg.data), seed=0).texts
@@ -176,7 +177,7 @@ def run_variant(args, work: Path, key: str, seed: int, teacher_dir: Path) -> Pat
 def augmented(work: Path, seed: int, cfg):
     """The seed's training slice augmented once (TinyBERT's N=20, K=15, p=0.4; GloVe 6B-50d: no masked-LM
     model exists offline); returns the data config that reads it."""
-    from tinydistill.augment import augment_data, augmented_data_config
+    from tinydistill.augment.core import augment_data, augmented_data_config
 
     out = work / "augmented" / f"seed{seed}"
     if done(out):
@@ -188,9 +189,10 @@ def summarise(args, teacher_dir: Path, finals: dict[str, list[Path]]) -> dict:
     """Accuracy mean ± std over seeds; size and speed of each variant's first seed, timed beside the teacher."""
     from tinydistill.config import load_config
     from tinydistill.data.loaders import EncodedDataset, encode_examples
-    from tinydistill.data.readers import read_split, task_info
+    from tinydistill.data.readers import read_split
     from tinydistill.models import load_classifier, load_tokenizer
     from tinydistill.speed import count_parameters, measure_speed
+    from tinydistill.tasks import task_info
 
     cfg = load_config(None, base_sets(args, 0))
     task = task_info(cfg.data)

@@ -45,10 +45,10 @@ def prepare(work: Path) -> None:
     import torch
 
     from tinydistill.config import StudentConfig
-    from tinydistill.data.readers import task_info
     from tinydistill.models import load_classifier, load_tokenizer
     from tinydistill.stages import finetune
     from tinydistill.students import build_student
+    from tinydistill.tasks import task_info
 
     cfg = _cfg()
     if not (TEACHER / "metrics.json").is_file():
@@ -80,8 +80,9 @@ def textbrewer_run(out: Path, cached: bool) -> None:
     )
 
     from tinydistill.data.loaders import encode_examples
-    from tinydistill.data.readers import read_split, task_info
+    from tinydistill.data.readers import read_split
     from tinydistill.models import load_tokenizer
+    from tinydistill.tasks import task_info
 
     cfg = _cfg()
     tr, losses = cfg.prediction.train, cfg.prediction.losses

@@ -32,8 +32,8 @@ def prepare(work: Path, rows: int) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from tinydistill.config import StudentConfig
-    from tinydistill.data.readers import TaskInfo
     from tinydistill.students import build_student
+    from tinydistill.tasks import SequenceClassification
 
     if (work / "train.tsv").is_file() and len((work / "train.tsv").read_text().splitlines()) > rows:
         return
@@ -46,7 +46,7 @@ def prepare(work: Path, rows: int) -> None:
     teacher = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, **labels))  # bert-base shape
     teacher.save_pretrained(work / "teacher")
     tok.save_pretrained(work / "teacher")
-    task = TaskInfo(name="classification", label_names=["0", "1"], metric="accuracy")
+    task = SequenceClassification("classification", ["0", "1"], "accuracy")
     torch.manual_seed(1)
     student = build_student(StudentConfig(preset="tinybert-4l-312d"), teacher, task)
     student.save_pretrained(work / "student")

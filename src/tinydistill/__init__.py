@@ -32,7 +32,7 @@ def __getattr__(name: str):  # lazy: importing the package must not import torch
 
         return getattr(stages, name)
     if name == "augment":
-        from tinydistill.augment import augment_data
+        from tinydistill.augment.core import augment_data
 
         return augment_data
     if name == "pipeline":

@@ -14,7 +14,8 @@ import typer
 
 from tinydistill.config import Config, load_config
 from tinydistill.errors import TinyDistillError
-from tinydistill.outputs import active_outputs, is_main_process
+from tinydistill.outputs import active_outputs
+from tinydistill.process import is_main_process
 from tinydistill.ui import say
 
 app = typer.Typer(
@@ -175,7 +176,7 @@ def augment(
 ) -> None:
     """TinyBERT data augmentation of the training set, written in the input's format
     (train on it with --data-dir / data.train_file)."""
-    from tinydistill.augment import augment_data
+    from tinydistill.augment.core import augment_data
 
     given = {
         "word_vectors": None if word_vectors == "none" else word_vectors,

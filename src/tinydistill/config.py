@@ -23,6 +23,8 @@ from pydantic import (
 )
 
 from tinydistill.errors import TinyDistillError
+from tinydistill.registry import check_extra_keys, settings_sections
+from tinydistill.ui import say
 
 
 class _Strict(BaseModel):
@@ -51,11 +53,17 @@ def input_settings(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, A
             out[prefix + name] = (role, value)
         elif isinstance(value, BaseModel):
             out |= input_settings(value, f"{prefix}{name}.")
+    for name, value in (model.model_extra or {}).items():  # a task kind's section
+        if isinstance(value, BaseModel):
+            out |= input_settings(value, f"{prefix}{name}.")
     return out
 
 
 class DataConfig(_Strict):
-    """Where the labelled task data comes from and how it is tokenised."""
+    """Where the labelled task data comes from and how it is tokenised. A task kind with settings of its own reads
+    them from its section (``data.ner``, ``data.embedding``, ...: the kind's settings model validates it)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     task: str = Field(
         "sst-2",
@@ -100,17 +108,6 @@ class DataConfig(_Strict):
         description="label names in id order; default: sorted labels of train (token classification: O, then B- "
         "and I- of each entity type in train)",
     )
-    tag_column: int = Field(-1, description="token classification, column files: the tag field (0 is the word)")
-    tokens_column: str = Field("tokens", description="token classification, JSONL / datasets: the list of words")
-    tags_column: str = Field("tags", description="token classification, JSONL / datasets: the list of tags")
-    tag_scheme: Literal["auto", "iob1", "iob2"] = Field(
-        "auto", description="token classification: the files' tag scheme (auto: found from the tags; read as IOB2)"
-    )
-    label_all_pieces: bool = Field(
-        False,
-        description="token classification: every piece of a word carries its tag in the training losses "
-        "(default: the first piece; evaluation always scores words)",
-    )
     transfer_files: list[str] = InputPath(
         "transfer file",
         default_factory=list,
@@ -125,43 +122,6 @@ class DataConfig(_Strict):
     soft_labels: Literal["probabilities", "logits"] = Field(
         "probabilities", description="what soft_label_column holds (probabilities must sum to 1 within 1e-3)"
     )
-    pooling: Literal["mean", "cls", "max", "last"] | None = Field(
-        None,
-        description="embedding: how token vectors become a sentence vector (default: the teacher's "
-        "sentence-transformers pooling; required for a teacher without one)",
-    )
-    normalize: bool | None = Field(
-        None, description="embedding: unit-length sentence vectors (default: as the teacher's sentence-transformers)"
-    )
-    embedding_loss: Literal["mse", "cosine", "similarity"] = Field(
-        "mse",
-        description="embedding: the student-to-teacher sentence-vector loss (soft_weight weighs it): mse or cosine "
-        "distance between the vectors; similarity: MSE between the cosine similarities of every pair in the batch "
-        "(any width, no projection: the student keeps its own vector space)",
-    )
-    projection: Literal["dense", "pca", "none"] = Field(
-        "dense",
-        description="embedding, a student narrower than the teacher: dense: a learned Dense layer (kept in the saved "
-        "model) maps its vectors to the teacher's width; pca: the student learns the teacher's vectors reduced to its "
-        "own width by a fixed PCA of the teacher's training vectors; none: refuse different widths",
-    )
-    projection_init: Literal["least-squares", "random"] = Field(
-        "least-squares",
-        description="embedding: a new Dense layer starts as the least-squares map from the student's pooled vectors to "
-        "the teacher's on the training sentences (random: as initialised, which disturbs the student early on)",
-    )
-    probe_train_file: str | None = InputPath(
-        "probe train file",
-        description="embedding: labelled texts (a table with a header; probe_text_column, probe_label_column) on "
-        "whose frozen sentence vectors a logistic regression is trained; its accuracy on probe_dev_file is reported "
-        "beside the STS score (stage reports, evaluate, compare)",
-    )
-    probe_dev_file: str | None = InputPath(
-        "probe dev file", description="embedding: the probe's scored texts (as probe_train_file)"
-    )
-    probe_text_column: str = Field("sentence", description="embedding: the probe files' text column")
-    probe_label_column: str = Field("label", description="embedding: the probe files' label column")
-    probe_max_train: int = Field(4000, gt=0, description="embedding: the probe learns from this many first rows")
     hf_dataset: str | None = Field(None, description="Hugging Face datasets id (needs network and `datasets`)")
     hf_config: str | None = None
     max_length: int = Field(128, ge=8, le=8192)
@@ -178,6 +138,35 @@ class DataConfig(_Strict):
     @classmethod
     def _position(cls, value):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Validate each task kind's section with its settings model; a key of a section given at the top of the
+        data config (as before sections existed) moves into it with a note."""
+        unknown = [k for k in data if k not in cls.model_fields] if isinstance(data, dict) else []
+        if not unknown:
+            return data
+        sections, data = settings_sections(), dict(data)
+        for key in unknown:
+            if key in sections:
+                continue
+            owner, new = _section_of(key, sections)
+            if owner is None:
+                known = [*cls.model_fields, *sections]
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+                raise ValueError(f"{key}: unknown key ({hint})")
+            say(f"data.{key} is now data.{owner}.{new} (the old key still works)")
+            section = data.get(owner) or {}
+            data[owner] = {**(section.model_dump() if isinstance(section, BaseModel) else section), new: data.pop(key)}
+        for key, model in sections.items():
+            if key in data and not isinstance(data[key], model):
+                try:
+                    data[key] = model.model_validate(data[key] or {})
+                except ValidationError as exc:
+                    raise ValueError("; ".join(_describe(e, model, key) for e in exc.errors())) from None
+        return data
 
     @field_validator("label_pattern")
     @classmethod
@@ -269,7 +258,6 @@ class LossConfig(_Strict):
     @model_validator(mode="after")
     def _registered_terms(self) -> LossConfig:
         """Keys beyond the fields above belong to registered loss terms (their weights and options)."""
-        from tinydistill.terms.base import check_extra_keys
 
         if self.__pydantic_extra__:
             self.__pydantic_extra__.update(check_extra_keys(self.__pydantic_extra__, list(type(self).model_fields)))
@@ -536,15 +524,24 @@ def _parse_override(text: str) -> tuple[str, Any]:
         ) from None
 
 
-def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
+def _section_of(key: str, sections: dict[str, type[BaseModel]]) -> tuple[str | None, str]:
+    """The section a top-level data key moved to, and its name there (None: it belongs to no section)."""
+    for name, model in sections.items():
+        new = getattr(model, "old_keys", {}).get(key, key)
+        if new in model.model_fields:
+            return name, new
+    return None, key
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel], prefix: str = "") -> str:
+    loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
     if err["type"] == "extra_forbidden":
         known = _known_keys(model, err["loc"][:-1])
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
         return f"{loc}: unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
-    if re.match(r"\w+: unknown key", msg):  # a loss config's key no registered term declares
+    if re.match(r"[\w.-]+: ", msg):  # a key inside: a loss term's, or a task kind's section's
         return f"{loc}.{msg}"
     return f"{loc}: {msg}" if loc else msg
 

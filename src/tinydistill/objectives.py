@@ -14,8 +14,9 @@ from torch import nn
 
 from tinydistill.errors import TinyDistillError
 from tinydistill.mapping import LayerPairs, resolve_map
+from tinydistill.registry import active, weight
 from tinydistill.tasks import Task
-from tinydistill.terms import CapturePlan, LossTerm, Setup, StepContext, active, weight
+from tinydistill.terms import CapturePlan, LossTerm, Setup, StepContext
 
 __all__ = ["CapturePlan", "LossTerm", "StepContext"]
 

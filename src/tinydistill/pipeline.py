@@ -19,22 +19,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from tinydistill.augment import augment_data, augmented_data_config
+from tinydistill.augment.core import augment_data, augmented_data_config
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
 from tinydistill.data.readers import read_split, with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
-from tinydistill.outputs import (
-    MANIFEST,
-    OutputFolder,
-    is_complete,
-    is_main_process,
-    read_metrics,
-    wait_for_everyone,
-    write_json,
-)
+from tinydistill.outputs import MANIFEST, OutputFolder, is_complete, read_metrics, write_json
 from tinydistill.preflight import check_inputs
+from tinydistill.process import is_main_process, wait_for_everyone
 from tinydistill.report import (
     ModelEntry,
     model_table,

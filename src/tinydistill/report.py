@@ -25,10 +25,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from tinydistill.data.loaders import encode_examples  # noqa: E402
+from tinydistill.registry import kinds  # noqa: E402
 from tinydistill.speed import count_parameters, measure_speed, size_on_disk  # noqa: E402
 
 PLOTS_DIR = "plots"
-SIDE_METRICS = {"probe_accuracy": "probe accuracy"}  # a task's side metrics (Task.side_metrics) -> column title
 NON_TERMS = {"step", "lr", "loss"}
 
 
@@ -133,9 +133,10 @@ class Table:
 def model_table_view(rows: list[dict]) -> Table:
     """The teacher-vs-student rows of :func:`model_table` as a table."""
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    side = [k for k in SIDE_METRICS if any(k in r for r in rows)]
+    titles = {k: v for kind in kinds().values() for k, v in kind.side_metric_titles.items()}
+    side = [k for k in titles if any(k in r for r in rows)]
     return Table(
-        ["model", metric, "% kept", *(SIDE_METRICS[k] for k in side), "parameters", "size (MB)", "latency @1 (ms)"]
+        ["model", metric, "% kept", *(titles[k] for k in side), "parameters", "size (MB)", "latency @1 (ms)"]
         + ["throughput @32 (ex/s)"],
         [
             [

@@ -16,10 +16,9 @@ from torch import nn
 
 from tinydistill.cache import teacher_logits, with_teacher_logits
 from tinydistill.config import DistillStage, TrainConfig
-from tinydistill.data.alignment import teacher_view
-from tinydistill.data.loaders import EncodedDataset
+from tinydistill.data.loaders import EncodedDataset, teacher_view
 from tinydistill.objectives import capture_plan, live_teacher, setup_between, teacher_outputs, unreplayable
-from tinydistill.outputs import process_state
+from tinydistill.process import process_state
 from tinydistill.targets import TargetStore, teacher_targets, with_target_rows
 from tinydistill.tasks import Task
 from tinydistill.ui import say

@@ -81,12 +81,10 @@ from tinydistill.outputs import (
     OutputFolder,
     StagingDir,
     is_complete,
-    is_main_process,
-    process_state,
     read_metrics,
-    wait_for_everyone,
     write_json,
 )
+from tinydistill.process import is_main_process, process_state, wait_for_everyone
 from tinydistill.report import (
     ModelEntry,
     Table,

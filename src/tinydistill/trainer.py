@@ -29,7 +29,7 @@ from tinydistill.data.loaders import split_inputs
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
-from tinydistill.outputs import process_state
+from tinydistill.process import process_state
 from tinydistill.targets import TARGET_ROW, TargetStore
 from tinydistill.tasks import Task
 from tinydistill.ui import detail, progress, say

@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from tqdm.auto import tqdm
 
+from tinydistill.process import is_main_process
+
 T = TypeVar("T")
 _state = {"quiet": False, "verbose": False}
 
@@ -48,8 +50,6 @@ def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T
 
 
 def _main() -> bool:
-    from tinydistill.outputs import is_main_process
-
     return is_main_process()
 
 

@@ -1,27 +1,3 @@
-"""TinyBERT data augmentation: ``augment_data`` (a task's training set, written in its own format) and the pieces
-it is made of (word slots, word-vector neighbours, masked-LM candidates)."""
-
-from tinydistill.augment.core import (
-    AugmentResult,
-    augment_data,
-    augment_rows,
-    augment_texts,
-    augmented_data_config,
-)
-from tinydistill.augment.masked_lm import MaskedLMCandidates
-from tinydistill.augment.vectors import WordVectors, load_word_vectors
-from tinydistill.augment.words import Slot, find_slots, make_variants
-
-__all__ = [
-    "AugmentResult",
-    "MaskedLMCandidates",
-    "Slot",
-    "WordVectors",
-    "augment_data",
-    "augment_rows",
-    "augment_texts",
-    "augmented_data_config",
-    "find_slots",
-    "load_word_vectors",
-    "make_variants",
-]
+"""TinyBERT data augmentation: the algorithm and its pieces (:mod:`.texts`, :mod:`.words`, :mod:`.vectors`,
+:mod:`.masked_lm`, :mod:`.tagged` for tagged sentences), which the task kinds use, and the ``augment`` command
+(:mod:`.core`), which sits above them. Nothing is imported here, so a task can import a piece without the command."""

@@ -8,12 +8,10 @@ import json
 import time
 from pathlib import Path
 
+from tinydistill.augment.texts import augment_texts, link_or_copy
 from tinydistill.augment.words import Slot, find_slots
 from tinydistill.config import Config
 from tinydistill.data.conll import Tagged
-from tinydistill.data.readers import kept_rows
-from tinydistill.outputs import METRICS_FILE, write_json
-from tinydistill.tasks.tokens import read_tagged, tagged_file
 
 
 def outside_slots(words: list[str], tags: list[str]) -> list[Slot]:
@@ -28,8 +26,6 @@ def outside_slots(words: list[str], tags: list[str]) -> list[Slot]:
 
 def augment_sentences(data: Tagged, cfg, seed: int, vectors=None, masked_lm=None) -> list[list[list[str]]]:
     """Per sentence, its word lists: the original first, then each distinct augmented copy (same length)."""
-    from tinydistill.augment.core import augment_texts
-
     texts = [" ".join(w) for w in data.words]
     slots = [outside_slots(w, t) for w, t in zip(data.words, data.tags)]
     variants = augment_texts(texts, cfg, seed, vectors, masked_lm, tag="tokens", slots=slots)
@@ -61,32 +57,19 @@ def _tabbed(data: Tagged) -> bool:
         return any("\t" in line for line, _ in zip(fh, range(50)))
 
 
-def augment_tagged_into(cfg: Config, task, tmp: Path, load_sources, link) -> dict:
-    """Write the augmented training split of a token task into ``tmp``; returns its metrics."""
+def augment_tagged_into(cfg: Config, data: Tagged, tokens_column: str, tmp: Path, sources, others: list[Path]) -> dict:
+    """Write the augmented sentences of ``data`` (a token task's training split, as kept) into ``tmp``, links to
+    the ``others`` files (dev, test) beside them; returns its metrics. ``sources()`` loads the candidates."""
     aug = cfg.augment
-    task.read(cfg.data, "train", seed=cfg.seed)  # validates words and tags with the usual messages
-    data = read_tagged(cfg.data, "train")
-    keep = kept_rows(cfg.data, "train", len(data.words), cfg.seed)
-    if keep is not None:
-        data = Tagged(
-            *([getattr(data, k)[i] for i in keep] for k in ("words", "tags", "where")),
-            data.source,
-            data.scheme,
-            [data.raw[i] for i in keep],
-            data.per_line,
-        )
     t0 = time.perf_counter()
-    vectors, masked_lm = load_sources(aug)
+    found = sources()
     t1 = time.perf_counter()
-    sentences = augment_sentences(data, aug, cfg.seed, vectors, masked_lm)
+    sentences = augment_sentences(data, aug, cfg.seed, found.vectors, found.masked_lm)
     seconds = time.perf_counter() - t1
     source = Path(data.source)
-    written = _write(tmp / f"train{source.suffix.lower()}", data, sentences, cfg.data.tokens_column)
-    if cfg.data.dir is not None:
-        for split in ("dev", "test"):
-            other = tagged_file(cfg.data, split)
-            if other is not None and other.is_file():
-                link(other, tmp / other.name)
+    written = _write(tmp / f"train{source.suffix.lower()}", data, sentences, tokens_column)
+    for other in others:
+        link_or_copy(other, tmp / other.name)
     metrics = {
         "stage": "augment",
         "source": str(source),
@@ -106,5 +89,4 @@ def augment_tagged_into(cfg: Config, task, tmp: Path, load_sources, link) -> dic
         "texts_per_second": len(data.words) / max(seconds, 1e-9),
         "settings": aug.model_dump(exclude={"enabled"}),
     }
-    write_json(tmp / METRICS_FILE, metrics)
     return metrics

@@ -139,16 +139,3 @@ def encode_pair(
 def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
     """Both tokenizers give every token the same id (one tokenization can feed both models)."""
     return a.get_vocab() == b.get_vocab()
-
-
-def teacher_view(data):
-    """The teacher's side of encoded rows (its own ``teacher_*`` inputs renamed), or the rows as they are."""
-    from tinydistill.data.loaders import EncodedDataset
-
-    if not data.rows or TEACHER_PREFIX + "input_ids" not in data.rows[0]:
-        return data
-    n = len(TEACHER_PREFIX)
-    rows = [
-        {k[n:]: v for k, v in r.items() if k.startswith(TEACHER_PREFIX) and k != "teacher_logits"} for r in data.rows
-    ]
-    return EncodedDataset(rows)

@@ -67,7 +67,7 @@ def read_conll(path: Path, tag_column: int = -1) -> Tagged:
                         )
                     if not -width <= tag_column < width or tag_column in (0, -width):
                         raise TinyDistillError(
-                            f"{path}: data.tag_column {tag_column} is not a tag column of its {width} fields "
+                            f"{path}: data.ner.tag_column {tag_column} is not a tag column of its {width} fields "
                             f"(the word is field 0; use 1..{width - 1} or -1 for the last)"
                         )
                 if len(fields) != width:
@@ -93,14 +93,14 @@ def from_rows(rows: list[dict], tokens_key: str, tags_key: str, source: str, req
         if not isinstance(w, list):
             raise TinyDistillError(
                 f"{source}: row {i} has no list in {tokens_key!r} (keys: {', '.join(map(str, row))}); "
-                "set data.tokens_column"
+                "set data.ner.tokens_column"
             )
         if t is None and not require_tags:
             t = []
         elif not isinstance(t, list):
             raise TinyDistillError(
                 f"{source}: row {i} has no list in {tags_key!r} (keys: {', '.join(map(str, row))}); "
-                "set data.tags_column"
+                "set data.ner.tags_column"
             )
         if t and len(t) != len(w) or (require_tags and len(t) != len(w)):
             raise TinyDistillError(f"{source}: row {i} has {len(w)} tokens but {len(t)} tags")
@@ -171,7 +171,7 @@ def to_iob2(data: Tagged, scheme: str) -> Tagged:
             if starts and scheme == "IOB2":
                 raise TinyDistillError(
                     f"{at}: {tag!r} follows {prev!r} in an IOB2 file (an entity must start with B-{typ}); "
-                    "fix the tag, or set data.tag_scheme: iob1 if the file is IOB1"
+                    "fix the tag, or set data.ner.tag_scheme: iob1 if the file is IOB1"
                 )
             new.append(f"B-{typ}" if starts else tag)
             prev = tag

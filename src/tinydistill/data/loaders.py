@@ -206,3 +206,12 @@ def make_loader(
     return DataLoader(
         data, batch_size=batch_size, sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(seed)
     )
+
+
+def teacher_view(data: EncodedDataset) -> EncodedDataset:
+    """The teacher's side of encoded rows (its own ``teacher_*`` inputs renamed), or the rows as they are."""
+    if not data.rows or TEACHER_PREFIX + "input_ids" not in data.rows[0]:
+        return data
+    n = len(TEACHER_PREFIX)
+    rows = [{k[n:]: v for k, v in r.items() if is_teacher_input(k)} for r in data.rows]
+    return EncodedDataset(rows)

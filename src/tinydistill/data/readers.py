@@ -675,12 +675,3 @@ def read_corpus(path: str | Path, max_passages: int | None = None) -> list[str]:
     if not passages:
         raise TinyDistillError(f"corpus {path} holds no text")
     return passages
-
-
-def __getattr__(name: str):
-    """``TaskInfo`` and ``task_info`` moved to :mod:`tinydistill.tasks`; still importable from here."""
-    if name in ("TaskInfo", "task_info"):
-        import tinydistill.tasks
-
-        return getattr(tinydistill.tasks, name)
-    raise AttributeError(name)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinydistill.errors import TinyDistillError
-
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -43,28 +41,11 @@ GLUE_TASKS: dict[str, TaskSpec] = {
     "wnli": TaskSpec("wnli", "sentence1", "sentence2", "label", _BIN, "accuracy"),
     "sts-b": TaskSpec("sts-b", "sentence1", "sentence2", "score", None, "pearson"),
 }
-_ALIASES = {
-    "sst2": "sst-2",
-    "stsb": "sts-b",
-    "sts_b": "sts-b",
-    "sst_2": "sst-2",
-    "ner": "token-classification",
-    "token_classification": "token-classification",
-    "sentence-embedding": "embedding",
-}
-CUSTOM_TASKS = ("classification", "regression", "token-classification", "embedding")
-
-
-def normalise_task_name(name: str) -> str:
-    key = name.strip().lower()
-    return _ALIASES.get(key, key)
+_GLUE_ALIASES = {"sst2": "sst-2", "sst_2": "sst-2", "stsb": "sts-b", "sts_b": "sts-b"}
 
 
 def glue_task(name: str) -> TaskSpec | None:
-    """The GLUE spec for ``name`` (case-insensitive, 'sst2' and 'sst-2' alike), or None for custom tasks."""
-    key = normalise_task_name(name)
-    if key in GLUE_TASKS:
-        return GLUE_TASKS[key]
-    if key in CUSTOM_TASKS:
-        return None
-    raise TinyDistillError(f"unknown task {name!r}: use one of {', '.join([*GLUE_TASKS, *CUSTOM_TASKS])}")
+    """The GLUE spec for ``name`` (case-insensitive, 'sst2' and 'sst-2' alike), or None: another task kind's name
+    (:func:`tinydistill.tasks.task_info` says which are known)."""
+    key = name.strip().lower()
+    return GLUE_TASKS.get(_GLUE_ALIASES.get(key, key))

@@ -1,30 +1,39 @@
 """What differs between kinds of task, in one object: the rest of the toolkit asks the task instead of branching.
 
-A :class:`Task` owns the Auto model class, reading and encoding examples, collation, the label ids and the config
-keys that carry them, which positions the prediction losses count, gathering predictions (of ragged length, for
-per-token tasks), the metric, and the ``transformers.pipeline`` name a trained model serves under. Sequence
-classification, regression and token classification are three such objects; a new kind is one more subclass.
+A :class:`Task` owns its kind name and aliases (``data.task``), the settings of its own section of the data config
+(``data.<settings_key>``, a pydantic model), the Auto model class, reading and encoding examples, collation, the label
+ids and the config keys that carry them, which positions the prediction losses count, gathering predictions (of
+ragged length, for per-token tasks), the metric and side metrics, augmentation of its training data, how a saved model
+of the kind is recognised, and the ``transformers.pipeline`` name a trained model serves under. A new kind is one
+subclass decorated with :func:`tinydistill.registry.register_kind`, in one module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from tinydistill.config import DataConfig, LossConfig
+from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, PadBoth, make_loader
 from tinydistill.data.readers import Examples, read_transfer
 from tinydistill.errors import TinyDistillError
 
 
 class Task:
-    """One task: its name, label names (None for a regression) and the metric that ranks checkpoints."""
+    """One task: its name, label names (None for a regression), the metric that ranks checkpoints and its settings."""
 
     kind: ClassVar[str]  # the data.task value that selects it (GLUE names map onto the sequence kinds)
+    aliases: ClassVar[tuple[str, ...]] = ()  # other data.task values that select it
+    settings_key: ClassVar[str | None] = None  # its section of the data config, data.<settings_key>
+    settings_model: ClassVar[type[BaseModel] | None] = None  # validates that section (None: the kind has none)
+    side_metric_titles: ClassVar[dict[str, str]] = {}  # side metric (side_metrics' keys) -> report column title
+    recognise_rank: ClassVar[int] = 0  # saved models are offered to the kinds of higher rank first
     auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head
     pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
@@ -33,8 +42,22 @@ class Task:
     per_token_outputs: ClassVar[bool] = False  # a model's outputs are one vector per token (else one per text)
     onnx_output: ClassVar[str] = "logits"  # the name of an exported graph's output
 
-    def __init__(self, name: str, label_names: list[str] | None, metric: str) -> None:
+    def __init__(
+        self, name: str, label_names: list[str] | None, metric: str, settings: BaseModel | None = None
+    ) -> None:
         self.name, self.label_names, self.metric = name, label_names, metric
+        self.settings = settings if settings is not None or self.settings_model is None else self.settings_model()
+
+    @classmethod
+    def settings_of(cls, cfg: DataConfig) -> Any:
+        """The kind's section of ``cfg`` (its settings model, defaults where the section is absent)."""
+        section = (cfg.model_extra or {}).get(cls.settings_key) if cls.settings_key else None
+        return section if section is not None else (cls.settings_model() if cls.settings_model else None)
+
+    @classmethod
+    def recognises(cls, config, folder: Path | None) -> bool:
+        """Whether a saved model (its ``config``, and ``folder`` where known) was trained for this kind."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.label_names!r}, {self.metric!r})"
@@ -60,6 +83,15 @@ class Task:
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         """One split ('train', 'dev', 'test') of the configured data, labels as ids."""
         raise NotImplementedError
+
+    def label_ids(self, raw: list, source: str) -> list:
+        """The ids (or values) of raw labels as read from ``source``, refused in one line where one is not valid."""
+        raise NotImplementedError
+
+    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        """Write the TinyBERT augmentation of the training split into ``out`` (its own format) and return what was
+        done (``metrics.json``); ``sources()`` loads the word vectors and masked LM where they are needed."""
+        raise TinyDistillError(f"augmentation is not available for task {self.kind}")
 
     def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
         """The unlabelled examples of a transfer file (labels ``no_label``, which the hard-label losses skip)."""

@@ -12,26 +12,73 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import pearsonr, spearmanr
 from torch import Tensor, nn
 from transformers import AutoModel
 from transformers.utils import ModelOutput
 
-from tinydistill.config import DataConfig, LossConfig
+from tinydistill.config import DataConfig, InputPath, LossConfig
 from tinydistill.data.files import data_path
 from tinydistill.data.loaders import EncodedDataset, encode_examples, split_inputs
 from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
+from tinydistill.registry import register_kind
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.sequence import numbers
 from tinydistill.ui import track
 
-#: data.pooling -> sentence-transformers' pooling mode
+
+class EmbeddingSettings(BaseModel):
+    """``data.embedding``: how sentence vectors are formed and learnt, and the optional classification probe."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    #: keys these settings had at the top of the data config, where their names differ
+    old_keys: ClassVar[dict[str, str]] = {"embedding_loss": "loss"}
+
+    pooling: Literal["mean", "cls", "max", "last"] | None = Field(
+        None,
+        description="how token vectors become a sentence vector (default: the teacher's sentence-transformers "
+        "pooling; required for a teacher without one)",
+    )
+    normalize: bool | None = Field(
+        None, description="unit-length sentence vectors (default: as the teacher's sentence-transformers)"
+    )
+    loss: Literal["mse", "cosine", "similarity"] = Field(
+        "mse",
+        description="the student-to-teacher sentence-vector loss (soft_weight weighs it): mse or cosine distance "
+        "between the vectors; similarity: MSE between the cosine similarities of every pair in the batch (any "
+        "width, no projection: the student keeps its own vector space)",
+    )
+    projection: Literal["dense", "pca", "none"] = Field(
+        "dense",
+        description="a student narrower than the teacher: dense: a learned Dense layer (kept in the saved model) maps "
+        "its vectors to the teacher's width; pca: the student learns the teacher's vectors reduced to its own width "
+        "by a fixed PCA of the teacher's training vectors; none: refuse different widths",
+    )
+    projection_init: Literal["least-squares", "random"] = Field(
+        "least-squares",
+        description="a new Dense layer starts as the least-squares map from the student's pooled vectors to the "
+        "teacher's on the training sentences (random: as initialised, which disturbs the student early on)",
+    )
+    probe_train_file: str | None = InputPath(
+        "probe train file",
+        description="labelled texts (a table with a header; probe_text_column, probe_label_column) on whose frozen "
+        "sentence vectors a logistic regression is trained; its accuracy on probe_dev_file is reported beside the "
+        "STS score (stage reports, evaluate, compare)",
+    )
+    probe_dev_file: str | None = InputPath("probe dev file", description="the probe's scored texts")
+    probe_text_column: str = Field("sentence", description="the probe files' text column")
+    probe_label_column: str = Field("label", description="the probe files' label column")
+    probe_max_train: int = Field(4000, gt=0, description="the probe learns from this many first rows")
+
+
+#: data.embedding.pooling -> sentence-transformers' pooling mode
 POOLING = {"mean": "mean", "cls": "cls", "max": "max", "last": "lasttoken"}
 MAX_SCORE = 5.0  # STS gold scores lie in 0..5
 _KNOWN = ("Transformer", "Pooling", "Dense", "Normalize")  # the sentence-transformers modules a model may have
@@ -76,7 +123,7 @@ class SentenceEncoder(nn.Module):
         """(B, H) pooled token vectors, before the Dense layer and normalisation."""
         if self.pooling is None:
             raise TinyDistillError(
-                "this model has no pooling (no sentence-transformers modules.json): set data.pooling (mean, cls, max, "
+                "this model has no pooling (no sentence-transformers modules.json): set data.embedding.pooling (mean, cls, max, "
                 "last)"
             )
         tokens = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
@@ -152,7 +199,7 @@ def _check_pooling_width(name: str, backbone: nn.Module, pooling) -> None:
 
 class SentenceModels:
     """The task's model class: ``from_pretrained`` reads a sentence-transformers folder (or a plain encoder with
-    data.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for` completes."""
+    data.embedding.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for` completes."""
 
     def __init__(self, pooling: str | None, normalize: bool | None) -> None:
         self.pooling, self.normalize = pooling, normalize
@@ -165,7 +212,7 @@ class SentenceModels:
         from sentence_transformers.sentence_transformer.modules import Pooling
 
         listed = _modules(name)
-        if listed is None:  # a plain encoder: pooling only as data.pooling says
+        if listed is None:  # a plain encoder: pooling only as data.embedding.pooling says
             backbone = AutoModel.from_pretrained(name, config=config, dtype=dtype)
             pooling = Pooling(backbone.config.hidden_size, POOLING[self.pooling]) if self.pooling else None
             return SentenceEncoder(backbone, pooling, None, bool(self.normalize))
@@ -180,7 +227,7 @@ class SentenceModels:
         by_kind = dict(zip(kinds, st))
         pooling = by_kind["Pooling"]
         _check_pooling_width(name, by_kind["Transformer"].auto_model, pooling)
-        if self.pooling:  # data.pooling overrides the folder's
+        if self.pooling:  # data.embedding.pooling overrides the folder's
             pooling = Pooling(pooling.embedding_dimension, POOLING[self.pooling])
         normalize = "Normalize" in by_kind if self.normalize is None else self.normalize
         return SentenceEncoder(by_kind["Transformer"].auto_model.float(), pooling, by_kind.get("Dense"), normalize)
@@ -204,7 +251,7 @@ def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tens
     return torch.cat(pooled), torch.cat(target)
 
 
-def _probe_rows(cfg: DataConfig, path: str, limit: int | None = None) -> tuple[list[str], list[str]]:
+def _probe_rows(cfg: EmbeddingSettings, path: str, limit: int | None = None) -> tuple[list[str], list[str]]:
     """The texts and labels of a probe file (the first ``limit`` rows)."""
     rows = read_table(path)[:limit]
     if not rows:
@@ -227,11 +274,17 @@ def least_squares(linear: nn.Linear, x: Tensor, y: Tensor, ridge: float = 1e-4) 
         linear.bias.copy_(w[-1].to(linear.bias.dtype))
 
 
+@register_kind
 class SentenceEmbedding(Task):
     """Sentence vectors: MSE (or cosine distance) to the teacher's vectors; Spearman of cosine similarity on STS."""
 
     kind = "embedding"
-    auto_model: ClassVar = SentenceModels(None, None)  # the folder's own pooling; an instance has data.pooling
+    aliases = ("sentence-embedding",)
+    settings_key = "embedding"
+    settings_model = EmbeddingSettings
+    side_metric_titles = {"probe_accuracy": "probe accuracy"}
+    recognise_rank = 3
+    auto_model: ClassVar = SentenceModels(None, None)  # the folder's own pooling; an instance has data.embedding.pooling
     pipeline_tag = "feature-extraction"
     no_label = float("nan")
     teacher_needs_finetuning = False  # an embedding model already serves the task
@@ -239,14 +292,18 @@ class SentenceEmbedding(Task):
     cache_dtype = "float16"  # sentence vectors keep their cosines in 16 bits; half the disk and memory
 
     def __init__(self, name: str, cfg: DataConfig | None = None) -> None:
-        super().__init__(name, None, "spearman")
         cfg = cfg or DataConfig(task="embedding")
-        self.auto_model = SentenceModels(cfg.pooling, cfg.normalize)
-        self.reduce_to: int | None = None  # data.projection pca: the width the teacher's vectors are reduced to
+        super().__init__(name, None, "spearman", self.settings_of(cfg))
+        self.auto_model = SentenceModels(self.settings.pooling, self.settings.normalize)
+        self.reduce_to: int | None = None  # projection pca: the width the teacher's vectors are reduced to
         self.components: Tensor | None = None  # (reduce_to, D) the teacher's principal axes, fitted by prepare
         self.unit = False  # the teacher's (and so the student's) vectors are unit length
-        self.cfg = cfg  # data.embedding_loss, projection(_init), probe_* and max_length
+        self.max_length = cfg.max_length  # the probe's
         self._probe: tuple | None = None  # the probe files' (texts, labels), train and dev
+
+    @classmethod
+    def recognises(cls, config, folder: Path | None) -> bool:
+        return folder is not None and (Path(folder) / "modules.json").is_file()
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SentenceEmbedding:
@@ -255,9 +312,12 @@ class SentenceEmbedding(Task):
                 "task embedding is scored on STS pairs, which cannot be held out of unlabelled sentences: give "
                 "data.dev_file (two sentences and a 0-5 score per row)"
             )
-        given = [f for f in (cfg.probe_train_file, cfg.probe_dev_file) if f]
+        settings = cls.settings_of(cfg)
+        given = [f for f in (settings.probe_train_file, settings.probe_dev_file) if f]
         if len(given) == 1:
-            raise TinyDistillError("the probe needs both data.probe_train_file and data.probe_dev_file, or neither")
+            raise TinyDistillError(
+                "the probe needs both data.embedding.probe_train_file and data.embedding.probe_dev_file, or neither"
+            )
         for f in given:
             data_path(f, "probe file", folder=False)
         return cls(name, cfg)
@@ -321,14 +381,14 @@ class SentenceEmbedding(Task):
     def student_for(self, student: nn.Module, teacher: nn.Module | None, outputs: bool = True) -> nn.Module:
         """``student`` as a sentence encoder with the teacher's pooling and normalisation (what the saved student
         serves with), and, when its width differs and the stage trains its vectors (``outputs``), a Dense layer to
-        the teacher's width or, with data.projection pca, to its own width in the teacher's principal axes."""
+        the teacher's width or, with data.embedding.projection pca, to its own width in the teacher's principal axes."""
         from sentence_transformers.sentence_transformer.modules import Dense, Pooling
 
         if teacher is None:
             return student
         if teacher.pooling is None:
             raise TinyDistillError(
-                "the teacher has no pooling information (no sentence-transformers modules.json): set data.pooling "
+                "the teacher has no pooling information (no sentence-transformers modules.json): set data.embedding.pooling "
                 "(mean, cls, max, last)"
             )
         if not isinstance(student, SentenceEncoder):
@@ -338,15 +398,15 @@ class SentenceEmbedding(Task):
             student.pooling = Pooling(student.config.hidden_size, mode)
         student.normalize = self.unit = bool(teacher.normalize)
         pooled, want = student.pooling.get_embedding_dimension(), teacher.output_size
-        if self.cfg.embedding_loss == "similarity":  # compares in-batch similarities: any width, the student's axes
+        if self.settings.loss == "similarity":  # compares in-batch similarities: any width, the student's axes
             return student
-        if pooled != want and self.cfg.projection == "none":
+        if pooled != want and self.settings.projection == "none":
             raise TinyDistillError(
                 f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
-                "data.projection: dense (a learned layer to the teacher's width) or pca (the teacher's vectors reduced "
+                "data.embedding.projection: dense (a learned layer to the teacher's width) or pca (the teacher's vectors reduced "
                 "to the student's width), or pick a student of that width"
             )
-        if pooled != want and self.cfg.projection == "pca":
+        if pooled != want and self.settings.projection == "pca":
             self.reduce_to = want = pooled
         if not outputs:
             return student
@@ -359,9 +419,9 @@ class SentenceEmbedding(Task):
         return student
 
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader) -> None:
-        """The teacher's principal axes (data.projection pca) and a new Dense layer's least-squares start, from the
+        """The teacher's principal axes (data.embedding.projection pca) and a new Dense layer's least-squares start, from the
         student's pooled and the teacher's sentence vectors on the training sentences."""
-        fit = getattr(student, "dense_is_new", False) and self.cfg.projection_init == "least-squares"
+        fit = getattr(student, "dense_is_new", False) and self.settings.projection_init == "least-squares"
         if teacher is None or not (fit or self.reduce_to):
             return
         pooled, target = _vectors(student, teacher, loader)
@@ -370,7 +430,7 @@ class SentenceEmbedding(Task):
 
             if len(target) < self.reduce_to:
                 raise TinyDistillError(
-                    f"data.projection pca reduces the teacher's vectors to {self.reduce_to} dimensions, which needs at "
+                    f"data.embedding.projection pca reduces the teacher's vectors to {self.reduce_to} dimensions, which needs at "
                     f"least that many training sentences ({len(target)} given): add sentences or use projection: dense"
                 )
             self.components = torch.from_numpy(PCA(self.reduce_to).fit(target.numpy()).components_).float()
@@ -387,14 +447,14 @@ class SentenceEmbedding(Task):
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
     ) -> Tensor:
-        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding_loss); with data.projection
+        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding.loss); with data.embedding.projection
         pca the teacher's are first reduced to the student's width."""
         if self.components is not None:
             teacher = self.reduced(teacher)
-        if self.cfg.embedding_loss == "similarity":
+        if self.settings.loss == "similarity":
             s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
             return F.mse_loss(s @ s.T, t @ t.T)
-        if self.cfg.embedding_loss == "cosine":
+        if self.settings.loss == "cosine":
             return (1 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1)).mean()
         return F.mse_loss(student, teacher.to(student.dtype))
 
@@ -403,11 +463,11 @@ class SentenceEmbedding(Task):
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def side_metrics(self, model: nn.Module, tokenizer, batch_size: int) -> dict[str, float]:
-        """probe_accuracy: a logistic regression on the model's frozen sentence vectors of data.probe_train_file,
-        scored on data.probe_dev_file (none without them)."""
+        """probe_accuracy: a logistic regression on the model's frozen sentence vectors of data.embedding.probe_train_file,
+        scored on data.embedding.probe_dev_file (none without them)."""
         from sklearn.linear_model import LogisticRegression
 
-        cfg = self.cfg
+        cfg = self.settings
         if not cfg.probe_train_file:
             return {}
         if self._probe is None:  # read once: a report scores teacher and student
@@ -419,7 +479,7 @@ class SentenceEmbedding(Task):
 
     @torch.no_grad()
     def _embed(self, model: nn.Module, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
-        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.cfg.max_length)
+        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.max_length)
         device, training, out = next(model.parameters()).device, model.training, []
         model.eval()
         for batch in self.loader(data, tokenizer, batch_size):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
@@ -11,11 +14,14 @@ from torch import Tensor
 from transformers import AutoModelForSequenceClassification
 
 from tinydistill import losses as L
-from tinydistill.config import DataConfig, LossConfig
+from tinydistill.augment.texts import augment_table_into
+from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import Examples, labels_of, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
+from tinydistill.registry import register_kind
 from tinydistill.tasks.base import Task, as_arrays
+from tinydistill.ui import say
 
 
 class _PerText(Task):
@@ -27,16 +33,25 @@ class _PerText(Task):
     ) -> EncodedDataset:
         return encode_examples(ex, tokenizer, max_length, teacher_tokenizer)
 
+    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        return augment_table_into(cfg, self, out, sources)
+
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
         labels = batch.get("labels")
         return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
 
 
+@register_kind
 class SequenceClassification(_PerText):
     """One label per text: cross-entropy / soft cross-entropy or KL at temperature T; accuracy (and F1 or MCC)."""
 
     kind = "classification"
+    aliases = ("text-classification", "sequence-classification")
     no_label = -100
+
+    @classmethod
+    def recognises(cls, config, folder: Path | None) -> bool:
+        return True  # the last resort: any other head is read as a classifier
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> SequenceClassification:
@@ -100,11 +115,23 @@ class SequenceClassification(_PerText):
         return out
 
 
+@register_kind
 class Regression(_PerText):
     """One score per text: MSE to the gold score and to the teacher's; Pearson and Spearman correlation."""
 
     kind = "regression"
     no_label = float("nan")
+    recognise_rank = 1
+
+    @classmethod
+    def recognises(cls, config, folder: Path | None) -> bool:
+        return getattr(config, "problem_type", None) == "regression"
+
+    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        if not cfg.augment.regression:
+            say(f"{self.name} is a regression task: not augmented (as in TinyBERT); set augment.regression=true")
+            return {"stage": "augment", "skipped": "regression task"}
+        return super().augment_into(cfg, out, sources)
 
     def __init__(self, name: str, label_names: None = None, metric: str = "pearson") -> None:
         super().__init__(name, None, metric)

@@ -9,25 +9,51 @@ input (cut off by ``max_length``) is scored as predicted ``O``, so its entity co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from seqeval.metrics import classification_report
 from torch import Tensor
 from transformers import AutoModelForTokenClassification
 
 from tinydistill import losses as L
-from tinydistill.config import DataConfig, LossConfig
+from tinydistill.augment.tagged import augment_tagged_into
+from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data import conll
 from tinydistill.data.files import data_path
 from tinydistill.data.loaders import EncodedDataset, PadBoth, check_not_empty
 from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, read_transfer, subset
 from tinydistill.errors import TinyDistillError
+from tinydistill.registry import register_kind
 from tinydistill.tasks.base import Task
 from tinydistill.ui import say
 
 IGNORE = -100  # label id the losses skip (padding, special tokens, continuation pieces)
+
+
+class NerSettings(BaseModel):
+    """``data.ner``: where the words and tags are in the files, their tag scheme, which pieces carry a tag."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    old_keys: ClassVar[dict[str, str]] = {}
+
+    tag_column: int = Field(-1, description="column files: the tag field (0 is the word)")
+    tokens_column: str = Field("tokens", description="JSONL / datasets: the list of words")
+    tags_column: str = Field("tags", description="JSONL / datasets: the list of tags")
+    tag_scheme: Literal["auto", "iob1", "iob2"] = Field(
+        "auto", description="the files' tag scheme (auto: found from the tags; read as IOB2)"
+    )
+    label_all_pieces: bool = Field(
+        False,
+        description="every piece of a word carries its tag in the training losses (default: the first piece; "
+        "evaluation always scores words)",
+    )
+
+
 #: per-row keys a model never reads: training labels per piece, and each word's first piece and gold tag
 WORD_KEYS = ("word_starts", "word_tags")
 
@@ -50,27 +76,28 @@ def read_tagged(cfg: DataConfig, split: str, require_tags: bool = True) -> conll
     JSONL rows may lack tags)."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
+    ner = TokenClassification.settings_of(cfg)
     if cfg.hf_dataset:
         from tinydistill.data.readers import hf_rows
 
         source = f"{cfg.hf_dataset}[{split}]"
-        rows = hf_rows(cfg, split, cfg.tags_column)
-        data = conll.from_rows(rows, cfg.tokens_column, cfg.tags_column, source, require_tags)
+        rows = hf_rows(cfg, split, ner.tags_column)
+        data = conll.from_rows(rows, ner.tokens_column, ner.tags_column, source, require_tags)
     else:
         path = tagged_file(cfg, split)
         if path is None:
             raise TinyDistillError(f"no {split} data: set data.{split}_file (or data.dir with a {split}.* file)")
         data_path(path, f"{split} file", folder=False)
         if path.suffix.lower() in (".jsonl", ".json"):
-            data = conll.from_rows(read_table(path), cfg.tokens_column, cfg.tags_column, str(path), require_tags)
+            data = conll.from_rows(read_table(path), ner.tokens_column, ner.tags_column, str(path), require_tags)
         else:
-            data = conll.read_conll(path, cfg.tag_column)
+            data = conll.read_conll(path, ner.tag_column)
     if not data.words:
         raise TinyDistillError(f"{data.source} has no sentences")
     conll.check_sentences(data)
-    scheme = cfg.tag_scheme.upper() if cfg.tag_scheme != "auto" else conll.detect_scheme(data.tags)
+    scheme = ner.tag_scheme.upper() if ner.tag_scheme != "auto" else conll.detect_scheme(data.tags)
     tagged = conll.to_iob2(data, scheme)
-    if cfg.tag_scheme == "auto" and data.source not in _ANNOUNCED:
+    if ner.tag_scheme == "auto" and data.source not in _ANNOUNCED:
         _ANNOUNCED.add(data.source)
         say(f"{data.source}: tags in {scheme}" + (", converted to IOB2" if scheme == "IOB1" else ""))
     return tagged
@@ -168,18 +195,26 @@ def _pad(seqs: list[list[int]], width: int, value: int) -> Tensor:
     return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
+@register_kind
 class TokenClassification(Task):
     """One IOB2 tag per word: losses over labelled real tokens; entity-level precision, recall and F1 (seqeval)."""
 
     kind = "token-classification"
+    aliases = ("ner",)
+    settings_key = "ner"
+    settings_model = NerSettings
+    recognise_rank = 2
     per_token_outputs = True
     auto_model = AutoModelForTokenClassification
     pipeline_tag = "token-classification"
     no_label = IGNORE  # the tag of every word of a transfer-set sentence
 
-    def __init__(self, name: str, label_names: list[str], metric: str = "f1", label_all_pieces: bool = False) -> None:
-        super().__init__(name, label_names, metric)
-        self.label_all_pieces = label_all_pieces
+    def __init__(self, name: str, label_names: list[str], metric: str = "f1", settings: NerSettings | None = None):
+        super().__init__(name, label_names, metric, settings)
+
+    @classmethod
+    def recognises(cls, config, folder: Path | None) -> bool:
+        return any(a.endswith("ForTokenClassification") for a in getattr(config, "architectures", None) or [])
 
     @classmethod
     def from_data(cls, cfg: DataConfig, name: str) -> TokenClassification:
@@ -187,7 +222,7 @@ class TokenClassification(Task):
         labels = list(cfg.labels) if cfg.labels else conll.label_set(conll.entity_types(read_tagged(cfg, "train").tags))
         if len(labels) < 2:
             raise TinyDistillError("the training data holds no entity tag (every tag is O): nothing to learn")
-        return cls(name, labels, "f1", cfg.label_all_pieces)
+        return cls(name, labels, "f1", cls.settings_of(cfg))
 
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         if cfg.soft_label_column:
@@ -210,23 +245,41 @@ class TokenClassification(Task):
 
     def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
         """Untagged sentences for the teacher to tag: a .txt file (one sentence per line, words split at white
-        space) or JSONL (data.tokens_column; tags, if any, ignored). Every word's tag is IGNORE: only the soft loss
+        space) or JSONL (data.ner.tokens_column; tags, if any, ignored). Every word's tag is IGNORE: only the soft loss
         over every real token (soft_tokens: all) and the intermediate losses learn from them."""
         path = Path(path)
         if path.suffix.lower() == ".txt":
             words = [t.split() for t in read_transfer(cfg, path, self.no_label).texts]
         elif path.suffix.lower() in (".jsonl", ".json"):
-            data = conll.from_rows(read_table(path), cfg.tokens_column, cfg.tags_column, str(path), False)
+            ner = self.settings
+            data = conll.from_rows(read_table(path), ner.tokens_column, ner.tags_column, str(path), False)
             conll.check_sentences(data)
             words = data.words
         else:
             raise TinyDistillError(
                 f"{path}: a transfer file for token classification is .txt (one sentence per line) or JSONL "
-                f"(a {cfg.tokens_column!r} list per row)"
+                f"(a {self.settings.tokens_column!r} list per row)"
             )
         if not words:
             raise TinyDistillError(f"transfer file {path} has no sentences")
         return Examples([" ".join(w) for w in words], None, [[self.no_label] * len(w) for w in words], str(path), words)
+
+    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        """Only words tagged ``O`` are replaced, never an entity's: every copy keeps its tags word for word."""
+        self.read(cfg.data, "train", seed=cfg.seed)  # validates words and tags with the usual messages
+        data = read_tagged(cfg.data, "train")
+        keep = kept_rows(cfg.data, "train", len(data.words), cfg.seed)
+        if keep is not None:
+            data = conll.Tagged(
+                *([getattr(data, k)[i] for i in keep] for k in ("words", "tags", "where")),
+                data.source,
+                data.scheme,
+                [data.raw[i] for i in keep],
+                data.per_line,
+            )
+        others = [tagged_file(cfg.data, s) for s in ("dev", "test")] if cfg.data.dir is not None else []
+        others = [f for f in others if f is not None and f.is_file()]
+        return augment_tagged_into(cfg, data, self.settings.tokens_column, out, sources, others)
 
     def check_transfer(self, losses: LossConfig) -> None:
         if losses.soft_weight > 0 and losses.soft_tokens == "labelled":
@@ -243,7 +296,7 @@ class TokenClassification(Task):
                 "token classification needs the teacher and the student to share one tokenizer (their tags sit on "
                 "the pieces of each word); build the student from the teacher, or give it the teacher's tokenizer"
             )
-        return encode_words(ex, tokenizer, max_length, training and self.label_all_pieces, self.label_names)
+        return encode_words(ex, tokenizer, max_length, training and self.settings.label_all_pieces, self.label_names)
 
     def collator(self, tokenizer, teacher_tokenizer=None):
         return TokenCollator(tokenizer, teacher_tokenizer)

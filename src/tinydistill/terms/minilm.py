@@ -21,7 +21,8 @@ from torch import Tensor
 from tinydistill import losses as L
 from tinydistill.errors import TinyDistillError
 from tinydistill.families import family_of
-from tinydistill.terms.base import CapturePlan, Option, Setup, StepContext, TermSpec, option, register_term
+from tinydistill.registry import Option, TermSpec, option, register_term
+from tinydistill.terms.base import CapturePlan, Setup, StepContext
 from tinydistill.terms.tinybert import score_pair
 
 KINDS = ("minilmv2", "minilmv1")

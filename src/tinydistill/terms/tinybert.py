@@ -7,7 +7,8 @@ from torch import Tensor
 
 from tinydistill import losses as L
 from tinydistill.errors import TinyDistillError
-from tinydistill.terms.base import CapturePlan, Setup, StepContext, TermSpec, register_term
+from tinydistill.registry import TermSpec, register_term
+from tinydistill.terms.base import CapturePlan, Setup, StepContext
 
 
 def hidden_pair(c: StepContext, student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor, Tensor]:
