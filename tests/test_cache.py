@@ -77,33 +77,28 @@ def test_a_stage_reading_the_teachers_layers_caches_them_not_its_logits(tmp_path
     assert len(list((tmp_path / "cache" / "teacher-targets").iterdir())) == 1  # the target cache holds them
 
 
-def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teacher, glue, monkeypatch):
+def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teacher, glue):
     """soft_weight 0 and no intermediate loss: plain fine-tuning, so the teacher's forward is skipped entirely."""
-    import tinydistill.stages as stages
+    from tinydistill.trainer import Callback
 
-    calls = []
-    real_freeze = stages.freeze
+    teachers = []
 
-    def counting_freeze(model):
-        model.register_forward_hook(lambda *_: calls.append(1))
-        return real_freeze(model)
+    class Teacher(Callback):
+        def on_train_begin(self, state, run):
+            teachers.append(run.teacher)
 
-    monkeypatch.setattr(stages, "freeze", counting_freeze)
+    hard = _cfg(confident_teacher, glue, tmp_path, "prediction.losses={soft_weight: 0, hard_weight: 1}")
     out = distill(
-        _cfg(
-            confident_teacher,
-            glue,
-            tmp_path,
-            "prediction.losses={soft_weight: 0, hard_weight: 1}",
-            "report.enabled=false",
-        ),
+        hard.model_copy(update={"report": hard.report.model_copy(update={"enabled": False})}),
         "prediction",
         tmp_path / "hard",
+        callbacks=[Teacher()],
     )
     history = json.loads((out / "metrics.json").read_text())["history"]
-    assert calls == [] and "hard" in history[0] and "soft" not in history[0]
-    distill(_cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "soft")
-    assert len(calls) > 0  # the same hook does see a teacher that is used
+    assert teachers == [None] and "hard" in history[0] and "soft" not in history[0]
+    live = _cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false")
+    distill(live, "prediction", tmp_path / "soft", callbacks=[Teacher()])
+    assert teachers[1] is not None  # a stage whose loss reads the teacher does run it
 
 
 def test_sentence_vectors_are_stored_in_16_bits_and_read_back_memory_mapped(tmp_path, confident_teacher, tokenizer):

@@ -8,19 +8,7 @@ import torch
 from transformers import BertForSequenceClassification
 
 from tests.conftest import tiny_bert_config
-from tinydistill.cli import main
-
-
-def run_cli(monkeypatch, capsys, *args):
-    capsys.readouterr()  # drop what fixtures printed
-    monkeypatch.setattr(sys, "argv", ["tinydistill", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.helpers import run_cli
 
 
 def _csv(path, text):

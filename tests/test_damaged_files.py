@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import BertForSequenceClassification
 
 from tests.conftest import tiny_bert_config
-from tests.test_cli import run_cli
+from tests.helpers import StopAt, config_of, run_cli
 from tinydistill.cache import teacher_logits
 from tinydistill.checkpoints import checkpoint_root, damage, latest, usable
 from tinydistill.data.loaders import encode_examples
@@ -198,24 +198,15 @@ def _train_args(teacher, glue, out):
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
-    import tinydistill.trainer as trainer
+    from tinydistill.stages import distill
 
     code, _, err = run_cli(monkeypatch, capsys, *_train_args(tiny_classifier_dir, glue, tmp_path / "whole"))
     assert code == 0, err
-    real, calls = trainer._total, {"n": 0}
-
-    def crash_at_step_seven(losses, terms):
-        calls["n"] += 1
-        if calls["n"] > 6 and torch.is_grad_enabled():
-            raise RuntimeError("simulated crash")
-        return real(losses, terms)
-
     out = tmp_path / "out"
-    monkeypatch.setattr(trainer, "_total", crash_at_step_seven)
-    code, _, _ = run_cli(monkeypatch, capsys, *_train_args(tiny_classifier_dir, glue, out))
-    monkeypatch.setattr(trainer, "_total", real)
+    with pytest.raises(RuntimeError, match="simulated crash"):  # the command line's run, stopped after step 5
+        distill(config_of(_train_args(tiny_classifier_dir, glue, out)), "prediction", callbacks=[StopAt(5)])
     newest = latest(checkpoint_root(out))
-    assert code == 1 and newest.name == "step-00000004"
+    assert newest.name == "step-00000004"
     model_file = next(newest.rglob("model.safetensors"))
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated after it was written
     assert "truncated" in damage(newest) and usable(checkpoint_root(out)).name == "step-00000002"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 from tinydistill.capture import capture
 from tinydistill.config import StudentConfig
 from tinydistill.errors import TinyDistillError

@@ -106,7 +106,7 @@ def test_one_file_per_class_with_a_dev_hold_out(tmp_path):
 
 
 def test_one_file_per_class_from_configuration_alone(monkeypatch, capsys, tmp_path, tiny_teacher_dir):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     files = _mr(tmp_path)
     config = tmp_path / "mr.yaml"

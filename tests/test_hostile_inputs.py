@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 from tinydistill.config import DataConfig
 from tinydistill.data.loaders import encode_examples
 from tinydistill.data.readers import read_split

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_pipeline_config
-from tests.test_cli import run_cli
+from tests.helpers import StopAt, config_of, run_cli
 from tinydistill.checkpoints import checkpoint_root, latest
 from tinydistill.errors import TinyDistillError
 from tinydistill.outputs import OutputLock, _process_start
@@ -248,7 +248,7 @@ def test_interrupt_exits_non_zero_names_the_run_and_resumes(tmp_path, tiny_class
 
 
 def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
-    import tinydistill.trainer as trainer
+    from tinydistill.stages import distill
 
     out = tmp_path / "out"
     args = _distill(
@@ -260,19 +260,9 @@ def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, t
         "-s",
         "prediction.train.checkpoint_every=2",
     )
-    real = trainer._total
-    calls = {"n": 0}
-
-    def crash_after_three_steps(losses, terms):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise RuntimeError("simulated crash")
-        return real(losses, terms)
-
-    monkeypatch.setattr(trainer, "_total", crash_after_three_steps)
-    code, _, err = run_cli(monkeypatch, capsys, *args)
-    assert code == 1 and latest(checkpoint_root(out)) is not None
-    monkeypatch.setattr(trainer, "_total", real)
+    with pytest.raises(RuntimeError, match="simulated crash"):  # the command line's run, stopped after step 3
+        distill(config_of(args), "prediction", callbacks=[StopAt(3)])
+    assert latest(checkpoint_root(out)) is not None
     code, _, err = run_cli(
         monkeypatch,
         capsys,
@@ -337,30 +327,12 @@ def checkpointed(tmp_path_factory, tiny_teacher_dir, glue):
 def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
     monkeypatch, tmp_path, tiny_teacher_dir, glue, checkpointed, stage
 ):
-    import tinydistill.stages as stages
-    import tinydistill.trainer as trainer
     from tinydistill.pipeline import pipeline
 
     sets, reference = checkpointed
     cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **sets)
-    real_train, real_total = stages.train, trainer._total
-    state = {"stage": None, "steps": 0}
-
-    def tracking_train(run, tcfg, **kw):
-        state["stage"] = kw["desc"]
-        return real_train(run, tcfg, **kw)
-
-    def ctrl_c_in_stage(losses, terms):
-        if state["stage"] == stage and torch.is_grad_enabled():
-            state["steps"] += 1
-            if state["steps"] == 6:  # after the step-4 checkpoint
-                raise KeyboardInterrupt
-        return real_total(losses, terms)
-
-    monkeypatch.setattr(stages, "train", tracking_train)
-    monkeypatch.setattr(trainer, "_total", ctrl_c_in_stage)
-    with pytest.raises(KeyboardInterrupt):
-        pipeline(cfg, log=lambda _: None)
+    with pytest.raises(KeyboardInterrupt):  # after the step-4 checkpoint
+        pipeline(cfg, log=lambda _: None, callbacks=[StopAt(5, KeyboardInterrupt(), stage)])
     folder = {
         "general": "1-general",
         "finetune": "2-teacher",
@@ -368,8 +340,7 @@ def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
         "prediction": "4-prediction",
     }[stage]
     run = tmp_path / "run"
-    assert not (run / folder).exists() and latest(checkpoint_root(run / folder)) is not None
-    monkeypatch.setattr(trainer, "_total", real_total)
+    assert not (run / folder).exists() and latest(checkpoint_root(run / folder)).name == "step-00000004"
     pipeline(cfg, log=lambda _: None)
     student = _pipeline_student(cfg)
     assert all(torch.equal(student[k], reference[k]) for k in reference)

@@ -8,6 +8,7 @@ import pytest
 from safetensors import safe_open
 
 from tests.conftest import tiny_pipeline_config
+from tests.helpers import StopAt
 from tinydistill.pipeline import STAGES, format_summary, pipeline
 
 LOAD_PLAIN = """
@@ -77,27 +78,16 @@ def test_rerun_skips_finished_stages(finished_run):
     assert stamps == {s: (run / s / "model.safetensors").stat().st_mtime_ns for s in STAGES}
 
 
-def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir, glue, monkeypatch):
-    import tinydistill.stages as stages
-
+def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir, glue):
     cfg = tiny_pipeline_config(tmp_path, tiny_teacher_dir, glue, **{"general.enabled": "false"})
-    real_train = stages.train
-
-    def crash_in_prediction(run, tcfg, **kw):
-        if kw["desc"] == "prediction":
-            raise RuntimeError("simulated crash")
-        return real_train(run, tcfg, **kw)
-
-    monkeypatch.setattr(stages, "train", crash_in_prediction)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pipeline(cfg, log=lambda _: None)
+        pipeline(cfg, log=lambda _: None, callbacks=[StopAt(1, stage="prediction")])
     out = tmp_path / "run"
     # no 1-general, no temp folders, no lock; the run's configuration for the re-run to match, and what it wrote
     names = ["2-teacher", "3-intermediate", "pipeline.yaml", "tinydistill-manifest.json"]
     assert sorted(p.name for p in out.iterdir()) == names
     written = json.loads((out / "tinydistill-manifest.json").read_text())["written"]
     assert set(written) == {*names, "4-prediction"}  # claimed before it was started
-    monkeypatch.setattr(stages, "train", real_train)
     lines = []
     pipeline(cfg, log=lines.append)  # continues where it stopped
     assert sum("skipped" in line for line in lines) == 2

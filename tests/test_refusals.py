@@ -20,7 +20,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from transformers import AutoModelForSequenceClassification, BertModel
 
 from tests.conftest import tiny_bert_config
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 from tinydistill.config import DataConfig, load_config
 from tinydistill.data import conll
 from tinydistill.data.readers import read_table, read_transfer

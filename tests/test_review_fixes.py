@@ -6,7 +6,7 @@ import torch
 from transformers import AutoConfig, BertForSequenceClassification, BertModel
 
 from tests.conftest import tiny_bert_config
-from tests.test_cli import run_cli
+from tests.helpers import config_of, run_cli
 from tinydistill.cache import teacher_fingerprint
 from tinydistill.capture import capture
 from tinydistill.config import LossConfig
@@ -73,7 +73,7 @@ def _prediction(teacher, glue, out, rows: int, steps: int) -> list[str]:
 
 def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys, tmp_path, confident_teacher, glue):
     import tinydistill.reuse as reuse
-    import tinydistill.stages as stages
+    import tinydistill.stages.task_distillation as distill_stage
 
     moves, seen = [], []
     real, real_to = reuse.teacher_logits, torch.nn.Module.to
@@ -88,56 +88,48 @@ def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys,
 
     monkeypatch.setattr(torch.nn.Module, "to", to)
     monkeypatch.setattr(reuse, "teacher_logits", spy)
-    monkeypatch.setattr(stages, "_device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
+    monkeypatch.setattr(distill_stage, "device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
     code, _, err = run_cli(monkeypatch, capsys, *_prediction(confident_teacher, glue, tmp_path / "o", 16, 1))
     assert code == 0, err
     assert len(seen) == 1 and seen[0][-1:] == [torch.device("cpu", 0)]
 
 
-def test_with_gradient_accumulation_the_logged_loss_is_the_steps_mean(
-    monkeypatch, capsys, tmp_path, confident_teacher, glue
-):
-    import tinydistill.trainer as trainer
+def test_with_gradient_accumulation_the_logged_loss_is_the_steps_mean(tmp_path, confident_teacher, glue):
+    from tinydistill.stages import distill
+    from tinydistill.trainer import Callback
 
     parts = []
-    real = trainer._total
 
-    def record(losses, terms):
-        total = real(losses, terms)
-        if torch.is_grad_enabled():
-            parts.append(total.item())
-        return total
+    class Record(Callback):
+        def on_micro_step(self, state, loss):
+            parts.append(loss.item())
 
-    monkeypatch.setattr(trainer, "_total", record)
-    code, _, err = run_cli(
-        monkeypatch,
-        capsys,
+    args = [
         *_prediction(confident_teacher, glue, tmp_path / "o", 32, 2),
         *("-s", "prediction.train.batch_size=8", "-s", "prediction.train.grad_accum_steps=2"),
         *("-s", "prediction.train.log_every=1"),
-    )
-    assert code == 0, err
+    ]
+    distill(config_of(args), "prediction", callbacks=[Record()])
     history = json.loads((tmp_path / "o" / "metrics.json").read_text())["history"]
     assert len(parts) == 4 and parts[0] != parts[1]
     for row, (a, b) in zip(history, [parts[0:2], parts[2:4]]):
         assert abs(row["loss"] - (a + b) / 2) < 1e-6 and abs(row["soft"] - row["loss"]) < 1e-6
 
 
-def test_stage_3_starts_from_stage_1s_projections_unless_told_not_to(monkeypatch, tmp_path, finished_run):
+def test_stage_3_starts_from_stage_1s_projections_unless_told_not_to(tmp_path, finished_run):
     from safetensors.torch import load_file
 
-    import tinydistill.stages as stages
+    from tinydistill import stages
+    from tinydistill.trainer import Callback
 
     cfg, run, _ = finished_run
     saved = load_file(str(run / "1-general" / "training_state" / "projections.safetensors"))
     started = []
-    real = stages.train
 
-    def spy(stage_run, *args, **kwargs):
-        started.append({k: v.clone() for k, v in stage_run.projections.state_dict().items()})
-        return real(stage_run, *args, **kwargs)
+    class Spy(Callback):
+        def on_train_begin(self, state, stage_run):
+            started.append({k: v.clone() for k, v in stage_run.projections.state_dict().items()})
 
-    monkeypatch.setattr(stages, "train", spy)
     base = cfg.model_copy(
         update={
             "teacher": str(run / "2-teacher"),
@@ -154,7 +146,8 @@ def test_stage_3_starts_from_stage_1s_projections_unless_told_not_to(monkeypatch
     )
     for carry in (True, False):
         stage = base.intermediate.model_copy(update={"carry_projections": carry})
-        stages.distill(base.model_copy(update={"intermediate": stage}), "intermediate", tmp_path / f"carry-{carry}")
+        out = tmp_path / f"carry-{carry}"
+        stages.distill(base.model_copy(update={"intermediate": stage}), "intermediate", out, callbacks=[Spy()])
     carried, fresh = started
     assert set(carried) == set(saved) and all(torch.equal(carried[k], saved[k]) for k in saved)
     assert not any(torch.equal(fresh[k], saved[k]) for k in saved)

@@ -303,7 +303,7 @@ def test_token_task_refuses_a_teacher_of_another_tokenizer(tokenizer):
 
 
 def test_bad_tags_exit_nonzero_and_leave_no_output(tmp_path, tiny_teacher_dir, monkeypatch, capsys):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     (tmp_path / "d").mkdir()
     _data(tmp_path / "d", "a O\nb B-PER\n", "a O\nb B-FOO\n")

@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from tests.conftest import tiny_bert_config
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 from tinydistill import losses as L
 from tinydistill.data.alignment import encode_pair
 from tinydistill.data.loaders import make_loader

@@ -13,7 +13,8 @@ output_dir/tinydistill-manifest.json   what the run wrote there (all that --over
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,24 +39,14 @@ from tinydistill.report import (
     write_report,
 )
 from tinydistill.stages import distill, finetune, general
-from tinydistill.tasks import task_info
+from tinydistill.tasks import Task
+from tinydistill.trainer import Callback
 from tinydistill.ui import say
 
 STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
 RUN_CONFIG = "pipeline.yaml"
 #: everything a pipeline writes into its folder (stages' staging, checkpoint and lock entries are hidden beside them)
 ENTRIES = ("0-augment", *STAGES, "summary.json", "report.html", "report.md", "plots", RUN_CONFIG, MANIFEST)
-
-
-def _run_or_skip(
-    name: str, folder: Path, fn: Callable[[], Path], log: Callable[[str], None], run: OutputFolder
-) -> Path:
-    if is_complete(folder):
-        log(f"[pipeline] {name}: {folder} is complete, skipped")
-        return folder
-    log(f"[pipeline] {name}: running -> {folder}")
-    run.claim(folder.name)
-    return fn()
 
 
 def _resumed(cfg: Config, folder: Path) -> Config:
@@ -68,12 +59,11 @@ def _augment(cfg: Config, folder: Path) -> Path:
     return folder
 
 
-def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict]:
+def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) -> list[dict]:
     """Stage 4's teacher-vs-student table, or (reports off) one measured now."""
     table = read_metrics(student_dir).get("table")
     if table:
         return table
-    task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(student_dir))
     entries = []
     for name, folder in (("teacher", teacher_dir), ("student", student_dir)):
@@ -85,12 +75,12 @@ def _final_table(cfg: Config, teacher_dir: Path, student_dir: Path) -> list[dict
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 
 
-def summarize(cfg: Config, paths: dict[str, Path]) -> dict:
+def summarize(cfg: Config, paths: dict[str, Path], task: Task) -> dict:
     """Teacher vs student (metric, % kept, parameters, size, speed measured side by side) and one row per stage."""
-    rows = {r["model"]: r for r in _final_table(cfg, paths["2-teacher"], paths["4-prediction"])}
+    rows = {r["model"]: r for r in _final_table(cfg, task, paths["2-teacher"], paths["4-prediction"])}
     t, s = rows["teacher"], rows["student"]
     return {
-        "task": task_info(cfg.data).name,
+        "task": task.name,
         "metric": t["metric"],
         "threads": torch.get_num_threads(),
         "rows": rows,
@@ -164,66 +154,74 @@ def _start_or_continue(cfg: Config, folder: OutputFolder, log: Callable[[str], N
         saved.write_text(dump_config(cfg), encoding="utf-8")
 
 
-def pipeline(cfg: Config, log: Callable[[str], None] = say) -> dict:
-    """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary."""
+def pipeline(cfg: Config, log: Callable[[str], None] = say, callbacks: Sequence[Callback] = ()) -> dict:
+    """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary; ``callbacks`` see
+    every training step and evaluation of every stage."""
     out = Path(cfg.output_dir)
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})  # every stage, and the saved run config, hold it out
     stages = (("general",) if cfg.general.enabled else ()) + ("finetune", "intermediate", "prediction")
-    check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
+    task = check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
     folder = OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES)
     with folder:
         _start_or_continue(cfg, folder, log)
         wait_for_everyone()
         # a re-run continues unfinished stages from their checkpoints; the stages write only inside the run
-        return _run_stages(cfg.model_copy(update={"overwrite": False}), folder, log)
+        return _run_stages(cfg.model_copy(update={"overwrite": False}), _Run(task, folder, log, callbacks))
 
 
-def _run_stages(cfg: Config, run: OutputFolder, log: Callable[[str], None]) -> dict:
-    out = run.final
-    paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
-    student_spec = cfg.student
+@dataclass
+class _Run:
+    """What every stage of one pipeline run shares: the task (built once), the folder, the log, the callbacks and
+    the teacher's report scores (measured once for stages 3 and 4)."""
+
+    task: Task
+    folder: OutputFolder
+    log: Callable[[str], None]
+    callbacks: Sequence[Callback]
+    scores: dict = field(default_factory=dict)
+
+    def stage(self, title: str, name: str, fn: Callable[[Path], Path]) -> Path:
+        """Run stage ``name`` into its folder (``fn(folder)``), or skip it when that folder is complete."""
+        folder = self.folder.final / name
+        if is_complete(folder):
+            self.log(f"[pipeline] {title}: {folder} is complete, skipped")
+            return folder
+        self.log(f"[pipeline] {title}: running -> {folder}")
+        self.folder.claim(name)
+        return fn(folder)
+
+
+def _run_stages(cfg: Config, r: _Run) -> dict:
+    out, cb = r.folder.final, r.callbacks
+    student = cfg.student
     if cfg.general.enabled:
-        _run_or_skip(
-            "stage 1 (general distillation)",
-            paths["1-general"],
-            lambda: general(_resumed(cfg, paths["1-general"]), paths["1-general"]),
-            log,
-            run,
-        )
-        student_spec = StudentConfig(checkpoint=str(paths["1-general"]))
-    if task_info(cfg.data).teacher_needs_finetuning:
-        teacher = _run_or_skip(
-            "stage 2 (teacher fine-tuning)",
-            paths["2-teacher"],
-            lambda: finetune(_resumed(cfg, paths["2-teacher"]), paths["2-teacher"]),
-            log,
-            run,
+        r.stage("stage 1 (general distillation)", "1-general", lambda f: general(_resumed(cfg, f), f, r.task, cb))
+        student = StudentConfig(checkpoint=str(out / "1-general"))
+    if r.task.teacher_needs_finetuning:
+        teacher = r.stage(
+            "stage 2 (teacher fine-tuning)", "2-teacher", lambda f: finetune(_resumed(cfg, f), f, r.task, cb)
         )
     else:
-        log(f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is")
-        teacher = paths["2-teacher"] = Path(cfg.teacher)
-    task_data = cfg.data
+        r.log(
+            f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is"
+        )
+        teacher = Path(cfg.teacher)
+    data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
-        _run_or_skip("data augmentation", paths["0-augment"], lambda: _augment(cfg, paths["0-augment"]), log, run)
-        task_data = augmented_data_config(cfg, paths["0-augment"])
-    task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student_spec, "data": task_data})
-    _run_or_skip(
-        "stage 3 (intermediate-layer distillation)",
-        paths["3-intermediate"],
-        lambda: distill(_resumed(task_cfg, paths["3-intermediate"]), "intermediate", paths["3-intermediate"]),
-        log,
-        run,
-    )
-    pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(paths["3-intermediate"]))})
-    _run_or_skip(
-        "stage 4 (prediction-layer distillation)",
-        paths["4-prediction"],
-        lambda: distill(_resumed(pred_cfg, paths["4-prediction"]), "prediction", paths["4-prediction"]),
-        log,
-        run,
-    )
-    summary = summarize(cfg, paths)
-    run.claim("summary.json", *(("report.html", "report.md", "plots") if cfg.report.enabled else ()))
+        r.stage("data augmentation", "0-augment", lambda f: _augment(cfg, f))
+        data = augmented_data_config(cfg, out / "0-augment")
+    task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student, "data": data})
+
+    def distilled(which: str, c: Config) -> Callable[[Path], Path]:
+        return lambda f: distill(_resumed(c, f), which, f, r.task, cb, r.scores)
+
+    r.stage("stage 3 (intermediate-layer distillation)", "3-intermediate", distilled("intermediate", task_cfg))
+    pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(out / "3-intermediate"))})
+    r.stage("stage 4 (prediction-layer distillation)", "4-prediction", distilled("prediction", pred_cfg))
+    paths = {name: out / name for name in STAGES}
+    paths["2-teacher"] = teacher
+    summary = summarize(cfg, paths, r.task)
+    r.folder.claim("summary.json", *(("report.html", "report.md", "plots") if cfg.report.enabled else ()))
     if is_main_process():
         write_json(out / "summary.json", summary)
         if cfg.report.enabled:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -78,15 +79,70 @@ class StageRun:
 
 
 @dataclass
-class TrainResult:
-    steps: int
-    seconds: float
+class TrainState:
+    """Where training stands (as the HF Trainer's ``TrainerState``): saved as JSON with each checkpoint and read
+    back on resume. ``epoch`` and ``batch_in_epoch`` are the position in the data (micro-batches consumed)."""
+
+    stage: str = ""
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    best_score: float | None = None
     history: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     best: dict | None = None
     objective_before: dict | None = None
-    objective_after: dict | None = None
-    precision: str = "no"  # what the student trained in, after resolving "auto"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainState:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+class Callback:
+    """Hooks into the loop (as the HF Trainer's ``TrainerCallback``); a hook may raise to stop training."""
+
+    def on_train_begin(self, state: TrainState, run: StageRun) -> None:
+        """Before the first step (or the first after a resume): the run as it starts (student, projections)."""
+
+    def on_micro_step(self, state: TrainState, loss: Tensor) -> None:
+        """After one micro-batch's weighted loss, before its backward pass."""
+
+    def on_step_end(self, state: TrainState, losses: dict[str, float]) -> None:
+        """After an optimizer step (``state.steps`` counts it); ``losses``: the step's mean of each term."""
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        """After a dev evaluation."""
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Where a stage's checkpoints go (``root``), how often (``every`` optimizer steps; None: never) and whether to
+    continue from the newest intact one there."""
+
+    root: Path
+    every: int | None = None
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What training did: the trained student and projections (the best dev checkpoint's weights where one is
+    kept), the steps, time, logged losses, evaluations and the objective before and after."""
+
+    student: nn.Module
+    projections: nn.ModuleDict
+    steps: int
+    seconds: float
+    history: list[dict]
+    evals: list[dict]
+    best: dict | None
+    objective_before: dict | None
+    objective_after: dict | None
+    precision: str  # what the student trained in, after resolving "auto"
 
     @property
     def final_eval(self) -> dict | None:
@@ -162,6 +218,185 @@ def _objective(
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
+class _Loop:
+    """One stage's training machinery: the accelerator, the trainee, optimizer, scheduler and loaders, the teacher,
+    the recorders and the best weights so far; :func:`train` drives it step by step."""
+
+    def __init__(
+        self, run: StageRun, cfg: TrainConfig, cpu: bool, log_dir: Path, desc: str, callbacks: Sequence[Callback]
+    ) -> None:
+        # a fresh accelerator per stage (stages may differ in precision); the process group itself is kept
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+        process_state()  # initialise the process group (gloo on CPU-only machines) before the accelerator
+        self.run, self.cfg, self.desc, self.callbacks = run, cfg, desc, list(callbacks)
+        predicts = any(t.reads_logits for t in run.terms)  # the frozen teacher is never wrapped; the head may idle
+        self.mixed = precision.resolve(cfg.mixed_precision, "cuda" if torch.cuda.is_available() and not cpu else "cpu")
+        acc = self.acc = Accelerator(
+            cpu=cpu,
+            mixed_precision=self.mixed,
+            gradient_accumulation_steps=cfg.grad_accum_steps,
+            log_with="tensorboard",
+            project_dir=str(log_dir),
+            step_scheduler_with_optimizer=False,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)],
+        )
+        acc.init_trackers(desc)
+        trainee = Trainee(run.student, run.projections)
+        self.trainee, self.optimizer, self.train_loader = acc.prepare(
+            trainee, _optimizer(trainee, cfg), run.train_loader
+        )
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum_steps)  # per process, sharded
+        self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        warmup = get_linear_schedule_with_warmup(self.optimizer, int(cfg.warmup_ratio * self.total), self.total)
+        self.scheduler = acc.prepare(warmup)
+        self.eval_loader = acc.prepare(run.eval_loader) if run.eval_loader is not None else None
+        self.teacher = run.teacher.to(acc.device) if run.teacher is not None else None
+        self.teacher_mode = precision.resolve(run.teacher_precision, acc.device)  # once, not on every step
+        self.inner = acc.unwrap_model(self.trainee)
+        self.recs: tuple[Recorder | None, Recorder | None] = (None, None)
+        self.best_weights: dict | None = None
+
+    def resume(self, checkpoint: CheckpointSpec | None) -> TrainState:
+        """A fresh state, or the one of the newest intact checkpoint (weights, optimizer, RNG restored)."""
+        state = TrainState(stage=self.desc)
+        found = checkpoints.usable(checkpoint.root) if checkpoint and checkpoint.resume else None
+        if found is not None:
+            saved, self.best_weights = checkpoints.load(self.acc, found)
+            state = TrainState.from_json(saved)
+            state.stage = self.desc
+            say(f"[{self.desc}] resumed from {found} (step {state.steps} of {self.total})")
+        elif checkpoint and checkpoint.resume:
+            say(
+                f"[{self.desc}] --resume: no complete checkpoint in {checkpoint.root} (train.checkpoint_every not set, "
+                "or the run stopped before its first one): starting at step 0"
+            )
+        return state
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """The student's and the teacher's recorders, hooked for the duration."""
+        plan = self.run.plan
+        with ExitStack() as hooks:
+            s_rec = hooks.enter_context(_capture(self.inner.student, plan, "student")) if plan else None
+            t_rec = hooks.enter_context(_capture(self.teacher, plan, "teacher")) if plan and self.teacher else None
+            self.recs, self.inner.recorder = (s_rec, t_rec), s_rec
+            yield
+
+    def objective(self) -> dict[str, float]:
+        """The loss terms on the fixed probe batches (the objective before and after training)."""
+        r = self.run
+        return _objective(
+            self.trainee,
+            self.teacher,
+            r.probe_loader,
+            r.terms,
+            self.recs,
+            self.acc.device,
+            self.teacher_mode,
+            r.targets,
+        )
+
+    def epoch(self, state: TrainState, bar, checkpoint: CheckpointSpec | None, started: float) -> None:
+        """Train from the state's position to the end of the epoch (or to the last step)."""
+        self.train_loader.set_epoch(state.epoch)
+        skip = state.batch_in_epoch
+        loader = self.acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
+        summed: dict[str, Tensor] = {}  # each term over the micro-batches of the current optimizer step
+        micro = 0
+        for batch in loader:
+            state.batch_in_epoch += 1
+            micro += 1
+            self.micro_step(state, batch, summed)
+            if not self.acc.sync_gradients:
+                continue
+            self.step_end(state, {k: (v / micro).item() for k, v in summed.items()}, bar)
+            summed, micro = {}, 0
+            self.after_step(state, checkpoint, started)
+            if state.steps >= self.total:
+                break
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0  # after the last step the loop ends: harmless
+        if not self.cfg.eval_every or state.steps % self.cfg.eval_every:  # end of epoch (or of training)
+            self.evaluate(state)
+
+    def micro_step(self, state: TrainState, batch: dict, summed: dict[str, Tensor]) -> None:
+        """Forward, loss, backward (and, at an accumulation boundary, the optimizer and scheduler step)."""
+        acc, cfg = self.acc, self.cfg
+        with acc.accumulate(self.trainee), acc.autocast() if self.mixed != "no" else nullcontext():
+            r = self.run
+            losses = _step_losses(self.trainee, self.teacher, batch, r.terms, self.recs, self.teacher_mode, r.targets)
+            loss = _total(losses, r.terms)
+            for k, v in {"loss": loss, **losses}.items():
+                summed[k] = summed.get(k, 0) + v.detach()
+            for cb in self.callbacks:
+                cb.on_micro_step(state, loss)
+            if not torch.isfinite(loss):
+                raise TinyDistillError(
+                    f"the loss became {loss.item()} at step {state.steps} "
+                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
+                    "lower the learning rate, or turn off fp16"
+                )
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.max_grad_norm:
+                acc.clip_grad_norm_(self.trainee.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            if acc.sync_gradients:
+                self.scheduler.step()
+            self.optimizer.zero_grad()
+
+    def step_end(self, state: TrainState, step_mean: dict[str, float], bar) -> None:
+        """Count the optimizer step, log it every ``log_every`` steps (and the first), tell the callbacks."""
+        state.steps += 1
+        bar.update(1)
+        if state.steps % self.cfg.log_every == 0 or state.steps == 1:
+            row = {"step": state.steps, "lr": self.scheduler.get_last_lr()[0], **step_mean}
+            state.history.append(row)
+            self.acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=state.steps)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            detail(f"[{self.desc}] " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))
+        for cb in self.callbacks:
+            cb.on_step_end(state, step_mean)
+
+    def after_step(self, state: TrainState, checkpoint: CheckpointSpec | None, started: float) -> None:
+        """Evaluate every ``eval_every`` steps; save a checkpoint every ``checkpoint.every`` (not at the last)."""
+        if self.cfg.eval_every and state.steps % self.cfg.eval_every == 0:
+            self.evaluate(state)
+        if checkpoint and checkpoint.every and state.steps % checkpoint.every == 0 and state.steps < self.total:
+            saved = TrainState.from_json(state.to_json())
+            saved.seconds += time.perf_counter() - started
+            checkpoints.save(self.acc, checkpoint.root, state.steps, saved.to_json(), self.best_weights)
+
+    def evaluate(self, state: TrainState) -> None:
+        """Score the student on dev; keep its weights when the run selects the best checkpoint and this one is."""
+        run = self.run
+        if self.eval_loader is None or run.task is None:
+            return
+        metrics = evaluate_model(self.inner.student, self.eval_loader, run.task, self.acc)
+        state.evals.append({"step": state.steps, "epoch": round(state.steps / self.steps_per_epoch, 3), **metrics})
+        self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=state.steps)
+        score = metrics[run.task.metric]
+        if run.select_best and score > (state.best_score if state.best_score is not None else -math.inf):
+            state.best_score = score
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.inner.student.state_dict().items()}
+            state.best = state.evals[-1]
+        say(f"[{self.desc}] step {state.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        for cb in self.callbacks:
+            cb.on_evaluate(state, metrics)
+
+    def close(self) -> None:
+        for (
+            tracker
+        ) in self.acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
+            tracker.finish()
+
+
+def _capture(model: nn.Module, plan: CapturePlan, who: str):
+    """A recorder of what ``plan`` says ``who`` (student or teacher) must record."""
+    return capture(
+        model, getattr(plan, f"{who}_hidden"), getattr(plan, f"{who}_attention"), getattr(plan, f"{who}_qkv")
+    )
+
+
 def train(
     run: StageRun,
     cfg: TrainConfig,
@@ -169,174 +404,45 @@ def train(
     cpu: bool,
     log_dir: Path,
     desc: str,
-    checkpoint_dir: Path | None = None,
-    resume: bool = False,
+    checkpoint: CheckpointSpec | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Optimise ``run.terms`` over ``run.train_loader``; leaves the best (or last) weights in ``run.student``.
+    """Optimise ``run.terms`` over ``run.train_loader`` and return the trained student (the best dev checkpoint's
+    weights where the run selects one) in a :class:`TrainResult`; ``run`` is left as it was handed in.
 
-    With ``checkpoint_dir`` and ``cfg.checkpoint_every``, a complete training state is saved every N
-    steps; with ``resume``, training continues from the newest complete one there, exactly: same
-    weights, optimizer and scheduler state, RNG states and position in the (per-epoch seeded) data.
+    With ``checkpoint.every``, a complete training state is saved every N steps under ``checkpoint.root``; with
+    ``checkpoint.resume``, training continues from the newest intact one there, exactly: same weights, optimizer and
+    scheduler state, RNG states and position in the (per-epoch seeded) data. ``callbacks`` see every step and
+    evaluation.
     """
-    # a fresh accelerator per stage (stages may differ in precision); the process group itself is kept
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
-    process_state()  # initialise the process group (gloo on CPU-only machines) before the accelerator
-    # the frozen teacher is never wrapped; stages without a prediction loss leave the pooler/head unused
-    predicts = any(t.reads_logits for t in run.terms)
-    on_gpu = torch.cuda.is_available() and not cpu
-    mixed = precision.resolve(cfg.mixed_precision, "cuda" if on_gpu else "cpu")
-    acc = Accelerator(
-        cpu=cpu,
-        mixed_precision=mixed,
-        gradient_accumulation_steps=cfg.grad_accum_steps,
-        log_with="tensorboard",
-        project_dir=str(log_dir),
-        step_scheduler_with_optimizer=False,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not predicts)],
-    )
-    acc.init_trackers(desc)
-    trainee = Trainee(run.student, run.projections)
-    trainee, optimizer, train_loader = acc.prepare(trainee, _optimizer(trainee, cfg), run.train_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum_steps)  # per process, after sharding
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    scheduler = acc.prepare(get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total))
-    eval_loader = acc.prepare(run.eval_loader) if run.eval_loader is not None else None
-    teacher = run.teacher.to(acc.device) if run.teacher is not None else None
-    teacher_mode = precision.resolve(run.teacher_precision, acc.device)  # once, not on every step
-    inner = acc.unwrap_model(trainee)
-    projections = inner.projections
-    result = TrainResult(steps=0, seconds=0.0, precision=mixed)
-    best_state, best_score = None, -math.inf
-    epoch, skip = 0, 0  # position in the data: epoch, and micro-batches already consumed in it
-    found = checkpoints.usable(checkpoint_dir) if (resume and checkpoint_dir) else None
-    if found is not None:
-        saved, best_state = checkpoints.load(acc, found)
-        epoch, skip = saved["epoch"], saved["batch_in_epoch"]
-        best_score = saved["best_score"] if saved["best_score"] is not None else -math.inf
-        for key in ("steps", "seconds", "history", "evals", "best", "objective_before"):
-            setattr(result, key, saved[key])
-        say(f"[{desc}] resumed from {found} (step {result.steps} of {total})")
-    elif resume:
-        say(
-            f"[{desc}] --resume: no complete checkpoint in {checkpoint_dir} (train.checkpoint_every not set, or the "
-            "run stopped before its first one): starting at step 0"
-        )
-
-    with ExitStack() as hooks:
-        plan = run.plan
-        s_rec = (
-            hooks.enter_context(capture(inner.student, plan.student_hidden, plan.student_attention, plan.student_qkv))
-            if plan
-            else None
-        )
-        t_rec = (
-            hooks.enter_context(capture(teacher, plan.teacher_hidden, plan.teacher_attention, plan.teacher_qkv))
-            if plan and teacher is not None
-            else None
-        )
-        recs = (s_rec, t_rec)
-        inner.recorder = s_rec
-        if run.probe_loader is not None and result.objective_before is None:
-            result.objective_before = _objective(
-                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode, run.targets
-            )
-
-        def evaluate_now() -> None:
-            nonlocal best_state, best_score
-            if eval_loader is None or run.task is None:
-                return
-            metrics = evaluate_model(inner.student, eval_loader, run.task, acc)
-            result.evals.append({"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 3), **metrics})
-            acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=result.steps)
-            score = metrics[run.task.metric]
-            if run.select_best and score > best_score:
-                best_score = score
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in inner.student.state_dict().items()}
-                result.best = result.evals[-1]
-            say(f"[{desc}] step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-
-        def checkpoint(batch_in_epoch: int) -> None:
-            state = {
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "best_score": None if best_score == -math.inf else best_score,
-                "steps": result.steps,
-                "seconds": result.seconds + time.perf_counter() - start,
-                "history": result.history,
-                "evals": result.evals,
-                "best": result.best,
-                "objective_before": result.objective_before,
-            }
-            checkpoints.save(acc, checkpoint_dir, result.steps, state, best_state)
-
-        start = time.perf_counter()
-        bar = progress(total, desc)
-        bar.update(result.steps)
-        trainee.train()
-        while result.steps < total:
-            train_loader.set_epoch(epoch)
-            loader = acc.skip_first_batches(train_loader, skip) if skip else train_loader
-            consumed = skip
-            summed: dict[str, Tensor] = {}  # each term over the micro-batches of the current optimizer step
-            micro = 0
-            for batch in loader:
-                consumed += 1
-                with acc.accumulate(trainee), acc.autocast() if mixed != "no" else nullcontext():
-                    losses = _step_losses(trainee, teacher, batch, run.terms, recs, teacher_mode, run.targets)
-                    loss = _total(losses, run.terms)
-                    micro += 1
-                    for k, v in {"loss": loss, **losses}.items():
-                        summed[k] = summed.get(k, 0) + v.detach()
-                    if not torch.isfinite(loss):
-                        raise TinyDistillError(
-                            f"the loss became {loss.item()} at step {result.steps} "
-                            f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
-                            "lower the learning rate, or turn off fp16"
-                        )
-                    acc.backward(loss)
-                    if acc.sync_gradients and cfg.max_grad_norm:
-                        acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    if acc.sync_gradients:
-                        scheduler.step()
-                    optimizer.zero_grad()
-                if not acc.sync_gradients:
-                    continue
-                step_mean = {k: (v / micro).item() for k, v in summed.items()}  # the step's loss, not the last part's
-                summed, micro = {}, 0
-                result.steps += 1
-                bar.update(1)
-                if result.steps % cfg.log_every == 0 or result.steps == 1:
-                    row = {"step": result.steps, "lr": scheduler.get_last_lr()[0], **step_mean}
-                    result.history.append(row)
-                    acc.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=result.steps)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}")
-                    detail(f"[{desc}] " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))
-                if cfg.eval_every and result.steps % cfg.eval_every == 0:
-                    evaluate_now()
-                if (
-                    checkpoint_dir
-                    and cfg.checkpoint_every
-                    and result.steps % cfg.checkpoint_every == 0
-                    and result.steps < total
-                ):
-                    checkpoint(consumed)
-                if result.steps >= total:
-                    break
-            epoch, skip = epoch + 1, 0  # after a break at `total` the loop ends, so this is harmless there
-            if not cfg.eval_every or result.steps % cfg.eval_every:  # end of epoch (or of training)
-                evaluate_now()
+    loop = _Loop(run, cfg, cpu, log_dir, desc, callbacks)
+    state = loop.resume(checkpoint)
+    for cb in callbacks:
+        cb.on_train_begin(state, run)
+    with loop.recording():
+        if run.probe_loader is not None and state.objective_before is None:
+            state.objective_before = loop.objective()
+        started = time.perf_counter()
+        bar = progress(loop.total, desc)
+        bar.update(state.steps)
+        loop.trainee.train()
+        while state.steps < loop.total:
+            loop.epoch(state, bar, checkpoint, started)
         bar.close()
-        result.seconds += time.perf_counter() - start
-        if best_state is not None:
-            inner.student.load_state_dict(best_state)
-        if run.probe_loader is not None:
-            result.objective_after = _objective(
-                trainee, teacher, run.probe_loader, run.terms, recs, acc.device, teacher_mode, run.targets
-            )
-    for tracker in acc.trackers:  # not acc.end_training(): that destroys the process group the next stage needs
-        tracker.finish()
-    run.student = inner.student
-    run.projections = projections
-    return result
+        state.seconds += time.perf_counter() - started
+        if loop.best_weights is not None:
+            loop.inner.student.load_state_dict(loop.best_weights)
+        after = loop.objective() if run.probe_loader is not None else None
+    loop.close()
+    return TrainResult(
+        loop.inner.student,
+        loop.inner.projections,
+        state.steps,
+        state.seconds,
+        state.history,
+        state.evals,
+        state.best,
+        state.objective_before,
+        after,
+        loop.mixed,
+    )

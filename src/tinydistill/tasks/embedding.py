@@ -123,8 +123,8 @@ class SentenceEncoder(nn.Module):
         """(B, H) pooled token vectors, before the Dense layer and normalisation."""
         if self.pooling is None:
             raise TinyDistillError(
-                "this model has no pooling (no sentence-transformers modules.json): set data.embedding.pooling (mean, cls, max, "
-                "last)"
+                "this model has no pooling (no sentence-transformers modules.json): set data.embedding.pooling "
+                "(mean, cls, max, last)"
             )
         tokens = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
         return self.pooling({"token_embeddings": tokens, "attention_mask": attention_mask})["sentence_embedding"]
@@ -199,7 +199,8 @@ def _check_pooling_width(name: str, backbone: nn.Module, pooling) -> None:
 
 class SentenceModels:
     """The task's model class: ``from_pretrained`` reads a sentence-transformers folder (or a plain encoder with
-    data.embedding.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for` completes."""
+    data.embedding.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for`
+    completes."""
 
     def __init__(self, pooling: str | None, normalize: bool | None) -> None:
         self.pooling, self.normalize = pooling, normalize
@@ -284,7 +285,7 @@ class SentenceEmbedding(Task):
     settings_model = EmbeddingSettings
     side_metric_titles = {"probe_accuracy": "probe accuracy"}
     recognise_rank = 3
-    auto_model: ClassVar = SentenceModels(None, None)  # the folder's own pooling; an instance has data.embedding.pooling
+    auto_model: ClassVar = SentenceModels(None, None)  # the folder's pooling; an instance has data.embedding.pooling
     pipeline_tag = "feature-extraction"
     no_label = float("nan")
     teacher_needs_finetuning = False  # an embedding model already serves the task
@@ -388,8 +389,8 @@ class SentenceEmbedding(Task):
             return student
         if teacher.pooling is None:
             raise TinyDistillError(
-                "the teacher has no pooling information (no sentence-transformers modules.json): set data.embedding.pooling "
-                "(mean, cls, max, last)"
+                "the teacher has no pooling information (no sentence-transformers modules.json): set "
+                "data.embedding.pooling (mean, cls, max, last)"
             )
         if not isinstance(student, SentenceEncoder):
             student = SentenceEncoder(student, None)
@@ -403,8 +404,8 @@ class SentenceEmbedding(Task):
         if pooled != want and self.settings.projection == "none":
             raise TinyDistillError(
                 f"the student's sentence vectors have {pooled} dimensions, the teacher's {want}: set "
-                "data.embedding.projection: dense (a learned layer to the teacher's width) or pca (the teacher's vectors reduced "
-                "to the student's width), or pick a student of that width"
+                "data.embedding.projection: dense (a learned layer to the teacher's width) or pca (the teacher's "
+                "vectors reduced to the student's width), or pick a student of that width"
             )
         if pooled != want and self.settings.projection == "pca":
             self.reduce_to = want = pooled
@@ -419,8 +420,8 @@ class SentenceEmbedding(Task):
         return student
 
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader) -> None:
-        """The teacher's principal axes (data.embedding.projection pca) and a new Dense layer's least-squares start, from the
-        student's pooled and the teacher's sentence vectors on the training sentences."""
+        """The teacher's principal axes (data.embedding.projection pca) and a new Dense layer's least-squares start,
+        from the student's pooled and the teacher's sentence vectors on the training sentences."""
         fit = getattr(student, "dense_is_new", False) and self.settings.projection_init == "least-squares"
         if teacher is None or not (fit or self.reduce_to):
             return
@@ -430,8 +431,9 @@ class SentenceEmbedding(Task):
 
             if len(target) < self.reduce_to:
                 raise TinyDistillError(
-                    f"data.embedding.projection pca reduces the teacher's vectors to {self.reduce_to} dimensions, which needs at "
-                    f"least that many training sentences ({len(target)} given): add sentences or use projection: dense"
+                    f"data.embedding.projection pca reduces the teacher's vectors to {self.reduce_to} dimensions, "
+                    f"which needs at least that many training sentences ({len(target)} given): add sentences or use "
+                    "projection: dense"
                 )
             self.components = torch.from_numpy(PCA(self.reduce_to).fit(target.numpy()).components_).float()
             target = self.reduced(target)
@@ -447,8 +449,8 @@ class SentenceEmbedding(Task):
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
     ) -> Tensor:
-        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding.loss); with data.embedding.projection
-        pca the teacher's are first reduced to the student's width."""
+        """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding.loss); with
+        data.embedding.projection pca the teacher's are first reduced to the student's width."""
         if self.components is not None:
             teacher = self.reduced(teacher)
         if self.settings.loss == "similarity":
@@ -463,8 +465,8 @@ class SentenceEmbedding(Task):
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def side_metrics(self, model: nn.Module, tokenizer, batch_size: int) -> dict[str, float]:
-        """probe_accuracy: a logistic regression on the model's frozen sentence vectors of data.embedding.probe_train_file,
-        scored on data.embedding.probe_dev_file (none without them)."""
+        """probe_accuracy: a logistic regression on the model's frozen sentence vectors of
+        data.embedding.probe_train_file, scored on data.embedding.probe_dev_file (none without them)."""
         from sklearn.linear_model import LogisticRegression
 
         cfg = self.settings
