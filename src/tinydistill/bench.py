@@ -4,6 +4,7 @@ scored and timed side by side in one run, with the architectures' FLOP ratio bes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tinydistill.config import Config, load_config
-from tinydistill.data.loaders import EncodedDataset, inputs_only, make_loader
+from tinydistill.data.loaders import inputs_only, make_loader
 from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
@@ -83,6 +84,19 @@ def bench(
     return result
 
 
+@dataclass(frozen=True)
+class Runner:
+    """One model in one runtime, as timed and scored."""
+
+    model: str  # teacher | student
+    runtime: str  # pytorch | onnx | onnx_int8
+    run: object  # the torch model, or an OnnxClassifier
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.runtime}"
+
+
 def _measure(
     folders: dict[str, Path],
     cfg: Config,
@@ -99,58 +113,31 @@ def _measure(
     texts = read_split(cfg.data, split, task, seed=cfg.seed)
     data = task.encode(texts, tokenizer, cfg.data.max_length)
     # each model reads its own tokenization of the split (teacher and student may differ in vocabulary)
-    own = {name: own_tokenizer(folder, tokenizer) for name, folder in folders.items()}
-    inputs = {
-        name: (data, tokenizer) if tok is None else (task.encode(texts, tok, cfg.data.max_length), tok)
-        for name, tok in own.items()
-    }
-
-    runners: dict[str, object] = {}
-    torch_models: dict[str, nn.Module] = {}
+    inputs = {}
     for name, folder in folders.items():
-        torch_models[name] = load_classifier(str(folder), task, who=str(folder)).eval()
-        if "pytorch" in runtimes:
-            runners[f"{name} pytorch"] = torch_models[name]
-        if {"onnx", "onnx_int8"} & set(runtimes):
-            onnx_dir = _onnx_folder(folder, out)
-            if "onnx" in runtimes:
-                runners[f"{name} onnx"] = OnnxClassifier(onnx_dir / ONNX_FILE)
-            if "onnx_int8" in runtimes:
-                runners[f"{name} onnx_int8"] = OnnxClassifier(onnx_dir / INT8_FILE)
-
-    def of(runner_name: str) -> tuple[EncodedDataset, object]:
-        return inputs[runner_name.split(" ")[0]]
-
-    scores: dict[str, float] = {}
+        tok = own_tokenizer(folder, tokenizer)
+        inputs[name] = (data, tokenizer) if tok is None else (task.encode(texts, tok, cfg.data.max_length), tok)
+    models = {name: load_classifier(str(folder), task, who=str(folder)).eval() for name, folder in folders.items()}
+    runners = _runners(folders, models, runtimes, out)
+    scores = {}
     if score and data.rows and "labels" in data.rows[0]:
-        for name, runner in runners.items():
-            say(f"scoring {name}")
-            loader = task.loader(*of(name), cfg.prediction.train.eval_batch_size)
-            scores[name] = evaluate_model(runner, loader, task)[task.metric]
-
-    timing_data = data.head(examples)
-    say(f"timing {len(runners)} models on {len(timing_data)} {split} rows (interleaved)")
-    own_rows = {n: (of(n)[0].head(examples), of(n)[1]) for n in runners}
-    speed = measure_speed(runners, timing_data, tokenizer, own=own_rows)
-    for size in larger_batches:  # throughput only; the batch-1 latency was measured above
-        more = measure_speed(runners, timing_data, tokenizer, batch_size=size, latency_examples=1, own=own_rows)
-        for name in runners:
-            speed[name][f"examples_per_s_at_{size}"] = more[name]["examples_per_s"]
+        scores = {r.label: _score(r, inputs[r.model], task, cfg) for r in runners}
+    speed = _speed(runners, inputs, data.head(examples), tokenizer, examples, larger_batches, split)
     flops = {
         name: forward_flops(
             m, next(iter(make_loader(inputs_only(inputs[name][0].head(examples)), inputs[name][1], 32, shuffle=False)))
         )
-        for name, m in torch_models.items()
+        for name, m in models.items()
     }
-    base = speed[next(iter(runners))]
+    base = speed[runners[0].label]["examples_per_s"]
     rows = [
         {
-            "model": name,
-            "score": scores.get(name),
-            **speed[name],
-            "speedup_vs_first": speed[name]["examples_per_s"] / base["examples_per_s"],
+            "model": r.label,
+            "score": scores.get(r.label),
+            **speed[r.label],
+            "speedup_vs_first": speed[r.label]["examples_per_s"] / base,
         }
-        for name in runners
+        for r in runners
     ]
     result = {
         "task": task.name,
@@ -167,6 +154,39 @@ def _measure(
         result["pytorch_speedup_at_32"] = measured
         result["speedup_over_flop_ratio"] = measured / result["flop_ratio"]
     return result
+
+
+def _runners(folders: dict[str, Path], models: dict[str, nn.Module], runtimes: tuple[str, ...], out: Path) -> list:
+    """Each model in each runtime asked for (ONNX exports written under ``out``)."""
+    runners = []
+    for name, folder in folders.items():
+        if "pytorch" in runtimes:
+            runners.append(Runner(name, "pytorch", models[name]))
+        if {"onnx", "onnx_int8"} & set(runtimes):
+            onnx_dir = _onnx_folder(folder, out)
+            for runtime, file in (("onnx", ONNX_FILE), ("onnx_int8", INT8_FILE)):
+                if runtime in runtimes:
+                    runners.append(Runner(name, runtime, OnnxClassifier(onnx_dir / file)))
+    return runners
+
+
+def _score(runner: Runner, inputs: tuple, task, cfg: Config) -> float:
+    say(f"scoring {runner.label}")
+    loader = task.loader(*inputs, cfg.prediction.train.eval_batch_size)
+    return evaluate_model(runner.run, loader, task)[task.metric]
+
+
+def _speed(runners: list, inputs: dict, timed, tokenizer, examples: int, larger: tuple[int, ...], split: str) -> dict:
+    """Throughput at batch 32 (and each ``larger`` batch) and latency at batch 1 of every runner, interleaved."""
+    say(f"timing {len(runners)} models on {len(timed)} {split} rows (interleaved)")
+    by_label = {r.label: r.run for r in runners}
+    own = {r.label: (inputs[r.model][0].head(examples), inputs[r.model][1]) for r in runners}
+    speed = measure_speed(by_label, timed, tokenizer, own=own)
+    for size in larger:  # throughput only; the batch-1 latency was measured above
+        more = measure_speed(by_label, timed, tokenizer, batch_size=size, latency_examples=1, own=own)
+        for label in by_label:
+            speed[label][f"examples_per_s_at_{size}"] = more[label]["examples_per_s"]
+    return speed
 
 
 def bench_table(result: dict) -> Table:

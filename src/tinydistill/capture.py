@@ -147,6 +147,49 @@ def _qkv_hooks(family, attn: nn.Module, serves: Callable[[], int], wanted: set[i
     return [attn.register_forward_pre_hook(start), *(p.register_forward_hook(hook_for(j)) for j, p in enumerate(parts))]
 
 
+class _Hooks:
+    """The hooks of one capture: each records what a layer computed, numbered by which layer a call serves (a module
+    shared by several layers, as ALBERT's, serves them in call order within a forward)."""
+
+    def __init__(self, rec: Recorder, stack: ExitStack, family) -> None:
+        self.rec, self.stack, self.family = rec, stack, family
+        self.calls: dict[Hashable, int] = {}  # per key: how often it ran in this forward
+
+    def position(self, key: Hashable, serves: list[int]) -> int:
+        k = self.calls.get(key, 0)
+        self.calls[key] = k + 1
+        return serves[k % len(serves)]
+
+    def on(self, handle) -> None:
+        self.stack.callback(handle.remove)
+
+    def hidden(self, module: nn.Module, serves: list[int], wanted: set[int]) -> None:
+        def hook(m, _inputs, out):
+            idx = self.position(id(m), serves)
+            if idx in wanted:
+                self.rec.hidden[idx] = out[0] if isinstance(out, (tuple, list)) else out
+
+        self.on(module.register_forward_hook(hook))
+
+    def scores(self, attn: nn.Module, serves: list[int], wanted: set[int]) -> None:
+        def sink(scores: Tensor, allowed: Tensor | None) -> None:
+            idx = self.position(id(attn), serves)
+            if idx in wanted:
+                self.rec.scores[idx], self.rec.allowed[idx] = scores, allowed
+
+        if self.family.score_hooks is not None:
+            for h in self.family.score_hooks(attn, sink):
+                self.on(h)
+        else:
+            _SINKS[id(attn)] = sink
+            self.stack.callback(_SINKS.pop, id(attn), None)
+
+    def qkv(self, attn: nn.Module, serves: list[int], wanted: set[int]) -> None:
+        layer_of_call = functools.partial(self.position, ("qkv", id(attn)), serves)
+        for h in _qkv_hooks(self.family, attn, layer_of_call, wanted, self.rec):
+            self.on(h)
+
+
 @contextmanager
 def capture(
     model: nn.Module, hidden_layers: list[int], attention_layers: list[int], qkv_layers: list[int] = ()
@@ -169,55 +212,24 @@ def capture(
             stack.enter_context(_hidden_states_from_outputs(model, rec, sorted(set(hidden_layers))))
             yield rec
             return
-        base = model.base_model
-        layers = family.layer_modules(base)
-        calls: dict[Hashable, int] = {}  # per module: how often it ran in this forward (layers may share a module)
-
-        def position(key: Hashable, serves: list[int]) -> int:
-            k = calls.get(key, 0)
-            calls[key] = k + 1
-            return serves[k % len(serves)]
-
-        def on(handle) -> None:
-            stack.callback(handle.remove)
-
-        on(model.register_forward_pre_hook(lambda *_: calls.clear()))
+        hooks, base = _Hooks(rec, stack, family), model.base_model
+        hooks.on(model.register_forward_pre_hook(lambda *_: hooks.calls.clear()))
         if 0 in hidden_layers:
-            on(
+            hooks.on(
                 family.embedding_module(base).register_forward_hook(
                     lambda _m, _i, out: rec.hidden.__setitem__(0, out[0] if isinstance(out, (tuple, list)) else out)
                 )
             )
+        layers = family.layer_modules(base)
         wanted_hidden, wanted_scores, wanted_qkv = set(hidden_layers) - {0}, set(attention_layers), set(qkv_layers)
         for module in {id(m): m for m in layers}.values():
             serves = [i + 1 for i, m in enumerate(layers) if m is module]
             if wanted_hidden & set(serves):
-
-                def hidden_hook(m, _inputs, out, serves=serves):
-                    idx = position(id(m), serves)
-                    if idx in wanted_hidden:
-                        rec.hidden[idx] = out[0] if isinstance(out, (tuple, list)) else out
-
-                on(module.register_forward_hook(hidden_hook))
+                hooks.hidden(module, serves, wanted_hidden)
             if wanted_scores & set(serves):
-                attn = family.attention_module(module)
-
-                def sink(scores: Tensor, allowed: Tensor | None, attn=attn, serves=serves) -> None:
-                    idx = position(id(attn), serves)
-                    if idx in wanted_scores:
-                        rec.scores[idx], rec.allowed[idx] = scores, allowed
-
-                if family.score_hooks is not None:
-                    for h in family.score_hooks(attn, sink):
-                        on(h)
-                else:
-                    _SINKS[id(attn)] = sink
-                    stack.callback(_SINKS.pop, id(attn), None)
+                hooks.scores(family.attention_module(module), serves, wanted_scores)
             if wanted_qkv & set(serves):
-                attn = family.attention_module(module)
-                layer_of_call = functools.partial(position, ("qkv", id(attn)), serves)
-                for h in _qkv_hooks(family, attn, layer_of_call, wanted_qkv, rec):
-                    on(h)
+                hooks.qkv(family.attention_module(module), serves, wanted_qkv)
         if wanted_scores and family.score_hooks is None:
             stack.enter_context(_attention_implementation(model, _recording_name(model.config)))
         yield rec

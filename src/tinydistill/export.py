@@ -16,8 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoConfig
 
+from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import evaluate_model
+from tinydistill.models import exists_or_hub, load_tokenizer, quietly, usable_length
+from tinydistill.outputs import StagingDir, write_json
+from tinydistill.tasks import Task, task_info, task_of_model
+from tinydistill.ui import say
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -194,69 +201,54 @@ def export(
     tolerance: float = PARITY_TOLERANCE,
     overwrite: bool = False,
 ) -> dict:
-    """Export a saved classifier folder to ``output_dir`` (ONNX fp32, and int8 with ``quantize``).
+    """Export a saved model folder to ``output_dir`` (ONNX fp32, and int8 with ``quantize``).
 
     The parity check runs on batches of varied length and padding (the first batches of ``split`` when
     ``cfg`` names the task data); with ``cfg`` the split's metric is also measured for PyTorch, ONNX
     fp32 and ONNX int8. Returns what ``export.json`` holds.
     """
-    from transformers import AutoConfig
-
-    from tinydistill.models import _quietly, exists_or_hub, load_tokenizer, usable_length
-    from tinydistill.outputs import StagingDir, write_json
-    from tinydistill.tasks import task_of_model
-    from tinydistill.ui import say
-
     _require_onnx()
     exists_or_hub(str(model_dir))
     inputs = {"model being exported": model_dir, **(cfg.input_paths() if cfg is not None else {})}
     with StagingDir(output_dir, "export", inputs, overwrite or (cfg is not None and cfg.overwrite)) as tmp:
         tokenizer = load_tokenizer(str(model_dir))
-        kind = task_of_model(_quietly(AutoConfig.from_pretrained, str(model_dir)), model_dir)
-        model = _quietly(kind.auto_model.from_pretrained, str(model_dir), dtype=torch.float32).eval()
+        kind = task_of_model(quietly(AutoConfig.from_pretrained, str(model_dir)), model_dir)
+        model = quietly(kind.auto_model.from_pretrained, str(model_dir), dtype=torch.float32).eval()
         longest = usable_length(512, "model", model.config, tokenizer)
-        parity_batches = [sample_batch(tokenizer, texts, longest) for texts in parity_texts()]
-        task = loader = None
-        if cfg is not None:
-            from tinydistill.data.readers import read_split
-            from tinydistill.tasks import task_info
-
-            task = task_info(cfg.data)
-            examples = read_split(cfg.data, split, task, seed=cfg.seed)
-            max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
-            loader = task.loader(
-                task.encode(examples, tokenizer, max_length), tokenizer, cfg.prediction.train.eval_batch_size
-            )
-            parity_batches += [b for b, _ in zip(loader, range(4))]
-
+        batches = [sample_batch(tokenizer, texts, longest) for texts in parity_texts()]
+        task, loader = _task_loader(cfg, split, model, tokenizer) if cfg is not None else (None, None)
+        batches += [b for b, _ in zip(loader or [], range(4))]
         say(f"exporting {model_dir} to ONNX")
         onnx_path = export_onnx(model, tokenizer, tmp / ONNX_FILE, output=kind.onnx_output)
-        delta = check_parity(model, OnnxClassifier(onnx_path), parity_batches, tolerance)
         result: dict = {
             "model": str(model_dir),
             "pipeline_tag": kind.pipeline_tag,  # the transformers.pipeline task the folder serves
             "onnx": ONNX_FILE,
             "onnx_output": kind.onnx_output,
-            "max_abs_logit_diff": delta,
+            "max_abs_logit_diff": check_parity(model, OnnxClassifier(onnx_path), batches, tolerance),
             "parity_tolerance": tolerance,
-            "parity_rows": sum(len(b["input_ids"]) for b in parity_batches),
+            "parity_rows": sum(len(b["input_ids"]) for b in batches),
         }
+        runners = {"pytorch": model, "onnx": OnnxClassifier(onnx_path)}
         if quantize:
             say("quantising to int8 (dynamic)")
             quantize_int8(onnx_path, tmp / INT8_FILE)
+            runners["onnx_int8"] = OnnxClassifier(tmp / INT8_FILE)
             result["int8"] = INT8_FILE
-            result["int8_max_abs_logit_diff"] = max_logit_difference(
-                model, OnnxClassifier(tmp / INT8_FILE), parity_batches
-            )
+            result["int8_max_abs_logit_diff"] = max_logit_difference(model, runners["onnx_int8"], batches)
         if task is not None:
-            from tinydistill.evaluate import evaluate_model
-
-            runners = {"pytorch": model, "onnx": OnnxClassifier(onnx_path)}
-            if quantize:
-                runners["onnx_int8"] = OnnxClassifier(tmp / INT8_FILE)
             result["split"], result["metric"] = split, task.metric
             result["scores"] = {name: evaluate_model(m, loader, task)[task.metric] for name, m in runners.items()}
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         write_json(tmp / EXPORT_FILE, result)
     return result
+
+
+def _task_loader(cfg, split: str, model: nn.Module, tokenizer) -> tuple[Task, object]:
+    """The task ``cfg`` names and a loader over ``split`` at the length the model takes."""
+    task = task_info(cfg.data)
+    examples = read_split(cfg.data, split, task, seed=cfg.seed)
+    max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
+    data = task.encode(examples, tokenizer, max_length)
+    return task, task.loader(data, tokenizer, cfg.prediction.train.eval_batch_size)

@@ -87,7 +87,7 @@ def usable_length(requested: int, who: str, config, tokenizer: PreTrainedTokeniz
 _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "xlm-roberta-xl")
 
 
-def _quietly(fn, *args, **kwargs):
+def quietly(fn, *args, **kwargs):
     """Load without the 'newly initialized weights' chatter; errors become one-line messages."""
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -114,7 +114,7 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
             json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TinyDistillError(f"{folder / 'tokenizer.json'} is damaged: not valid JSON ({exc})") from None
-    tokenizer = _quietly(AutoTokenizer.from_pretrained, name)
+    tokenizer = quietly(AutoTokenizer.from_pretrained, name)
     if folder.is_dir():
         check_tokenizer_covers(folder, tokenizer)
     return tokenizer
@@ -146,7 +146,7 @@ def load_masked_lm(name: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     from transformers import AutoModelForMaskedLM
 
     exists_or_hub(name)
-    model = _quietly(AutoModelForMaskedLM.from_pretrained, name, dtype=torch.float32)
+    model = quietly(AutoModelForMaskedLM.from_pretrained, name, dtype=torch.float32)
     tokenizer = load_tokenizer(name)
     if tokenizer.mask_token_id is None:
         raise TinyDistillError(f"{name}: its tokenizer has no mask token; is it a masked-LM model?")
@@ -157,7 +157,7 @@ def load_classifier(name: str, task: Task, who: str = "model", require_head: boo
     """A model with ``task``'s head (``task.auto_model``) from a folder or hub id; a new head when it has none
     (or, with ``require_head``, an error: a teacher must already be fine-tuned on the task)."""
     exists_or_hub(name)
-    config = _quietly(AutoConfig.from_pretrained, name)
+    config = quietly(AutoConfig.from_pretrained, name)
     task.check_head(config, who)
     if require_head and not task.trained_head(config):
         raise TinyDistillError(
@@ -167,13 +167,13 @@ def load_classifier(name: str, task: Task, who: str = "model", require_head: boo
     if not task.trained_head(config) or config.num_labels != task.num_labels:
         for key, value in task.config_kwargs().items():
             setattr(config, key, value)
-    return _quietly(task.auto_model.from_pretrained, name, config=config, dtype=torch.float32)
+    return quietly(task.auto_model.from_pretrained, name, config=config, dtype=torch.float32)
 
 
 def load_backbone(name: str) -> nn.Module:
     """A bare encoder (no task head), e.g. a pre-trained teacher for general distillation."""
     exists_or_hub(name)
-    return _quietly(AutoModel.from_pretrained, name, dtype=torch.float32)
+    return quietly(AutoModel.from_pretrained, name, dtype=torch.float32)
 
 
 def check_vocab(
