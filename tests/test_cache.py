@@ -117,4 +117,4 @@ def test_sentence_vectors_are_stored_in_16_bits_and_read_back_memory_mapped(tmp_
     np.testing.assert_allclose(np.asarray(half, dtype=np.float32), exact, rtol=1e-3, atol=1e-3)
     rows = with_teacher_logits(data, again).rows
     batch = PadBoth(tokenizer, None)(rows)
-    assert batch["teacher_logits"].dtype == torch.float32 and batch["teacher_logits"].shape == (3, 2)
+    assert batch["cached_logits"].dtype == torch.float32 and batch["cached_logits"].shape == (3, 2)

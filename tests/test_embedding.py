@@ -262,8 +262,8 @@ def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teache
     with_probe = cfg.model_copy(update={"data": cfg.data.model_copy(update={"embedding": EmbeddingSettings(**files)})})
     assert evaluate(with_probe, out, "dev")["probe_accuracy"] >= 0.9
     rows = compare([out], tmp_path / "cmp", cfg=with_probe, teacher=st_teacher)  # a published teacher: any folder
-    assert [r["kept_percent"] is not None for r in rows] == [True, True]
-    assert all(0.9 <= r["probe_accuracy"] <= 1 for r in rows)
+    assert [r.kept_percent is not None for r in rows] == [True, True]
+    assert all(0.9 <= r.side["probe_accuracy"] <= 1 for r in rows)
     assert "probe accuracy" in (tmp_path / "cmp" / "report.md").read_text()
     with pytest.raises(
         TinyDistillError, match="both data.embedding.probe_train_file and data.embedding.probe_dev_file"

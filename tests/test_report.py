@@ -90,9 +90,9 @@ def test_plots_have_content(finished_run, name):
 def test_compare_table_and_plot(finished_run, tmp_path):
     _, run, _ = finished_run
     rows = compare([run, run / "3-intermediate"], tmp_path / "cmp")
-    assert [r["model"] for r in rows] == ["run/2-teacher", "run/4-prediction", "run/3-intermediate"]
-    assert all(r["examples_per_s"] > 0 and r["score"] is not None for r in rows)
-    assert rows[0]["kept_percent"] == pytest.approx(100.0)
+    assert [r.model for r in rows] == ["run/2-teacher", "run/4-prediction", "run/3-intermediate"]
+    assert all(r.examples_per_s > 0 and r.score is not None for r in rows)
+    assert rows[0].kept_percent == pytest.approx(100.0)
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"][1]["model"] == "run/4-prediction"
     assert "| run/3-intermediate |" in (tmp_path / "cmp" / "report.md").read_text()
@@ -103,11 +103,11 @@ def test_compare_without_a_teacher_says_so_and_with_one_is_relative_to_it(finish
     students = [run / "3-intermediate", run / "4-prediction"]
     rows = compare(students, tmp_path / "a")
     assert "no teacher among the models" in capsys.readouterr().out
-    assert all(r["kept_percent"] is None for r in rows)
+    assert all(r.kept_percent is None for r in rows)
     assert json.loads((tmp_path / "a" / "compare.json").read_text())["kept_relative_to"] is None
     rows = compare(students, tmp_path / "b", teacher=run / "2-teacher")
-    assert rows[0]["model"] == "run/2-teacher" and rows[0]["kept_percent"] == pytest.approx(100.0)
-    assert rows[2]["kept_percent"] == pytest.approx(100 * rows[2]["score"] / rows[0]["score"])
+    assert rows[0].model == "run/2-teacher" and rows[0].kept_percent == pytest.approx(100.0)
+    assert rows[2].kept_percent == pytest.approx(100 * rows[2].score / rows[0].score)
     assert json.loads((tmp_path / "b" / "compare.json").read_text())["kept_relative_to"] == "run/2-teacher"
 
 

@@ -87,7 +87,7 @@ def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys,
         return real(teacher, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", to)
-    monkeypatch.setattr(reuse, "teacher_logits", spy)
+    monkeypatch.setattr(reuse, "cached_logits", spy)
     monkeypatch.setattr(distill_stage, "device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
     code, _, err = run_cli(monkeypatch, capsys, *_prediction(confident_teacher, glue, tmp_path / "o", 16, 1))
     assert code == 0, err

@@ -14,11 +14,12 @@ from transformers import BertForSequenceClassification
 from tests.conftest import tiny_bert_config
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import LossConfig, load_config
+from tinydistill.data.keys import TARGET_ROW
 from tinydistill.data.loaders import EncodedDataset, make_loader
 from tinydistill.errors import TinyDistillError
 from tinydistill.objectives import build_terms, capture_plan, make_projections, setup_between, setup_for
 from tinydistill.stages import distill
-from tinydistill.targets import TARGET_ROW, _hides_real_tokens, teacher_targets, with_target_rows
+from tinydistill.targets import _hides_real_tokens, teacher_targets, with_target_rows
 from tinydistill.terms import CapturePlan
 from tinydistill.trainer import Trainee, _step_losses
 

@@ -283,7 +283,7 @@ def test_tiny_token_pipeline_end_to_end_and_transformers_pipeline_load(tmp_path,
     from tinydistill.compare import compare
 
     rows = compare([run], tmp_path / "compare", cfg=cfg)
-    assert [r["metric"] for r in rows] == ["f1", "f1"] and rows[1]["score"] == pytest.approx(metrics["dev"]["f1"])
+    assert [r.metric for r in rows] == ["f1", "f1"] and rows[1].score == pytest.approx(metrics["dev"]["f1"])
     b = bench(run / "2-teacher", run / "4-prediction", tmp_path / "bench", cfg=cfg, examples=16, runtimes=("pytorch",))
     assert b["metric"] == "f1" and all(r["score"] is not None for r in b["rows"]) and b["flop_ratio"] > 1
 

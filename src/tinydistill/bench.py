@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tinydistill.config import Config, load_config
+from tinydistill.data.keys import LABELS
 from tinydistill.data.loaders import inputs_only, make_loader
 from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
@@ -120,7 +121,7 @@ def _measure(
     models = {name: load_classifier(str(folder), task, who=str(folder)).eval() for name, folder in folders.items()}
     runners = _runners(folders, models, runtimes, out)
     scores = {}
-    if score and data.rows and "labels" in data.rows[0]:
+    if score and data.rows and LABELS in data.rows[0]:
         scores = {r.label: _score(r, inputs[r.model], task, cfg) for r in runners}
     speed = _speed(runners, inputs, data.head(examples), tokenizer, examples, larger_batches, split)
     flops = {

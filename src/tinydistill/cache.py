@@ -20,10 +20,9 @@ import torch
 from torch import nn
 
 from tinydistill import precision
+from tinydistill.data.keys import CACHED_LOGITS, MODEL_INPUTS
 from tinydistill.data.loaders import EncodedDataset, make_loader
 from tinydistill.ui import say, track
-
-INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def default_cache_dir() -> Path:
@@ -42,7 +41,7 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
 def inputs_fingerprint(data: EncodedDataset) -> str:
     h = hashlib.sha256()
     for row in data.rows:
-        for key in INPUT_KEYS:
+        for key in MODEL_INPUTS:
             if key in row:
                 h.update(np.asarray(row[key], dtype=np.int64).tobytes())
         h.update(b"|")
@@ -64,7 +63,7 @@ def _compute_into(
     row's L real tokens stacked (sum of L, C). Rows are run shortest first, so each batch holds similar lengths."""
     order = sorted(range(len(data)), key=lambda i: len(data.rows[i]["input_ids"]))
     starts = None if lengths is None else np.concatenate([[0], np.cumsum(lengths)])
-    inputs = EncodedDataset([{k: data.rows[i][k] for k in INPUT_KEYS if k in data.rows[i]} for i in order])
+    inputs = EncodedDataset([{k: data.rows[i][k] for k in MODEL_INPUTS if k in data.rows[i]} for i in order])
     done = 0
     with precision.autocast(mode, device):
         for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
@@ -227,5 +226,5 @@ def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[
 def with_teacher_logits(data: EncodedDataset, logits) -> EncodedDataset:
     """A copy of ``data`` whose rows carry ``teacher_logits`` (batched like labels): (C,) or (L, C) per row, as
     arrays (rows of a memory-mapped entry stay on disk until a batch reads them)."""
-    rows = [{**row, "teacher_logits": logits[i]} for i, row in enumerate(data.rows)]
+    rows = [{**row, CACHED_LOGITS: logits[i]} for i, row in enumerate(data.rows)]
     return EncodedDataset(rows, data.alignment, data.examples)

@@ -269,8 +269,8 @@ def compare(
     cfg = _config(config, set_) if (config or set_) else None
     rows = run(runs, output, split, cfg, teacher, overwrite)
     typer.echo(model_table_view(rows).markdown())
-    if rows[0]["kept_percent"] is not None:
-        typer.echo(f"% kept is relative to {rows[0]['model']}")
+    if rows[0].kept_percent is not None:
+        typer.echo(f"% kept is relative to {rows[0].model}")
     typer.echo(f"plot and report in {output}/")
 
 

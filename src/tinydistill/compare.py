@@ -20,7 +20,7 @@ from tinydistill.errors import TinyDistillError  # noqa: E402
 from tinydistill.evaluate import evaluate_model  # noqa: E402
 from tinydistill.models import load_classifier, load_tokenizer, usable_length  # noqa: E402
 from tinydistill.outputs import CONFIG_FILE, StagingDir, is_complete, read_metrics, write_json  # noqa: E402
-from tinydistill.report import ModelEntry, model_table, model_table_view, own_tokenizer, write_report  # noqa: E402
+from tinydistill.report import ModelEntry, ModelRow, model_table, model_table_view, own_tokenizer, write_report  # noqa: E402
 from tinydistill.tasks import task_info  # noqa: E402
 from tinydistill.ui import say  # noqa: E402
 
@@ -67,7 +67,7 @@ def compare(
     cfg: Config | None = None,
     teacher: str | Path | None = None,
     overwrite: bool = False,
-) -> list[dict]:
+) -> list[ModelRow]:
     """Score and time every model on one split; write compare.json, compare.png and a report.
 
     "% kept" is relative to the teacher (``teacher``, or the one fine-tuned teacher among the models);
@@ -86,7 +86,7 @@ def compare(
     return rows
 
 
-def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, split: str, out: Path) -> list[dict]:
+def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, split: str, out: Path) -> list[ModelRow]:
     task = task_info(cfg.data)
     tokenizer = load_tokenizer(str(folders[0]))
     examples = read_split(cfg.data, split, task, seed=cfg.seed)
@@ -106,25 +106,22 @@ def _compare_into(folders: list[Path], reference: Path | None, cfg: Config, spli
     rows = model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
     if reference is None:
         for r in rows:
-            r["kept_percent"] = None
-    write_json(
-        out / "compare.json",
-        {"task": task.name, "split": split, "rows": rows, "kept_relative_to": _label(reference) if reference else None},
-    )
+            r.kept_percent = None
+    relative = _label(reference) if reference else None
+    table = [r.to_json() for r in rows]
+    write_json(out / "compare.json", {"task": task.name, "split": split, "rows": table, "kept_relative_to": relative})
     plot = _plot(rows, task.metric, out / "compare.png")
     write_report(out, f"Comparison on {task.name} ({split})", [("Models", model_table_view(rows))], [plot], None)
     return rows
 
 
-def _plot(rows: list[dict], metric: str, path: Path) -> Path:
+def _plot(rows: list[ModelRow], metric: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    xs, ys = [r["examples_per_s"] for r in rows], [r["score"] for r in rows]
-    sizes = [max(30.0, 6 * r["size_mb"]) for r in rows]
+    xs, ys = [r.examples_per_s for r in rows], [r.score for r in rows]
+    sizes = [max(30.0, 6 * r.size_mb) for r in rows]
     ax.scatter(xs, ys, s=sizes, alpha=0.6, c=["tab:red"] + ["tab:blue"] * (len(rows) - 1))
     for r, x, y in zip(rows, xs, ys):
-        ax.annotate(
-            f"{r['model']}\n{r['size_mb']:.0f} MB", (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points"
-        )
+        ax.annotate(f"{r.model}\n{r.size_mb:.0f} MB", (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points")
     front = pareto(list(zip(xs, ys)))
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="gray", label="frontier")
     ax.set(xlabel="throughput at batch 32 (examples/s)", ylabel=metric, title="accuracy vs speed (marker area ~ size)")

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tinydistill.config import Config
-from tinydistill.data.loaders import MODEL_INPUTS
+from tinydistill.data.keys import MODEL_INPUTS
 from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks import Task, task_info
@@ -67,9 +67,9 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
     task = task_info(cfg.data)
     model = load_classifier(str(model_dir), task, who=str(model_dir))
     tokenizer = load_tokenizer(str(model_dir))
-    examples = read_split(cfg.data, split, task, seed=cfg.seed)
     max_length = usable_length(cfg.data.max_length, f"model {model_dir}", model.config, tokenizer)
-    data = task.encode(examples, tokenizer, max_length)
+    examples = read_split(cfg.data, split, task, seed=cfg.seed)  # an example may be several rows (an STS pair)
     batch_size = cfg.prediction.train.eval_batch_size
-    metrics = evaluate_model(model, task.loader(data, tokenizer, batch_size), task)
+    loader = task.loader(task.encode(examples, tokenizer, max_length), tokenizer, batch_size)
+    metrics = evaluate_model(model, loader, task)
     return {**metrics, **task.side_metrics(model, tokenizer, batch_size), "examples": len(examples)}

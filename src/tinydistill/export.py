@@ -18,7 +18,6 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
-from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.models import exists_or_hub, load_tokenizer, quietly, usable_length
@@ -248,7 +247,7 @@ def export(
 def _task_loader(cfg, split: str, model: nn.Module, tokenizer) -> tuple[Task, object]:
     """The task ``cfg`` names and a loader over ``split`` at the length the model takes."""
     task = task_info(cfg.data)
-    examples = read_split(cfg.data, split, task, seed=cfg.seed)
     max_length = usable_length(cfg.data.max_length, "model", model.config, tokenizer)
-    data = task.encode(examples, tokenizer, max_length)
-    return task, task.loader(data, tokenizer, cfg.prediction.train.eval_batch_size)
+    return task, task.eval_loader(
+        cfg.data, split, tokenizer, cfg.prediction.train.eval_batch_size, max_length, cfg.seed
+    )

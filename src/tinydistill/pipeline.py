@@ -23,7 +23,7 @@ import yaml
 from tinydistill.augment.core import augment_data, augmented_data_config
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
-from tinydistill.data.readers import read_split, with_dev
+from tinydistill.data.readers import with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import MANIFEST, OutputFolder, is_complete, read_metrics, write_json
@@ -31,6 +31,7 @@ from tinydistill.preflight import check_inputs
 from tinydistill.process import is_main_process, wait_for_everyone
 from tinydistill.report import (
     ModelEntry,
+    ModelRow,
     model_table,
     model_table_view,
     own_tokenizer,
@@ -59,11 +60,11 @@ def _augment(cfg: Config, folder: Path) -> Path:
     return folder
 
 
-def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) -> list[dict]:
+def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) -> list[ModelRow]:
     """Stage 4's teacher-vs-student table, or (reports off) one measured now."""
     table = read_metrics(student_dir).get("table")
     if table:
-        return table
+        return [ModelRow.from_json(r) for r in table]
     tokenizer = load_tokenizer(str(student_dir))
     entries = []
     for name, folder in (("teacher", teacher_dir), ("student", student_dir)):
@@ -71,23 +72,23 @@ def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) 
         score = ((read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}).get(task.metric)
         side = task.side_metrics(model, own or tokenizer, cfg.prediction.train.eval_batch_size)
         entries.append(ModelEntry(name, model, folder, score, own, side))
-    data = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
+    data = task.eval_data(cfg.data, "dev", tokenizer, seed=cfg.seed)
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 
 
 def summarize(cfg: Config, paths: dict[str, Path], task: Task) -> dict:
     """Teacher vs student (metric, % kept, parameters, size, speed measured side by side) and one row per stage."""
-    rows = {r["model"]: r for r in _final_table(cfg, task, paths["2-teacher"], paths["4-prediction"])}
+    rows = {r.model: r for r in _final_table(cfg, task, paths["2-teacher"], paths["4-prediction"])}
     t, s = rows["teacher"], rows["student"]
     return {
         "task": task.name,
-        "metric": t["metric"],
+        "metric": t.metric,
         "threads": torch.get_num_threads(),
-        "rows": rows,
-        "kept_percent": s["kept_percent"],
-        "compression": t["parameters"] / s["parameters"],
-        "speedup_batch32": s["examples_per_s"] / t["examples_per_s"],
-        "speedup_batch1": t["latency_ms"] / s["latency_ms"],
+        "rows": {name: r.to_json() for name, r in rows.items()},
+        "kept_percent": s.kept_percent,
+        "compression": t.parameters / s.parameters,
+        "speedup_batch32": s.examples_per_s / t.examples_per_s,
+        "speedup_batch1": t.latency_ms / s.latency_ms,
         "stages": {
             name: {k: v for k, v in read_metrics(p).items() if k not in ("history", "evals")}
             for name, p in paths.items()
@@ -123,7 +124,7 @@ def write_pipeline_report(cfg: Config, out: Path, summary: dict, paths: dict[str
         out,
         f"tinydistill pipeline: {summary['task']}",
         [
-            ("Teacher vs student", model_table_view(list(summary["rows"].values()))),
+            ("Teacher vs student", model_table_view([ModelRow.from_json(r) for r in summary["rows"].values()])),
             ("Stages", stage_table(stage_metrics)),
         ],
         plots,

@@ -13,7 +13,7 @@ import base64
 import html
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,31 @@ def own_tokenizer(folder: Path, shared):
     return None if same_vocabulary(own, shared) else own
 
 
-def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) -> list[dict]:
+@dataclass
+class ModelRow:
+    """One model's row of a teacher-vs-student table; as JSON one flat object, the task's side metrics beside."""
+
+    model: str
+    metric: str | None
+    score: float | None
+    kept_percent: float | None  # of the first row's score
+    parameters: int
+    size_mb: float
+    latency_ms: float | None  # at batch 1
+    examples_per_s: float | None  # at batch 32
+    side: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        return out | out.pop("side")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRow:
+        known = {f.name for f in fields(cls)} - {"side"}
+        return cls(**{k: data.get(k) for k in known}, side={k: v for k, v in data.items() if k not in known})
+
+
+def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) -> list[ModelRow]:
     """One row per model; speed measured here, side by side (interleaved), on the same texts (a model with its
     own tokenizer is timed on its own tokenization of them). ``% kept`` is relative to the first entry."""
     own = {}
@@ -87,23 +111,21 @@ def model_table(entries: list[ModelEntry], data, tokenizer, metric: str | None) 
             if e.tokenizer is not None
         }
     speed = measure_speed({e.name: e.model for e in entries}, data, tokenizer, own=own) if data is not None else {}
-    rows = []
-    for e in entries:
-        ref = entries[0].score
-        rows.append(
-            {
-                "model": e.name,
-                "metric": metric,
-                "score": e.score,
-                "kept_percent": 100 * e.score / ref if (e.score is not None and ref) else None,
-                "parameters": count_parameters(e.model),
-                "size_mb": size_on_disk(e.folder) / 2**20,
-                "latency_ms": speed.get(e.name, {}).get("latency_ms"),
-                "examples_per_s": speed.get(e.name, {}).get("examples_per_s"),
-                **e.side,
-            }
+    ref = entries[0].score
+    return [
+        ModelRow(
+            e.name,
+            metric,
+            e.score,
+            100 * e.score / ref if (e.score is not None and ref) else None,
+            count_parameters(e.model),
+            size_on_disk(e.folder) / 2**20,
+            speed.get(e.name, {}).get("latency_ms"),
+            speed.get(e.name, {}).get("examples_per_s"),
+            dict(e.side),
         )
-    return rows
+        for e in entries
+    ]
 
 
 def _fmt(value, spec: str) -> str:
@@ -130,24 +152,24 @@ class Table:
         return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def model_table_view(rows: list[dict]) -> Table:
+def model_table_view(rows: list[ModelRow]) -> Table:
     """The teacher-vs-student rows of :func:`model_table` as a table."""
-    metric = next((r["metric"] for r in rows if r["metric"]), "metric")
+    metric = next((r.metric for r in rows if r.metric), "metric")
     titles = {k: v for kind in kinds().values() for k, v in kind.side_metric_titles.items()}
-    side = [k for k in titles if any(k in r for r in rows)]
+    side = [k for k in titles if any(k in r.side for r in rows)]
     return Table(
         ["model", metric, "% kept", *(titles[k] for k in side), "parameters", "size (MB)", "latency @1 (ms)"]
         + ["throughput @32 (ex/s)"],
         [
             [
-                r["model"],
-                _fmt(r["score"], ".4f"),
-                _fmt(r["kept_percent"], ".1f"),
-                *(_fmt(r.get(k), ".4f") for k in side),
-                f"{r['parameters']:,}",
-                f"{r['size_mb']:.1f}",
-                _fmt(r["latency_ms"], ".2f"),
-                _fmt(r["examples_per_s"], ".1f"),
+                r.model,
+                _fmt(r.score, ".4f"),
+                _fmt(r.kept_percent, ".1f"),
+                *(_fmt(r.side.get(k), ".4f") for k in side),
+                f"{r.parameters:,}",
+                f"{r.size_mb:.1f}",
+                _fmt(r.latency_ms, ".2f"),
+                _fmt(r.examples_per_s, ".1f"),
             ]
             for r in rows
         ],

@@ -25,14 +25,15 @@ import torch
 from torch import Tensor, nn
 
 from tinydistill import precision
-from tinydistill.cache import INPUT_KEYS, default_cache_dir, inputs_fingerprint, teacher_fingerprint
+from tinydistill.cache import default_cache_dir, inputs_fingerprint, teacher_fingerprint
 from tinydistill.capture import Recorder, capture
+from tinydistill.data.keys import MODEL_INPUTS, TARGET_ROW
 from tinydistill.data.loaders import EncodedDataset, make_loader
 from tinydistill.terms import CapturePlan
 from tinydistill.ui import say, track
 
 #: the row key that carries a training row's index into the store (batched like labels)
-TARGET_ROW = "target_row"
+
 _STORED = np.float16
 
 
@@ -207,7 +208,7 @@ def _write(teacher, data, tokenizer, plan, logits, batch_size, budget_gb, tmp: P
     saying why) when they cannot be cached."""
     lengths = [len(r["input_ids"]) for r in data.rows]
     order = sorted(range(len(data)), key=lambda i: lengths[i])
-    inputs = EncodedDataset([{k: data.rows[i][k] for k in INPUT_KEYS if k in data.rows[i]} for i in order])
+    inputs = EncodedDataset([{k: data.rows[i][k] for k in MODEL_INPUTS if k in data.rows[i]} for i in order])
     arrays: dict[str, np.memmap] = {}
     offsets: dict[str, np.ndarray] = {}
     shapes: dict[str, list[int]] = {}

@@ -26,12 +26,13 @@ from transformers import get_linear_schedule_with_warmup
 from tinydistill import checkpoints, precision
 from tinydistill.capture import Recorder, capture
 from tinydistill.config import TrainConfig
+from tinydistill.data.keys import CACHED_LOGITS, LABELS, TARGET_ROW
 from tinydistill.data.loaders import split_inputs
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
 from tinydistill.process import process_state
-from tinydistill.targets import TARGET_ROW, TargetStore
+from tinydistill.targets import TargetStore
 from tinydistill.tasks import Task
 from tinydistill.ui import detail, progress, say
 
@@ -172,7 +173,7 @@ def _step_losses(
     targets: TargetStore | None = None,
 ) -> dict[str, Tensor]:
     inputs, teacher_inputs, alignment = split_inputs(batch)
-    teacher_logits = batch.get("teacher_logits")  # from the teacher-output cache, when the stage uses it
+    teacher_logits = batch.get(CACHED_LOGITS)  # from the teacher-output cache, when the stage uses it
     if targets is not None:
         t_rec, stored = targets.replay(batch[TARGET_ROW], teacher_inputs["input_ids"].shape[1])
         recs, teacher_logits = (recs[0], t_rec), stored if stored is not None else teacher_logits
@@ -183,7 +184,7 @@ def _step_losses(
     out, projected = trainee(**inputs)
     ctx = StepContext(
         batch["attention_mask"],
-        batch.get("labels"),
+        batch.get(LABELS),
         getattr(out, "logits", None),
         teacher_logits,
         recs[0],

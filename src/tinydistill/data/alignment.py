@@ -17,15 +17,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerBase
 
+from tinydistill.data.keys import TEACHER_PREFIX
 from tinydistill.errors import TinyDistillError
-
-ALIGN_KEYS = ("align_positions", "student_words", "teacher_words")
-TEACHER_PREFIX = "teacher_"
-
-
-def is_teacher_input(key: str) -> bool:
-    """A key of the teacher's own tokenization (not its cached logits, not the alignment)."""
-    return key.startswith(TEACHER_PREFIX) and key != "teacher_logits" and key not in ALIGN_KEYS
 
 
 def _pieces(enc, i: int) -> list[tuple[int, int, int]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinydistill.data.loaders import MODEL_INPUTS, EncodedDataset
+from tinydistill.data.keys import MODEL_INPUTS
+from tinydistill.data.loaders import EncodedDataset
 from tinydistill.data.readers import corpus_files
 from tinydistill.errors import TinyDistillError
 

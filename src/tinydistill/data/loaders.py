@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from tinydistill.data.alignment import ALIGN_KEYS, TEACHER_PREFIX, encode_pair, is_teacher_input
+from tinydistill.data.alignment import encode_pair
+from tinydistill.data.keys import ALIGN_KEYS, CACHED_LOGITS, LABELS, MODEL_INPUTS, TEACHER_PREFIX, is_teacher_input
 from tinydistill.data.readers import Examples, subset
 from tinydistill.errors import TinyDistillError
 
@@ -62,10 +63,10 @@ def encode_examples(
         check_not_empty(data, teacher_tokenizer, TEACHER_PREFIX)
     if ex.labels is not None:
         for row, label in zip(rows, ex.labels):
-            row["labels"] = label
+            row[LABELS] = label
     if ex.soft is not None:  # another teacher's outputs: batched like cached teacher logits
         for row, logits in zip(rows, ex.soft):
-            row["teacher_logits"] = logits
+            row[CACHED_LOGITS] = logits
     return data
 
 
@@ -82,7 +83,6 @@ def check_not_empty(data: EncodedDataset, tokenizer: PreTrainedTokenizerBase, pr
 
 
 #: the inputs a model reads (everything else in a row rides along: labels, cached teacher outputs, alignment, ...)
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def split_inputs(batch: dict) -> tuple[dict, dict, dict]:
@@ -164,10 +164,10 @@ class PadBoth:
         self.teacher = DataCollatorWithPadding(teacher_tokenizer, return_tensors="pt") if teacher_tokenizer else None
 
     def __call__(self, rows: list[dict]) -> dict:
-        theirs = {k for k in rows[0] if is_teacher_input(k)} | {"teacher_logits", *ALIGN_KEYS}
+        theirs = {k for k in rows[0] if is_teacher_input(k)} | {CACHED_LOGITS, *ALIGN_KEYS}
         batch = dict(self.student([{k: v for k, v in r.items() if k not in theirs} for r in rows]))
-        if "teacher_logits" in rows[0]:  # lists, arrays or memory-mapped rows
-            batch["teacher_logits"] = torch.as_tensor(np.stack([np.asarray(r["teacher_logits"]) for r in rows])).float()
+        if CACHED_LOGITS in rows[0]:  # lists, arrays or memory-mapped rows
+            batch[CACHED_LOGITS] = torch.as_tensor(np.stack([np.asarray(r[CACHED_LOGITS]) for r in rows])).float()
         theirs = {k for k in rows[0] if is_teacher_input(k)}
         if theirs and self.teacher is not None:
             n = len(TEACHER_PREFIX)

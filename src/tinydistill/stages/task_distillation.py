@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from tinydistill.config import Config, DistillStage, StudentConfig
-from tinydistill.data.readers import read_split, with_dev
+from tinydistill.data.readers import with_dev
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.models import freeze, load_classifier, load_tokenizer
@@ -189,8 +189,8 @@ def _teacher_score(cfg: Config, m: _Models, task: Task, batch: int) -> tuple[flo
     if is_complete(m.teacher_name):
         found = score(read_metrics(m.teacher_name)["dev"], task)
     else:
-        dev = task.encode(read_split(cfg.data, "dev", task, seed=cfg.seed), tokenizer, cfg.data.max_length)
-        found = score(evaluate_model(m.teacher, task.loader(dev, tokenizer, batch), task), task)
+        loader = task.eval_loader(cfg.data, "dev", tokenizer, batch, seed=cfg.seed)
+        found = score(evaluate_model(m.teacher, loader, task), task)
     return found, task.side_metrics(m.teacher, tokenizer, batch)
 
 

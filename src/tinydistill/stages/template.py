@@ -116,14 +116,15 @@ def _metrics(stage: str, result: TrainResult) -> dict:
 
 def _report(cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: list[ModelEntry]) -> None:
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
-    metrics["table"] = model_table(entries, plan.timed.head(cfg.report.speed_examples), plan.tokenizer, plan.metric)
+    table = model_table(entries, plan.timed.head(cfg.report.speed_examples), plan.tokenizer, plan.metric)
+    metrics["table"] = [row.to_json() for row in table]
     held = metrics.get("dev_held_out")
     split = []
     if held:
         row = [f"{held['dev_fraction']:g}", str(held["seed"]), str(held["examples"])]
         split = [("Dev split", Table(["held out of train", "seed", "dev examples"], [row], "rrr"))]
     sections = [
-        ("Teacher vs student", model_table_view(metrics["table"])),
+        ("Teacher vs student", model_table_view(table)),
         (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics})),
         *split,
     ]

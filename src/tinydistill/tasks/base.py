@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.loaders import EncodedDataset, PadBoth, make_loader
-from tinydistill.data.readers import Examples, read_transfer
+from tinydistill.data.readers import Examples, read_split, read_transfer
 from tinydistill.errors import TinyDistillError
 
 
@@ -107,6 +107,19 @@ class Task:
     ) -> EncodedDataset:
         """Tokenised rows (``training``: the rows a loss reads, which may label more positions than a metric)."""
         raise NotImplementedError
+
+    def eval_data(
+        self, cfg: DataConfig, split: str, tokenizer, max_length: int | None = None, seed: int = 0
+    ) -> EncodedDataset:
+        """``split`` of the configured data, read and encoded for evaluation (at ``max_length``, default the data
+        config's)."""
+        return self.encode(read_split(cfg, split, self, seed=seed), tokenizer, max_length or cfg.max_length)
+
+    def eval_loader(
+        self, cfg: DataConfig, split: str, tokenizer, batch_size: int, max_length: int | None = None, seed: int = 0
+    ) -> DataLoader:
+        """Batches of :meth:`eval_data`, in order."""
+        return self.loader(self.eval_data(cfg, split, tokenizer, max_length, seed), tokenizer, batch_size)
 
     def collator(self, tokenizer, teacher_tokenizer=None):
         """Pads a list of rows into a batch (inputs, labels and cached teacher outputs alike)."""

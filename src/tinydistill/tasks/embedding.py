@@ -25,6 +25,7 @@ from transformers.utils import ModelOutput
 
 from tinydistill.config import DataConfig, InputPath, LossConfig
 from tinydistill.data.files import data_path
+from tinydistill.data.keys import CACHED_LOGITS, LABELS
 from tinydistill.data.loaders import EncodedDataset, encode_examples, split_inputs
 from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
@@ -244,8 +245,8 @@ def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tens
     for batch in track(loader, "fitting the student's projection"):
         batch = {k: v.to(device) for k, v in batch.items()}
         pooled.append(student.pooled(batch["input_ids"], batch["attention_mask"]).float().cpu())
-        if "teacher_logits" in batch:
-            target.append(batch["teacher_logits"].float().cpu())
+        if CACHED_LOGITS in batch:
+            target.append(batch[CACHED_LOGITS].float().cpu())
         else:
             target.append(teacher(**split_inputs(batch)[1]).logits.float().cpu())
     student.train(training)
@@ -490,7 +491,7 @@ class SentenceEmbedding(Task):
         return np.concatenate(out)
 
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
-        labels = batch.get("labels")
+        labels = batch.get(LABELS)
         return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
 
     def metrics(self, outputs, golds) -> dict[str, float]:

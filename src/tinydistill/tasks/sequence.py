@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification
 from tinydistill import losses as L
 from tinydistill.augment.texts import augment_table_into
 from tinydistill.config import Config, DataConfig, LossConfig
+from tinydistill.data.keys import LABELS
 from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import Examples, labels_of, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
@@ -37,7 +38,7 @@ class _PerText(Task):
         return augment_table_into(cfg, self, out, sources)
 
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
-        labels = batch.get("labels")
+        labels = batch.get(LABELS)
         return list(logits.float().cpu().numpy()), (list(labels.cpu().numpy()) if labels is not None else None)
 
 

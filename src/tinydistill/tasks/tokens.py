@@ -25,6 +25,7 @@ from tinydistill.augment.tagged import augment_tagged_into
 from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data import conll
 from tinydistill.data.files import data_path
+from tinydistill.data.keys import CACHED_LOGITS, LABELS, WORD_KEYS
 from tinydistill.data.loaders import EncodedDataset, PadBoth, check_not_empty
 from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, read_transfer, subset
 from tinydistill.errors import TinyDistillError
@@ -52,10 +53,6 @@ class NerSettings(BaseModel):
         description="every piece of a word carries its tag in the training losses (default: the first piece; "
         "evaluation always scores words)",
     )
-
-
-#: per-row keys a model never reads: training labels per piece, and each word's first piece and gold tag
-WORD_KEYS = ("word_starts", "word_tags")
 
 
 def tagged_file(cfg: DataConfig, split: str) -> Path | None:
@@ -139,7 +136,7 @@ def encode_words(
         if ex.labels is not None:
             tags = ex.labels[i]
             row["word_tags"] = list(tags)
-            row["labels"] = [
+            row[LABELS] = [
                 _piece_label(tags, w, pos, starts, label_all_pieces, labels) for pos, w in enumerate(word_ids)
             ]
         rows.append(row)
@@ -174,20 +171,20 @@ class TokenCollator:
         self.inputs = PadBoth(tokenizer, teacher_tokenizer)
 
     def __call__(self, rows: list[dict]) -> dict:
-        extra = ("labels", "teacher_logits", *WORD_KEYS)
+        extra = (LABELS, CACHED_LOGITS, *WORD_KEYS)
         batch = self.inputs([{k: v for k, v in r.items() if k not in extra} for r in rows])
         width = batch["input_ids"].shape[1]
-        if "labels" in rows[0]:
-            batch["labels"] = _pad([r["labels"] for r in rows], width, IGNORE)
+        if LABELS in rows[0]:
+            batch[LABELS] = _pad([r[LABELS] for r in rows], width, IGNORE)
         for key in WORD_KEYS:
             if key in rows[0]:
                 batch[key] = _pad([r[key] for r in rows], max(len(r[key]) for r in rows), IGNORE)
-        if "teacher_logits" in rows[0]:
-            t = torch.zeros(len(rows), width, len(rows[0]["teacher_logits"][0]))
+        if CACHED_LOGITS in rows[0]:
+            t = torch.zeros(len(rows), width, len(rows[0][CACHED_LOGITS][0]))
             for i, r in enumerate(rows):
                 # torch.tensor copies: cached rows are read-only memory maps
-                t[i, : len(r["teacher_logits"])] = torch.tensor(r["teacher_logits"])
-            batch["teacher_logits"] = t
+                t[i, : len(r[CACHED_LOGITS])] = torch.tensor(r[CACHED_LOGITS])
+            batch[CACHED_LOGITS] = t
         return batch
 
 
