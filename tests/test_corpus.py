@@ -7,20 +7,14 @@ import json
 
 import pytest
 
+from tests.helpers import corpus_file
 from tinydistill.data.corpus import encode_corpus
 from tinydistill.data.loaders import encode_passages
 from tinydistill.errors import TinyDistillError
 
 
-def _corpus(tmp_path, n=40):
-    lines = [f"passage number {i} " + "with a few more words " * (i % 7) for i in range(n)]
-    path = tmp_path / "corpus.txt"
-    path.write_text("\n".join(lines[: n // 2]) + "\n\n  \n" + "\n".join(lines[n // 2 :]) + "\n", encoding="utf-8")
-    return path, lines
-
-
 def test_lazy_windows_equal_the_in_memory_ones(tmp_path, tokenizer):
-    path, lines = _corpus(tmp_path)
+    path, lines = corpus_file(tmp_path)
     lazy, passages = encode_corpus(path, tokenizer, 16, None, 0, tmp_path / "cache")
     eager = encode_passages(lines, tokenizer, 16)
     assert passages == 40 and len(lazy) == len(eager) > 40  # long passages are cut into several windows
@@ -30,7 +24,7 @@ def test_lazy_windows_equal_the_in_memory_ones(tmp_path, tokenizer):
 
 
 def test_max_passages_is_a_seeded_random_choice(tmp_path, tokenizer):
-    path, _ = _corpus(tmp_path)
+    path, _ = corpus_file(tmp_path)
     a, n = encode_corpus(path, tokenizer, 64, 10, 1, tmp_path / "cache")
     b, _ = encode_corpus(path, tokenizer, 64, 10, 1, tmp_path / "cache")
     c, _ = encode_corpus(path, tokenizer, 64, 10, 2, tmp_path / "cache")
@@ -51,11 +45,11 @@ def test_bad_corpora_say_what(tmp_path, tokenizer):
         encode_corpus(tmp_path / "latin1.txt", tokenizer, 16, None, 0, tmp_path / "cache")
 
 
-def test_general_distillation_on_a_lazily_read_corpus(tmp_path, tiny_teacher_dir):
+def test_general_distillation_on_a_lazily_readcorpus_file(tmp_path, tiny_teacher_dir):
     from tinydistill.config import load_config
     from tinydistill.stages import general
 
-    path, _ = _corpus(tmp_path)
+    path, _ = corpus_file(tmp_path)
     cfg = load_config(
         None,
         [

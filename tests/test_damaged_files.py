@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import BertForSequenceClassification
 
 from tests.conftest import tiny_bert_config
-from tests.helpers import StopAt, config_of, run_cli
+from tests.helpers import SMALL_STUDENT, StopAt, config_of, distill_args, run_cli, slice_of
 from tinydistill.cache import teacher_logits
 from tinydistill.checkpoints import checkpoint_root, damage, latest, usable
 from tinydistill.data.loaders import encode_examples
@@ -164,37 +164,9 @@ def test_a_regression_head_is_not_read_as_a_label_mismatch(tmp_path, tokenizer):
 
 
 def _train_args(teacher, glue, out):
-    return [
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        "-s",
-        "data.max_train_examples=64",
-        "-s",
-        "data.max_eval_examples=16",
-        "-s",
-        "data.max_length=24",
-        "-s",
-        "report.enabled=false",
-        "-s",
-        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
-        "-s",
-        "prediction.train.batch_size=8",
-        "-s",
-        "prediction.train.max_steps=8",
-        "-s",
-        "prediction.train.checkpoint_every=2",
-        "-s",
-        "prediction.losses.hard_weight=0.5",
-    ]
+    settings = ["report.enabled=false", SMALL_STUDENT, "prediction.train.batch_size=8", "prediction.train.max_steps=8"]
+    settings += ["prediction.train.checkpoint_every=2", "prediction.losses.hard_weight=0.5"]
+    return distill_args(teacher, out, *slice_of(64, 16, 24), *settings, data=glue / "SST-2")
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.helpers import distill_args, slice_of
+
 LOAD = """
 import sys
 from transformers import AutoModelForSequenceClassification
@@ -16,43 +18,15 @@ print(m.config.num_labels, sum(p.numel() for p in m.parameters()))
 
 
 def cmd(launcher, teacher, glue, out, batch):
-    return [
-        *launcher,
-        "-m",
-        "tinydistill.cli",
-        "--quiet",
-        "distill",
-        "--stage",
-        "both",
-        "--teacher",
-        str(teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        "-s",
-        "student={every_k_teacher_layers: 2}",
-        "-s",
-        "data.max_train_examples=192",
-        "-s",
-        "data.max_eval_examples=51",
-        "-s",
-        "data.max_length=24",
-        "-s",
-        "report.enabled=false",
-        "-s",
-        f"intermediate.train.batch_size={batch}",
-        "-s",
-        "intermediate.train.epochs=1",
-        "-s",
+    settings = ["student={every_k_teacher_layers: 2}", *slice_of(192, 51, 24), "report.enabled=false"]
+    settings += [f"intermediate.train.batch_size={batch}", "intermediate.train.epochs=1"]
+    settings += [
         f"prediction.train.batch_size={batch}",
-        "-s",
         "prediction.train.epochs=3",
-        "-s",
         "prediction.train.learning_rate=5e-4",
     ]
+    args = distill_args(teacher, out, *settings, stage="both", data=glue / "SST-2")
+    return [*launcher, "-m", "tinydistill.cli", "--quiet", *args]
 
 
 def test_two_processes_match_one_process_of_the_same_effective_batch(tmp_path, confident_teacher, glue):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from tests.helpers import run_cli
+from tests.helpers import CONFIGS, SHAPE, distill_args, model_type_of, padded_batch, run_cli, slice_of, tiny_config
 from tinydistill.capture import capture
 from tinydistill.config import StudentConfig
 from tinydistill.errors import TinyDistillError
@@ -14,81 +14,7 @@ from tinydistill.families import FAMILIES
 from tinydistill.students import build_student
 from tinydistill.tasks import SequenceClassification
 
-VOCAB = 30522  # the MiniLM tokenizer's, so the distillation runs can use it with every family
-SHAPE = {
-    "hidden_size": 32,
-    "num_hidden_layers": 3,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "vocab_size": VOCAB,
-    "pad_token_id": 0,
-}
-CONFIGS = {
-    "bert": {},
-    "roberta": {},
-    "xlm-roberta": {},
-    "camembert": {},
-    "ernie": {},
-    "electra": {"embedding_size": 16},
-    "distilbert": {"dim": 32, "n_layers": 3, "n_heads": 4, "hidden_dim": 64},
-    "albert": {"embedding_size": 16},
-    "mpnet": {},
-    "deberta-v2": {
-        "relative_attention": True,
-        "pos_att_type": ["c2p", "p2c"],
-        "max_relative_positions": 16,
-        "position_buckets": 8,
-        "position_biased_input": False,
-    },
-    # the layout every released DeBERTa-v3 checkpoint ships (deberta-v3-base/-small/-xsmall config.json)
-    "deberta-v3": {
-        "relative_attention": True,
-        "pos_att_type": "p2c|c2p",
-        "max_relative_positions": -1,
-        "position_buckets": 8,
-        "position_biased_input": False,
-        "share_att_key": True,
-        "norm_rel_ebd": "layer_norm",
-        "type_vocab_size": 0,
-        "layer_norm_eps": 1e-7,
-    },
-    "modernbert": {
-        "global_attn_every_n_layers": 2,
-        "local_attention": 4,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "cls_token_id": 1,
-        "sep_token_id": 2,
-    },
-}
-#: cases that are a layout of another model type
-MODEL_TYPE = {"deberta-v3": "deberta-v2"}
 TASK = SequenceClassification("sst-2", ["0", "1"], "accuracy")
-
-
-def model_type_of(case: str) -> str:
-    return MODEL_TYPE.get(case, case)
-
-
-def tiny_config(case: str, **kw):
-    model_type = model_type_of(case)
-    shape = {
-        k: v
-        for k, v in SHAPE.items()
-        if model_type != "distilbert"
-        or k not in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-    }
-    return AutoConfig.for_model(model_type, **shape, **CONFIGS[case], **kw)
-
-
-def _batch():
-    torch.manual_seed(0)
-    ids = torch.randint(5, 1000, (2, 10))
-    mask = torch.ones(2, 10, dtype=torch.long)
-    mask[1, 6:] = 0  # padding in the second row
-    ids[1, 6:] = 0
-    return ids, mask
 
 
 def _implementations(case: str) -> list[str]:
@@ -105,7 +31,7 @@ def test_captured_scores_reproduce_the_models_attention(case, implementation):
     config = tiny_config(case)
     config._attn_implementation = "eager"
     model = AutoModel.from_config(config).eval()
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     for rows in (slice(0, 1), slice(0, 2)):  # one row too: a batch of 1 broadcasts where a wrong shape would fail
         _check_scores(model, implementation, ids[rows], mask[rows])
 
@@ -136,7 +62,7 @@ def _check_scores(model, implementation, ids, mask):
 
 def test_modernbert_local_layers_hide_keys_outside_the_window():
     model = AutoModel.from_config(tiny_config("modernbert")).eval()
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     with torch.no_grad(), capture(model, [], [1, 2]) as rec:
         model(input_ids=ids, attention_mask=mask)
     local, full = rec.allowed[2], rec.allowed[1]  # layer 2 (index 1) is local with global_attn_every_n_layers=2
@@ -173,35 +99,10 @@ def _save(model, tokenizer, path):
 
 
 def _distill_both(teacher_dir, glue, out, student):
-    return [
-        "distill",
-        "--teacher",
-        str(teacher_dir),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        "-s",
-        f"student={student}",
-        "-s",
-        "data.max_train_examples=16",
-        "-s",
-        "data.max_eval_examples=8",
-        "-s",
-        "data.max_length=16",
-        "-s",
-        "report.enabled=false",
-        "-s",
-        "intermediate.train.max_steps=2",
-        "-s",
-        "prediction.train.max_steps=2",
-        "-s",
-        "intermediate.train.batch_size=8",
-        "-s",
-        "prediction.train.batch_size=8",
-    ]
+    steps = ["intermediate.train.max_steps=2", "prediction.train.max_steps=2"]
+    steps += ["intermediate.train.batch_size=8", "prediction.train.batch_size=8"]
+    settings = [f"student={student}", *slice_of(16, 8, 16), "report.enabled=false", *steps]
+    return distill_args(teacher_dir, out, *settings, stage="both", data=glue / "SST-2")
 
 
 @pytest.mark.parametrize("case", list(CONFIGS))
@@ -244,7 +145,7 @@ def test_a_family_without_an_adapter_gets_hidden_states_but_no_attention():
     config.model_type = "made-up"  # stands for any family with no adapter
     model = AutoModel.from_config(AutoConfig.for_model("bert", **SHAPE)).eval()
     model.config.model_type = "made-up"
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     with torch.no_grad(), capture(model, [0, 2], []) as rec:
         out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     torch.testing.assert_close(rec.hidden[2], out.hidden_states[2])

@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import distill_args, run_cli
 from tinydistill.config import DataConfig
 from tinydistill.data.loaders import encode_examples
 from tinydistill.data.readers import read_split
@@ -54,27 +54,9 @@ def test_a_1mb_line_is_read_and_truncated(tmp_path, tokenizer):
 
 
 def _distill_args(teacher, train, out):
-    return [
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(teacher),
-        "--student",
-        "tinybert-4l-312d",
-        "-o",
-        str(out),
-        "-s",
-        "data.task=classification",
-        "-s",
-        f"data.train_file={train}",
-        "-s",
-        f"data.dev_file={train}",
-        "-s",
-        "prediction.train.max_steps=1",
-        "-s",
-        "report.enabled=false",
-    ]
+    data = ["data.task=classification", f"data.train_file={train}", f"data.dev_file={train}"]
+    settings = [*data, "prediction.train.max_steps=1", "report.enabled=false"]
+    return distill_args(teacher, out, *settings, task=None, student="tinybert-4l-312d")
 
 
 @pytest.fixture

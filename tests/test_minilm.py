@@ -9,8 +9,7 @@ import torch
 from transformers import AutoModel, BertModel
 
 from tests.conftest import tiny_bert_config
-from tests.test_corpus import _corpus
-from tests.test_families import CONFIGS, _batch, model_type_of, tiny_config
+from tests.helpers import CONFIGS, corpus_file, model_type_of, padded_batch, tiny_config
 from tinydistill import losses as L
 from tinydistill import objectives
 from tinydistill.capture import capture
@@ -81,7 +80,7 @@ def test_qkv_capture_records_each_familys_projections(case):
     torch.manual_seed(0)
     model = AutoModel.from_config(tiny_config(case)).eval()
     family = FAMILIES[model_type_of(case)]
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     with torch.no_grad(), capture(model, [0], [], [1, 3]) as rec:
         model(input_ids=ids, attention_mask=mask)
         attention = family.attention_module(family.layer_modules(model.base_model)[0])
@@ -93,7 +92,7 @@ def test_qkv_capture_records_each_familys_projections(case):
 
 
 def _general(tmp_path, teacher_dir, *losses):
-    path, _ = _corpus(tmp_path)
+    path, _ = corpus_file(tmp_path)
     return load_config(
         None,
         [
@@ -199,7 +198,7 @@ def test_a_bert_student_learns_relations_from_an_mpnet_teacher_of_another_width(
     torch.manual_seed(0)
     teacher = AutoModel.from_config(tiny_config("mpnet")).eval()
     student = BertModel(tiny_bert_config(30522, layers=2, hidden=16, heads=2))
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     cfg = LossConfig(relation_weight=1.0, relation_heads=8)
     setup = objectives.setup_for([], None, student.config, teacher.config)
     plan = objectives.capture_plan(cfg, setup)

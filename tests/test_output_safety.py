@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_pipeline_config
-from tests.helpers import StopAt, config_of, run_cli
+from tests.helpers import SMALL_STUDENT, StopAt, config_of, distill_args, run_cli, sets, slice_of
 from tinydistill.checkpoints import checkpoint_root, latest
 from tinydistill.errors import TinyDistillError
 from tinydistill.outputs import OutputLock, _process_start
@@ -32,41 +32,16 @@ def user_folder(tmp_path):
 
 
 def _data_args(glue, n=64):
-    return [
-        "-s",
-        "data.task=sst-2",
-        "-s",
-        f"data.dir={glue / 'SST-2'}",
-        "-s",
-        f"data.max_train_examples={n}",
-        "-s",
-        "data.max_eval_examples=32",
-        "-s",
-        "data.max_length=32",
-        "-s",
-        "report.enabled=false",
-    ]
+    return sets("data.task=sst-2", f"data.dir={glue / 'SST-2'}", *slice_of(n, 32, 32), "report.enabled=false")
 
 
 def _small_student():
-    return ["-s", "student={layers: 1, hidden: 16, heads: 4, ffn: 32}"]
+    return sets(SMALL_STUDENT)
 
 
 def _distill(teacher, glue, out, *extra):
-    return [
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(teacher),
-        *_data_args(glue),
-        *_small_student(),
-        "-s",
-        "prediction.train.max_steps=2",
-        "-o",
-        str(out),
-        *extra,
-    ]
+    args = distill_args(teacher, out, *slice_of(64, 32, 32), "report.enabled=false", SMALL_STUDENT, task=None)
+    return [*args, *_data_args(glue), "-s", "prediction.train.max_steps=2", *extra]
 
 
 def _command_onto(name, out, teacher, classifier, glue, finished_run, tmp_path):

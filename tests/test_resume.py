@@ -14,48 +14,16 @@ import time
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers import distill_args, slice_of
 from tinydistill.checkpoints import checkpoint_root, latest
 
 
 def distill_cmd(teacher, glue, out, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "tinydistill.cli",
-        "--quiet",
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        "-s",
-        "student={layers: 2, hidden: 32, heads: 4, ffn: 64}",
-        "-s",
-        "data.max_train_examples=96",
-        "-s",
-        "data.max_eval_examples=32",
-        "-s",
-        "data.max_length=24",
-        "-s",
-        "prediction.train.batch_size=8",
-        "-s",
-        "prediction.train.epochs=25",
-        "-s",
-        "prediction.train.learning_rate=1e-3",
-        "-s",
-        "prediction.train.checkpoint_every=20",
-        "-s",
-        "prediction.losses.hard_weight=0.5",
-        "-s",
-        "report.enabled=false",
-        *extra,
-    ]
+    settings = ["student={layers: 2, hidden: 32, heads: 4, ffn: 64}", *slice_of(96, 32, 24)]
+    settings += ["prediction.train.batch_size=8", "prediction.train.epochs=25", "prediction.train.learning_rate=1e-3"]
+    settings += ["prediction.train.checkpoint_every=20", "prediction.losses.hard_weight=0.5", "report.enabled=false"]
+    args = distill_args(teacher, out, *settings, data=glue / "SST-2")
+    return [sys.executable, "-m", "tinydistill.cli", "--quiet", *args, *extra]
 
 
 def _env():

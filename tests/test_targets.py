@@ -233,7 +233,7 @@ def test_a_local_attention_teacher_is_not_cached(tmp_path, tokenizer, capsys):
     """ModernBERT's local layers (window 4 here) hide real tokens that replay (padding only) would show."""
     from transformers import AutoModel
 
-    from tests.test_families import tiny_config
+    from tests.helpers import tiny_config
 
     torch.manual_seed(0)
     teacher = AutoModel.from_config(tiny_config("modernbert")).eval()

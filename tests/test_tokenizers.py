@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from tests.conftest import tiny_bert_config
-from tests.helpers import run_cli
+from tests.helpers import distill_args, run_cli, slice_of
 from tinydistill import losses as L
 from tinydistill.data.alignment import encode_pair
 from tinydistill.data.loaders import make_loader
@@ -153,34 +153,10 @@ def bert_student(tmp_path, tokenizer):
 
 
 def _distill(teacher, student, glue, out, *extra):
-    return [
-        "distill",
-        "--teacher",
-        str(teacher),
-        "--student",
-        str(student),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        "-s",
-        "data.max_train_examples=32",
-        "-s",
-        "data.max_eval_examples=16",
-        "-s",
-        "data.max_length=24",
-        "-s",
-        "intermediate.train.max_steps=3",
-        "-s",
-        "prediction.train.max_steps=3",
-        "-s",
-        "intermediate.train.batch_size=8",
-        "-s",
-        "prediction.train.batch_size=8",
-        *extra,
-    ]
+    steps = ["intermediate.train.max_steps=3", "prediction.train.max_steps=3"]
+    steps += ["intermediate.train.batch_size=8", "prediction.train.batch_size=8"]
+    args = distill_args(teacher, out, *slice_of(32, 16, 24), *steps, stage="both", data=glue / "SST-2", student=student)
+    return [*args, *extra]
 
 
 def test_mpnet_teacher_into_a_bert_student(monkeypatch, capsys, tmp_path, glue, mpnet_teacher, bert_student):

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.test_families import CASES, _batch, tiny_config  # noqa: E402
+from tests.helpers import CONFIGS, padded_batch, tiny_config  # noqa: E402
 from tinydistill.capture import capture  # noqa: E402
 
 
@@ -22,7 +22,7 @@ def max_delta(model_type: str, implementation: str) -> float:
     config = tiny_config(model_type)
     config._attn_implementation = "eager"
     model = AutoModel.from_config(config).eval()
-    ids, mask = _batch()
+    ids, mask = padded_batch()
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask, output_attentions=True)
         model.config._attn_implementation = implementation
@@ -39,8 +39,10 @@ def max_delta(model_type: str, implementation: str) -> float:
 
 def main() -> None:
     print("| family | implementation | max abs diff |\n|---|---|---:|")
-    for model_type, implementation in CASES:
-        print(f"| {model_type} | {implementation} | {max_delta(model_type, implementation):.1e} |")
+    for case in CONFIGS:
+        sdpa = AutoModel.from_config(tiny_config(case)).config._attn_implementation == "sdpa"
+        for implementation in ("eager", "sdpa") if sdpa else ("eager",):
+            print(f"| {case} | {implementation} | {max_delta(case, implementation):.1e} |")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def _run_stages(cfg: Config, r: _Run) -> dict:
     r.stage("stage 3 (intermediate-layer distillation)", "3-intermediate", distilled("intermediate", task_cfg))
     pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(out / "3-intermediate"))})
     r.stage("stage 4 (prediction-layer distillation)", "4-prediction", distilled("prediction", pred_cfg))
-    paths = {name: out / name for name in STAGES}
+    paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     paths["2-teacher"] = teacher
     summary = summarize(cfg, paths, r.task)
     r.folder.claim("summary.json", *(("report.html", "report.md", "plots") if cfg.report.enabled else ()))

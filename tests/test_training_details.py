@@ -1,4 +1,6 @@
-"""What a review of the training code found: each test failed before its fix."""
+"""Details of training that were each wrong once: fp32 teacher targets in a bf16 step, weights loaded in fp32, the
+teacher-logit pass on the training device, the logged loss under gradient accumulation, projections carried from
+stage 1."""
 
 import json
 
@@ -6,7 +8,7 @@ import torch
 from transformers import AutoConfig, BertForSequenceClassification, BertModel
 
 from tests.conftest import tiny_bert_config
-from tests.helpers import config_of, run_cli
+from tests.helpers import SMALL_STUDENT, config_of, distill_args, run_cli
 from tinydistill.cache import teacher_fingerprint
 from tinydistill.capture import capture
 from tinydistill.config import LossConfig
@@ -48,27 +50,10 @@ def test_a_model_saved_in_bf16_loads_in_fp32_and_fingerprints(tmp_path):
 
 def _prediction(teacher, glue, out, rows: int, steps: int) -> list[str]:
     """A tiny prediction-layer distillation on an SST-2 slice."""
-    sets = [
-        f"data.max_train_examples={rows}",
-        "data.max_eval_examples=8",
-        f"prediction.train.max_steps={steps}",
-        "report.enabled=false",
-        "student={layers: 1, hidden: 16, heads: 4, ffn: 32}",
-    ]
-    return [
-        "distill",
-        "--stage",
-        "prediction",
-        "--teacher",
-        str(teacher),
-        "--task",
-        "sst-2",
-        "--data-dir",
-        str(glue / "SST-2"),
-        "-o",
-        str(out),
-        *[a for x in sets for a in ("-s", x)],
-    ]
+    settings = [f"prediction.train.max_steps={steps}", "report.enabled=false", SMALL_STUDENT]
+    return distill_args(
+        teacher, out, f"data.max_train_examples={rows}", "data.max_eval_examples=8", *settings, data=glue / "SST-2"
+    )
 
 
 def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys, tmp_path, confident_teacher, glue):
