@@ -225,6 +225,7 @@ def test_masked_lm_for_single_pieces_and_vectors_for_the_rest(tiny_mlm_dir, glov
     assert out == augment_texts(["good picturesqueness"], cfg, seed=0, vectors=vectors, masked_lm=mlm)[0]
 
 
+@pytest.mark.slow
 def test_pipeline_trains_the_student_on_augmented_data(tmp_path, tiny_teacher_dir, glue, glove_file):
     from tinydistill.pipeline import pipeline
 

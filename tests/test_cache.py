@@ -35,6 +35,7 @@ def _cfg(teacher, glue, tmp_path, *extra):
     )
 
 
+@pytest.mark.slow
 def test_cached_and_live_distillation_give_the_same_losses(tmp_path, confident_teacher, glue):
     live = distill(
         _cfg(confident_teacher, glue, tmp_path, "prediction.teacher_cache=false"), "prediction", tmp_path / "live"
@@ -71,12 +72,14 @@ def test_cache_keys_follow_teacher_and_inputs(tmp_path, confident_teacher, tiny_
     assert not np.allclose(other_logits, first)
 
 
+@pytest.mark.slow
 def test_a_stage_reading_the_teachers_layers_caches_them_not_its_logits(tmp_path, confident_teacher, glue):
     distill(_cfg(confident_teacher, glue, tmp_path, "prediction.losses.hidden_weight=1"), "prediction", tmp_path / "s")
     assert not (tmp_path / "cache" / "teacher-logits").exists()  # hidden states are needed every step:
     assert len(list((tmp_path / "cache" / "teacher-targets").iterdir())) == 1  # the target cache holds them
 
 
+@pytest.mark.slow
 def test_hard_label_only_stage_never_runs_the_teacher(tmp_path, confident_teacher, glue):
     """soft_weight 0 and no intermediate loss: plain fine-tuning, so the teacher's forward is skipped entirely."""
     from tinydistill.trainer import Callback

@@ -98,6 +98,7 @@ def test_unknown_task_and_mismatched_vocab(monkeypatch, capsys, tmp_path, tiny_c
     assert code == 2 and "vocabularies differ" in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_config_errors_and_debug_traceback(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "finetune", "-s", "finetune.train.epochz=1")
     assert code == 2 and "unknown key (did you mean 'epochs'?)" in err

@@ -45,7 +45,8 @@ def test_bad_corpora_say_what(tmp_path, tokenizer):
         encode_corpus(tmp_path / "latin1.txt", tokenizer, 16, None, 0, tmp_path / "cache")
 
 
-def test_general_distillation_on_a_lazily_readcorpus_file(tmp_path, tiny_teacher_dir):
+@pytest.mark.slow
+def test_general_distillation_on_a_lazily_read_corpus(tmp_path, tiny_teacher_dir):
     from tinydistill.config import load_config
     from tinydistill.stages import general
 

@@ -169,6 +169,7 @@ def _train_args(teacher, glue, out):
     return distill_args(teacher, out, *slice_of(64, 16, 24), *settings, data=glue / "SST-2")
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     from tinydistill.stages import distill
 

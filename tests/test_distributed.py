@@ -9,9 +9,12 @@ import pytest
 
 from tests.helpers import distill_args, slice_of
 
+pytestmark = pytest.mark.slow  # subprocesses and whole pipelines
+
 LOAD = """
 import sys
 from transformers import AutoModelForSequenceClassification
+
 m = AutoModelForSequenceClassification.from_pretrained(sys.argv[1])
 print(m.config.num_labels, sum(p.numel() for p in m.parameters()))
 """

@@ -103,6 +103,7 @@ def distilled(st_teacher, tmp_path_factory) -> tuple[Path, object]:
     return distill(cfg, "prediction", tmp / "student"), cfg
 
 
+@pytest.mark.slow
 def test_distilled_student_loads_with_sentence_transformers_and_automodel(distilled):
     out, _ = distilled
     metrics = json.loads((out / "metrics.json").read_text())
@@ -123,6 +124,7 @@ def test_distilled_student_loads_with_sentence_transformers_and_automodel(distil
         np.testing.assert_allclose(ours(**batch).logits.numpy()[0], vec[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_intermediate_losses_train_an_embedding_student(st_teacher, tmp_path):
     from tinydistill.stages import distill
 
@@ -235,6 +237,7 @@ def test_encoder_wrapper_exposes_the_backbone(st_teacher):
     assert teacher_fingerprint(model) != key
 
 
+@pytest.mark.slow
 def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teacher, tmp_path):
     from tinydistill.bench import bench
     from tinydistill.compare import compare
@@ -274,6 +277,7 @@ def test_evaluate_export_and_compare_serve_embedding_models(distilled, st_teache
     assert "ex/s @64" in (tmp_path / "b" / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_pipeline_skips_teacher_finetuning_and_chains_general_intermediate_prediction(st_teacher, tmp_path):
     from tinydistill.compare import compare
     from tinydistill.pipeline import pipeline
@@ -331,6 +335,7 @@ def test_least_squares_start_recovers_a_linear_map():
         np.testing.assert_allclose(linear(x).numpy(), (x @ a + b).numpy(), atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("projection", ["dense", "pca"])
 def test_the_projection_starts_fitted_to_the_teacher(st_teacher, tokenizer, projection):
     """A new Dense layer starts as the least-squares map (lower loss than its random start); with pca the targets are

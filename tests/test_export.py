@@ -35,6 +35,7 @@ def exported(tmp_path_factory, tiny_classifier_dir, glue):
     return export(tiny_classifier_dir, out, cfg), out
 
 
+@pytest.mark.slow
 def test_onnx_matches_pytorch_on_new_batch_and_lengths(exported, tiny_classifier_dir, tokenizer):
     _, out = exported
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir).eval()
@@ -49,6 +50,7 @@ def test_onnx_matches_pytorch_on_new_batch_and_lengths(exported, tiny_classifier
         assert torch.allclose(got, ref, atol=1e-4), (got - ref).abs().max()
 
 
+@pytest.mark.slow
 def test_export_folder_is_self_contained_and_reports(exported):
     result, out = exported
     assert {ONNX_FILE, INT8_FILE, "config.json", "tokenizer.json", "export.json"} <= {p.name for p in out.iterdir()}
@@ -69,6 +71,7 @@ def test_parity_check_refuses_a_wrong_export(exported, tiny_classifier_dir, conf
         check_parity(other, OnnxClassifier(out / ONNX_FILE), [batch])
 
 
+@pytest.mark.slow
 def test_export_without_token_type_ids(tmp_path, tokenizer):
     """Models whose tokenizer gives no token_type_ids (MPNet-style) export with two inputs."""
     from transformers import BertForSequenceClassification
@@ -97,6 +100,7 @@ def test_flops_scale_with_model_size(tiny_classifier_dir, tokenizer):
     assert 1.8 < ratio <= 2.0  # the encoder layers dominate; the head and pooler are counted once
 
 
+@pytest.mark.slow
 def test_bench_scores_and_times_every_runtime(tmp_path, tiny_classifier_dir, confident_teacher, glue):
     from tinydistill.config import load_config
 
@@ -114,6 +118,7 @@ def test_bench_scores_and_times_every_runtime(tmp_path, tiny_classifier_dir, con
     assert "FLOP ratio" in (tmp_path / "b" / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_cli_export_and_refusals(tmp_path, tiny_classifier_dir):
     runner = CliRunner()
     res = runner.invoke(app, ["export", str(tiny_classifier_dir), "-o", str(tmp_path / "e"), "--no-int8"])

@@ -105,6 +105,7 @@ def _distill_both(teacher_dir, glue, out, student):
     return distill_args(teacher_dir, out, *settings, stage="both", data=glue / "SST-2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CONFIGS))
 def test_each_family_distils_as_teacher_and_as_student(
     monkeypatch, capsys, tmp_path, tokenizer, glue, tiny_classifier_dir, case

@@ -105,6 +105,7 @@ def test_one_file_per_class_with_a_dev_hold_out(tmp_path):
     assert "café" in train.texts[0] and not set(train.texts) & set(dev.texts)
 
 
+@pytest.mark.slow
 def test_one_file_per_class_from_configuration_alone(monkeypatch, capsys, tmp_path, tiny_teacher_dir):
     from tests.helpers import run_cli
 

@@ -73,6 +73,7 @@ def test_output_location_that_cannot_be_a_folder(monkeypatch, capsys, tmp_path, 
     assert code == 2 and "cannot write to" in err and "Not a directory" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_full_disk_leaves_nothing_behind(monkeypatch, capsys, tmp_path, tiny_classifier_dir, labelled_csv):
     from transformers import PreTrainedModel
 
@@ -158,6 +159,7 @@ def test_text_the_tokenizer_drops_entirely_is_refused(tokenizer):
 # --- messages that used to be raw or empty ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_max_length_above_the_models_positions_is_lowered_with_a_message(
     monkeypatch, capsys, tmp_path, tiny_classifier_dir, labelled_csv
 ):
@@ -180,6 +182,7 @@ def test_duplicate_teacher_layers_are_refused(monkeypatch, capsys):
     assert code == 2 and "teacher_layers lists layer(s) [2] more than once" in err
 
 
+@pytest.mark.slow
 def test_finetune_a_bare_backbone_on_a_regression_task(monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue):
     code, _, err = run_cli(
         monkeypatch,

@@ -111,6 +111,7 @@ def _general(tmp_path, teacher_dir, *losses):
     )
 
 
+@pytest.mark.slow
 def test_relation_distillation_across_widths_and_head_counts_lowers_its_objective(tmp_path, tiny_teacher_dir):
     from tinydistill.stages import general
 

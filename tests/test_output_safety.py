@@ -64,6 +64,7 @@ def _command_onto(name, out, teacher, classifier, glue, finished_run, tmp_path):
 COMMANDS = ["finetune", "general", "distill", "distill-both", "pipeline", "augment", "export", "bench", "compare"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_existing_folder_of_the_user_is_refused_and_kept(
     monkeypatch, capsys, tmp_path, user_folder, command, tiny_teacher_dir, tiny_classifier_dir, glue, finished_run
@@ -113,6 +114,7 @@ def test_output_dot_is_refused_clearly(monkeypatch, capsys, tmp_path, tiny_class
     assert code == 2 and "is the current folder" in err and "empty name" not in err
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_a_foreign_folder(monkeypatch, capsys, tmp_path, user_folder, tiny_classifier_dir, glue):
     code, out, err = run_cli(monkeypatch, capsys, *_distill(tiny_classifier_dir, glue, user_folder, "--overwrite"))
     assert code == 0, err
@@ -187,6 +189,7 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_exits_non_zero_names_the_run_and_resumes(tmp_path, tiny_classifier_dir, glue, sig, code):
     out = tmp_path / "out"
@@ -222,6 +225,7 @@ def test_interrupt_exits_non_zero_names_the_run_and_resumes(tmp_path, tiny_class
     assert json.loads((out / "metrics.json").read_text())["steps"] == 400
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     from tinydistill.stages import distill
 
@@ -257,6 +261,7 @@ def test_resume_refuses_a_changed_configuration(monkeypatch, capsys, tmp_path, t
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_pipeline_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, tiny_teacher_dir, glue):
     from tinydistill.pipeline import pipeline
 
@@ -298,6 +303,7 @@ def checkpointed(tmp_path_factory, tiny_teacher_dir, glue):
     return sets, _pipeline_student(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["general", "finetune", "intermediate", "prediction"])
 def test_pipeline_interrupted_in_each_stage_resumes_to_the_same_student(
     monkeypatch, tmp_path, tiny_teacher_dir, glue, checkpointed, stage
@@ -437,6 +443,7 @@ def test_a_finished_output_holding_a_file_its_run_did_not_write_is_not_replaced_
     assert (out / "my-analysis.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_overwrite_removes_only_what_its_manifest_lists_and_reruns_from_its_own_config(
     monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue
 ):

@@ -11,9 +11,12 @@ from tests.conftest import tiny_pipeline_config
 from tests.helpers import StopAt
 from tinydistill.pipeline import STAGES, format_summary, pipeline
 
+pytestmark = pytest.mark.slow  # subprocesses and whole pipelines
+
 LOAD_PLAIN = """
 import sys
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
 for folder in sys.argv[1:]:
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)

@@ -84,6 +84,7 @@ def test_a_hold_out_that_leaves_a_class_out_is_refused(tmp_path):
         load_config(None, ["data.dev_fraction=1.5"])
 
 
+@pytest.mark.slow
 def test_the_held_out_split_is_recorded_in_metrics_and_report(tmp_path, tiny_teacher_dir):
     import json
 

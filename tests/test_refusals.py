@@ -171,6 +171,7 @@ def test_teacher_logits_over_the_budget_are_not_cached_and_stale_temporaries_go(
     np.testing.assert_allclose(logits[1], direct, atol=1e-6)  # streamed to disk, read back memory-mapped
 
 
+@pytest.mark.slow
 def test_a_stage_over_the_logit_budget_runs_the_teacher_live(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     args = ["distill", "--stage", "prediction", "--teacher", str(tiny_classifier_dir), "--task", "sst-2"]
     args += ["--data-dir", str(glue / "SST-2"), "-o", str(tmp_path / "s"), "-s", "data.max_train_examples=32"]
@@ -182,6 +183,7 @@ def test_a_stage_over_the_logit_budget_runs_the_teacher_live(monkeypatch, capsys
     assert (tmp_path / "s" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_and_compare_lower_a_length_over_the_models_positions(
     monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue
 ):
@@ -224,6 +226,7 @@ def test_relation_heads_of_zero_is_a_range_error():
         load_config(None, ["intermediate.losses.relation_heads=0"])
 
 
+@pytest.mark.slow
 def test_resume_with_nothing_to_resume_says_so(monkeypatch, capsys, tmp_path, tiny_classifier_dir, glue):
     args = ["distill", "--stage", "prediction", "--teacher", str(tiny_classifier_dir), "--task", "sst-2"]
     args += ["--data-dir", str(glue / "SST-2"), "-o", str(tmp_path / "s"), "-s", "data.max_train_examples=16"]

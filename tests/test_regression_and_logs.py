@@ -27,6 +27,7 @@ def regression_teacher(tmp_path_factory, tokenizer):
     return path
 
 
+@pytest.mark.slow
 def test_stsb_regression_distillation_and_tensorboard_scalars(tmp_path, regression_teacher, glue):
     cfg = load_config(
         None,

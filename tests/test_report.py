@@ -14,6 +14,8 @@ from tinydistill.compare import compare, pareto
 from tinydistill.pipeline import STAGES
 from tinydistill.ui import detail, say, set_verbosity
 
+pytestmark = pytest.mark.slow  # subprocesses and whole pipelines
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 PROBE = """<script>window.addEventListener('load', () => {
   const imgs = [...document.images];

@@ -11,11 +11,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from tests.helpers import distill_args, slice_of
 from tinydistill.checkpoints import checkpoint_root, latest
+
+pytestmark = pytest.mark.slow  # subprocesses and whole pipelines
 
 
 def distill_cmd(teacher, glue, out, *extra):

@@ -31,6 +31,7 @@ def _write_csv(path, rows):
     return path
 
 
+@pytest.mark.slow
 def test_soft_labels_of_the_teachers_own_probabilities_give_the_live_teachers_losses(tmp_path, glue, confident_teacher):
     from tinydistill.stages import distill
 
@@ -110,6 +111,7 @@ def test_soft_labels_without_teacher_need_a_student_folder(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_shipped_soft_label_example_runs(tmp_path, tiny_teacher_dir, monkeypatch):
     from pathlib import Path
 
@@ -126,6 +128,7 @@ def test_the_shipped_soft_label_example_runs(tmp_path, tiny_teacher_dir, monkeyp
     assert metrics["steps"] == 2 and metrics["history"][0]["soft"] > 0
 
 
+@pytest.mark.slow
 def test_a_transfer_set_is_labelled_by_the_teacher_and_skipped_by_the_hard_loss(tmp_path, glue, confident_teacher):
     from tinydistill.stages import distill
     from tinydistill.tasks import SequenceClassification

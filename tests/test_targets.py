@@ -184,6 +184,7 @@ def _stage_cfg(teacher, glue, tmp_path, *extra):
     )
 
 
+@pytest.mark.slow
 def test_a_multi_epoch_stage_trains_the_same_on_cached_targets(tmp_path, confident_teacher, glue, capsys):
     live = distill(
         _stage_cfg(confident_teacher, glue, tmp_path, "intermediate.teacher_cache=false"),
@@ -209,6 +210,7 @@ def test_a_multi_epoch_stage_trains_the_same_on_cached_targets(tmp_path, confide
     assert gap.mean() < 1e-6 and (gap > 2e-3).sum() <= 20 and gap.max() < 12 * 1e-3
 
 
+@pytest.mark.slow
 def test_one_pass_or_tinybert_arithmetic_runs_the_teacher_live(tmp_path, confident_teacher, glue, capsys):
     one = ["intermediate.train.epochs=1"]
     distill(_stage_cfg(confident_teacher, glue, tmp_path, *one), "intermediate", tmp_path / "one")

@@ -192,6 +192,7 @@ def _ner_teacher(path: Path, tokenizer, labels: list[str]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cache_holds_ragged_per_token_logits_exactly(tmp_path, tokenizer):
     from tinydistill.cache import teacher_logits
 
@@ -247,6 +248,7 @@ def _ner_config(tmp_path: Path, teacher: Path, data_dir: Path, **extra):
     return load_config(None, sets + [f"{k}={v}" for k, v in extra.items()])
 
 
+@pytest.mark.slow
 def test_tiny_token_pipeline_end_to_end_and_transformers_pipeline_load(tmp_path, tiny_teacher_dir):
     from transformers import AutoTokenizer, pipeline
 
@@ -314,6 +316,7 @@ def test_bad_tags_exit_nonzero_and_leave_no_output(tmp_path, tiny_teacher_dir, m
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_label_all_pieces_only_changes_training_rows(tmp_path, tokenizer):
     cfg = DataConfig(task="ner", dir=str(NER / "conll2003"), max_train_examples=20, label_all_pieces=True)
     task = task_info(cfg)
@@ -391,6 +394,7 @@ def test_augment_command_writes_tagged_copies_in_the_input_format(tmp_path):
     assert first_line.split(" ")[1:] == ["NNP", "I-NP", "I-ORG"]  # every other column copied as read
 
 
+@pytest.mark.slow
 def test_a_transfer_set_of_untagged_sentences_is_tagged_by_the_teacher(tmp_path, tokenizer):
     from tinydistill.data.readers import concat
     from tinydistill.stages import distill

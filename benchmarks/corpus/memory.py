@@ -1,7 +1,7 @@
 """Peak memory of general distillation on a corpus 10x the Wikipedia slice (issue 15): the corpus is read lazily
 (memory-mapped, tokenised in a cached batched pass), so the peak should barely move with its size.
 
-    python benchmarks/corpus/memory.py WORK [--repeat 10] [--steps 20]
+    python -m benchmarks.corpus.memory WORK [--repeat 10] [--steps 20]
 
 Builds WORK/wiki-x10.txt by repeating ../shared/data/corpus/wikipedia/train.txt, then runs `general` (MiniLM-L6
 teacher, a 2-layer student, max_length 128, --steps optimizer steps) on the original and on the big corpus, each in

@@ -1,7 +1,7 @@
 """Sentence-embedding distillation (issue 16): all-mpnet-base-v2 into small students, beside sentence-transformers' own
 MSELoss distillation with the same teacher vectors, student start, sentences and steps.
 
-    python benchmarks/embedding/run.py WORK [--students l3 l6:1] [--seeds 1 2 3] [--sts-train N] [--sst2 4000]
+    python -m benchmarks.embedding.run WORK [--students l3 l6:1] [--seeds 1 2 3] [--sts-train N] [--sst2 4000]
                                             [--wiki 2000] [--epochs 1] [--eval-pairs N] [--lr 2e-5] [--anchor-lr 1e-4]
                                             [--max-length 128] [--no-anchor] [--loss mse|cosine|similarity]
                                             [--projection dense|pca] [--init least-squares|random]
@@ -156,7 +156,6 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
     )
     from sentence_transformers.sentence_transformer.losses import MSELoss
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
-    from sklearn.decomposition import PCA
 
     out = work / f"anchor-{args.anchor_recipe}-{Path(start).name}-s{seed}"
     if (out / "modules.json").is_file():
@@ -167,9 +166,7 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
     width = model.get_sentence_embedding_dimension()
     targets = np.asarray(teacher_vectors, dtype=np.float32)
     if width != teacher_dim and args.anchor_recipe == "pca":
-        # the example fits the PCA on the teacher's vectors of up to 40,000 training sentences: here, all of them
-        components = PCA(n_components=width).fit(targets[:40000]).components_
-        targets = targets @ components.T.astype(np.float32)  # Dense(teacher -> student, bias=False) on the teacher
+        targets = targets @ pca_components(work, targets, width).T  # Dense(teacher -> student, no bias) on the teacher
     elif width != teacher_dim:
         model.append(Dense(width, teacher_dim, activation_function=torch.nn.Identity()))
         model.append(Normalize())
@@ -190,6 +187,39 @@ def anchor(work: Path, teacher_vectors, texts: list[str], start: str, seed: int,
     SentenceTransformerTrainer(model=model, args=targs, train_dataset=data, loss=MSELoss(model)).train()
     model.save(str(out))
     (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+    return out
+
+
+def pca_components(work: Path, vectors, width: int):
+    """(width, D) principal axes of the teacher's vectors, as the example fits them (on up to 40,000 training
+    sentences: here all of them), saved in WORK/pca-WIDTH.npy (deterministic, so a re-run finds the same)."""
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    path = work / f"pca-{width}.npy"
+    if not path.is_file():
+        fitted = PCA(n_components=width).fit(np.asarray(vectors, dtype=np.float32)[:40000])
+        np.save(path, fitted.components_.astype(np.float32))
+    return np.load(path)
+
+
+def teacher_with_pca(teacher: str, components, base) -> dict:
+    """The anchor's own target: STS-B dev and test Spearman (x100) of the teacher's vectors through the PCA Dense
+    layer its recipe adds to the teacher (what its example logs as the teacher's performance at the student's width)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    from tinydistill.data.readers import read_split
+    from tinydistill.tasks import task_info
+
+    model, task = SentenceTransformer(teacher, device="cpu"), task_info(base.data)
+    out = {}
+    for split in ("dev", "test"):
+        ex = read_split(base.data, split, task)
+        a, b = (model.encode(t, batch_size=128) @ components.T for t in (ex.texts, ex.pairs))
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        out[split] = 100 * float(spearmanr(cos, ex.labels)[0])
     return out
 
 
@@ -277,6 +307,11 @@ def main() -> None:
                 results["models"][f"{kind}-sentence-transformers-{args.anchor_recipe}-s{seed}"] = scores(
                     str(a), base
                 ) | {"wall_seconds": float((a / "wall_seconds.txt").read_text())}
+    if args.anchor_recipe == "pca" and not args.no_anchor:  # the anchor's target at the students' width
+        cached = work / "scores" / "teacher-pca-384.json"
+        if not cached.is_file():
+            cached.write_text(json.dumps(teacher_with_pca(teacher, pca_components(work, vectors, 384), base)))
+        results["models"]["teacher-pca-384"] = json.loads(cached.read_text())
     if "tb4" in starts:
         results["tb4_general_seconds"] = float((Path(starts["tb4"]) / "wall_seconds.txt").read_text())
     results["speed"] = {} if args.anchor_only else speed(teacher, list(starts.values()), task, base)

@@ -1,7 +1,7 @@
 """Smoke check of two families and two tokenizers on real weights: all-mpnet-base-v2 (MPNet, 12 x 768) teaching
 paraphrase-MiniLM-L3-v2 (BERT, 3 x 384) through all four stages on a small SST-2 slice, offline.
 
-    python benchmarks/families/mpnet_to_minilm_l3.py [WORK] [--train 512] [--glue ../shared/data/glue]
+    python -m benchmarks.families.mpnet_to_minilm_l3 [WORK] [--train 512] [--glue ../shared/data/glue]
 
 The teacher is rebuilt once from its five PyPI wheels and the student from its ONNX file (tinydistill.zoo, cached
 outside the repo). Prints the pipeline's teacher-vs-student table and the wall time of each stage.

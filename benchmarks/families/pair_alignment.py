@@ -2,7 +2,7 @@
 a plain truncation at one max_length leaves with different pieces on the two sides (MPNet adds a second ``</s>``
 between the texts), and what :func:`tinydistill.data.alignment.encode_pair` gives now.
 
-    python benchmarks/families/pair_alignment.py [--max-length 128]
+    python -m benchmarks.families.pair_alignment [--max-length 128]
 """
 
 from __future__ import annotations

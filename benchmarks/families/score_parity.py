@@ -1,20 +1,16 @@
 """Max |Δ| between softmax(captured scores, the model's own mask) and each family's eager attention
 probabilities, per family and attention implementation, on tiny random configs (the test's models).
 
-    python benchmarks/families/score_parity.py
+    python -m benchmarks.families.score_parity
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 from transformers import AutoModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.helpers import CONFIGS, padded_batch, tiny_config  # noqa: E402
-from tinydistill.capture import capture  # noqa: E402
+from tests.helpers import CONFIGS, padded_batch, tiny_config
+from tinydistill.capture import capture
 
 
 def max_delta(model_type: str, implementation: str) -> float:

@@ -1,6 +1,6 @@
 """Token classification at TinyBERT's recipe (issue 14): CoNLL-2003 (and WNUT-17) NER on a 2-core CPU.
 
-    python benchmarks/ner/run.py WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
+    python -m benchmarks.ner.run WORK [--data conll2003] [--train-examples 3000] [--epochs 3] [--kd-epochs 2 3]
                                       [--teacher-lr 5e-5] [--student-lr 1e-4] [--seeds 1 2]
                                       [--students every2 tinybert4] [--general-passages 3000] [--finished-only]
                                       [--temperature 1] [--soft-tokens labelled] [--transfer-sentences 0]

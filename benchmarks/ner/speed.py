@@ -1,6 +1,6 @@
 """NER teacher vs students, speed only, on all 3,250 CoNLL-2003 dev sentences (issue 14's ">= 2x" target).
 
-    python benchmarks/ner/speed.py OUT.json TEACHER STUDENT [STUDENT ...] [--repeats 5]
+    python -m benchmarks.ner.speed OUT.json TEACHER STUDENT [STUDENT ...] [--repeats 5]
 
 Batch-32 throughput and batch-1 latency (64 sentences), every model timed in turn within each repeat (interleaved,
 so the host's noise hits them alike), medians of --repeats; and the FLOP ratio of one batch-32 forward pass.

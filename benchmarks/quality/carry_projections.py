@@ -5,7 +5,7 @@ One general-distilled student (MiniLM-L6 -> 2 x 312, Wikipedia passages) and one
 are shared; then stages 3 and 4 run twice per seed, `intermediate.carry_projections` true and false, same
 steps, data and seeds. Prints the stage-3 objective at its start and end and the final dev accuracy.
 
-    python benchmarks/quality/carry_projections.py [WORK] [--seeds 2] [--train 2000] [--steps 200] [--lr 1e-4]
+    python -m benchmarks.quality.carry_projections [WORK] [--seeds 2] [--train 2000] [--steps 200] [--lr 1e-4]
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ if [ "${1:-}" = mpnet ]; then
   make -C "$ROOT" install >/dev/null
   export HF_HUB_OFFLINE=1
   # tinydistill.zoo rebuilds MPNet and MiniLM-L3 from their PyPI wheels once (pip), then caches them
-  time "$ROOT/.venv/bin/python" "$HERE/mpnet.py" "$WORK" --teacher-examples 67349 \
-      --train-examples 67349 --steps 4210 --batch-size 32 --seeds 3 --variants a b c d e f h "$@"
+  (cd "$ROOT" && time .venv/bin/python -m benchmarks.quality.mpnet "$WORK" --teacher-examples 67349 \
+      --train-examples 67349 --steps 4210 --batch-size 32 --seeds 3 --variants a b c d e f h "$@")
   exit
 fi
 WORK=${1:-$ROOT/runs/quality-gpu}; shift || true
@@ -33,5 +33,5 @@ if [ ! -f "$MPNET/config.json" ]; then
   rm -rf "$TMP"
 fi
 export HF_HUB_OFFLINE=1
-time $PY "$HERE/run.py" "$WORK" --backbone "$MPNET" --variants a c --seeds 1 --train-examples 67349 \
+cd "$ROOT" && time $PY -m benchmarks.quality.run "$WORK" --backbone "$MPNET" --variants a c --seeds 1 --train-examples 67349 \
     --steps 4210 --batch-size 64 "$@"

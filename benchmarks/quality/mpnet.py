@@ -1,8 +1,8 @@
 """Quality at TinyBERT's compression ratio (issue 17): an MPNet-base teacher into >= 8x faster students.
 
-    python benchmarks/quality/mpnet.py WORK [--seeds 3] [--teacher-examples 20000] [--train-examples 20000]
+    python -m benchmarks.quality.mpnet WORK [--seeds 3] [--teacher-examples 20000] [--train-examples 20000]
         [--steps 1250] [--variants a b c d e f g h] [--transfer 16000]
-    python benchmarks/quality/mpnet.py WORK --smoke        # minutes: tiny slices, checks the harness end to end
+    python -m benchmarks.quality.mpnet WORK --smoke        # minutes: tiny slices, checks the harness end to end
     bash benchmarks/quality/gpu.sh mpnet [WORK]             # full scale on one GPU
 
 Teacher: all-mpnet-base-v2 (12 x 768, offline wheels) fine-tuned 1 epoch on --teacher-examples SST-2
@@ -27,12 +27,9 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import run as quality  # noqa: E402  (the shared helpers of benchmarks/quality/run.py)
+from benchmarks.quality import run as quality  # the shared helpers of benchmarks/quality/run.py
 
 VARIANTS = {
     "a": ("MiniLM-L3 fine-tuned alone", "l3", "finetune"),

@@ -1,7 +1,7 @@
 """Quality benchmark (issue 7): what the recipe buys on real SST-2, at the scale a 2-core CPU allows.
 
-    python benchmarks/quality/run.py WORK [--seeds 3] [--train-examples 20000] [--steps 1875] [--variants a b c d e f]
-    python benchmarks/quality/run.py WORK --smoke          # a few minutes: tiny slices, checks the harness end to end
+    python -m benchmarks.quality.run WORK [--seeds 3] [--train-examples 20000] [--steps 1875] [--variants a b c d e f]
+    python -m benchmarks.quality.run WORK --smoke          # a few minutes: tiny slices, checks the harness end to end
     bash benchmarks/quality/gpu.sh [WORK]                  # full scale on one GPU: MPNet teacher, full SST-2
 
 Variants (every student gets the same optimizer-step budget, data order and seeds):

@@ -6,7 +6,7 @@ Per step: the teacher's forward with its layers recorded (no grad), then the stu
 the backward, timed separately; medians over the batches, for TinyBERT's terms (embedding, hidden, attention, uniform
 map) and MiniLMv2's relations. The teacher's share bounds what caching its intermediate targets could save.
 
-    python benchmarks/quality/stage3_share.py [--batches 20] [--threads 2]
+    python -m benchmarks.quality.stage3_share [--batches 20] [--threads 2]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the other: live (teacher_cache false), cached with the entry built first (teache
 cached again (the entry exists: what later seeds, epochs or runs on the same data pay). Reports each stage-3 wall
 time (model loading and data included), the speed-ups over live, the cache's size and the dev accuracy after stage 4.
 
-    python benchmarks/quality/target_cache.py WORK [--train-examples 2000] [--epochs 4] [--recipe tinybert]
+    python -m benchmarks.quality.target_cache WORK [--train-examples 2000] [--epochs 4] [--recipe tinybert]
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import mpnet  # noqa: E402
-import run as quality  # noqa: E402
+from benchmarks.quality import mpnet
+from benchmarks.quality import run as quality
 
 
 def stage(cfg, which: str, out: Path) -> tuple[float, dict]:

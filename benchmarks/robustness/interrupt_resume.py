@@ -4,7 +4,7 @@ Real signals to a real `tinydistill pipeline` process (the tests do the same in-
 teacher with the MiniLM tokenizer, an SST-2 slice, checkpoints every 5 steps; SIGINT once the interrupted stage
 has a checkpoint past step 10. Prints one row per stage: exit code, the message, seconds, and the comparison.
 
-    python benchmarks/robustness/interrupt_resume.py [--glue ../shared/data/glue] [--signal INT|TERM]
+    python -m benchmarks.robustness.interrupt_resume [--glue ../shared/data/glue] [--signal INT|TERM]
 """
 
 from __future__ import annotations

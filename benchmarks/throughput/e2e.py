@@ -2,7 +2,7 @@
 real 8,000-sentence SST-2 slice, MiniLM-L6 teacher (fine-tuned once on the slice and reused), random-init
 tinybert-4l-312d student, batch 32, lengths <= 64 with dynamic padding, T=2 soft CE, 2 threads.
 
-    python benchmarks/throughput/e2e.py WORK_DIR [--rounds 2]     (E2E_SMOKE=1: a 128-row check of the harness)
+    python -m benchmarks.throughput.e2e WORK_DIR [--rounds 2]     (E2E_SMOKE=1: a 128-row check of the harness)
 
 Contenders, each in its own process, alternating: TextBrewer GeneralDistiller (live teacher),
 TextBrewer BasicDistiller with is_caching_logits=True, `tinydistill distill --stage prediction` with

@@ -12,5 +12,6 @@ PY=$ROOT/.venv/bin/python
 [ -d "$HERE/.textbrewer/textbrewer" ] || $PY -m pip install --quiet --no-deps --target "$HERE/.textbrewer" textbrewer==0.2.1.post1
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$WORK"
-$PY "$HERE/steps.py" "$WORK/steps" --steps "${STEPS:-8}" --rounds "${ROUNDS:-3}" | tee "$WORK/steps.md"
-$PY "$HERE/e2e.py" "$WORK/e2e" --rounds "${E2E_ROUNDS:-2}" | tee "$WORK/e2e.md"
+cd "$ROOT"
+$PY -m benchmarks.throughput.steps "$WORK/steps" --steps "${STEPS:-8}" --rounds "${ROUNDS:-3}" | tee "$WORK/steps.md"
+$PY -m benchmarks.throughput.e2e "$WORK/e2e" --rounds "${E2E_ROUNDS:-2}" | tee "$WORK/e2e.md"

@@ -1,7 +1,7 @@
 """Where one prediction-KD step of a tinybert-4l-312d student goes (teacher logits cached): forward,
 backward, gradient clipping and the optimizer, at SST-2-like lengths, fp32 vs bf16, foreach vs fused AdamW.
 
-    python benchmarks/throughput/step_profile.py [--lengths 12 48] [--repeats 10]
+    python -m benchmarks.throughput.step_profile [--lengths 12 48] [--repeats 10]
 
 12 tokens is a length-grouped SST-2 batch (mean row length 13); 48 is about the longest row of a
 randomly drawn batch (mean of batch maxima 40). Medians of --repeats steps after 3 warm-up steps.

@@ -2,7 +2,7 @@
 tinydistill (matched features, and defaults). BERT-base-shaped teacher (random weights), the
 tinybert-4l-312d student, batch 32 x 64 tokens of Wikipedia text, 2 threads.
 
-    python benchmarks/throughput/steps.py WORK_DIR [--steps 8] [--rounds 3]
+    python -m benchmarks.throughput.steps WORK_DIR [--steps 8] [--rounds 3]
 
 Each (round, workload, contender) runs in a fresh process; contenders alternate within a round so
 machine noise hits them alike. Writes WORK_DIR/steps.json and prints a Markdown table.

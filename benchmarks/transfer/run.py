@@ -1,7 +1,7 @@
 """Transfer-set gain (issue 15): prediction-layer distillation with 2,000 labelled SST-2 sentences alone, or with
 40,000 more sentences of SST-2's training set used without their labels (data.transfer_files).
 
-    python benchmarks/transfer/run.py WORK [--labelled 2000] [--transfer 40000] [--seeds 1 2 3]
+    python -m benchmarks.transfer.run WORK [--labelled 2000] [--transfer 40000] [--seeds 1 2 3]
                                            [--students every2] [--epochs 3] [--transfer-epochs 1]
 
 Teacher: all-MiniLM-L6-v2 fine-tuned on the labelled sentences (3 epochs). Students (the same start for both

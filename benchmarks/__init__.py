@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand (``python -m benchmarks.<area>.<name>``), never by ``make test``."""

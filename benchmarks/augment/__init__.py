@@ -1,0 +1,1 @@
+"""Benchmarks of augment (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks of bf16 (see benchmarks/README.md)."""

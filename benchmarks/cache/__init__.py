@@ -1,0 +1,1 @@
+"""Benchmarks of cache (see benchmarks/README.md)."""

@@ -1,0 +1,63 @@
+"""What the benchmark scripts share: a parent argument parser, timing (one thing, or several interleaved, as medians),
+the environment block, and one writer of results (JSON for tools, Markdown for people, the environment in both)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def parser(description: str, work: bool = True) -> argparse.ArgumentParser:
+    """An argument parser with what every benchmark takes: the work folder (results and resumable state), the seeds."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if work:
+        p.add_argument("work", type=Path, help="work folder: what the run writes, and what a re-run resumes from")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds to run (medians and spreads over them)")
+    return p
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 0) -> tuple[float, object]:
+    """The median seconds of ``repeats`` calls of ``fn`` (after ``warmup`` uncounted ones), and the last result."""
+    result = None
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each of ``fns``, called in turn (A B A B ...), so a drift of the machine's speed hits all."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def environment() -> dict[str, str]:
+    """Versions, device, threads and cores: the block every result carries."""
+    from tinydistill.report import environment as env
+
+    return env()
+
+
+def write_result(folder: Path, name: str, data: dict, table: str) -> None:
+    """``folder/name.json`` (``data`` and the environment) and ``folder/name.md`` (``table``, then the environment)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    (folder / f"{name}.json").write_text(json.dumps({**data, "environment": env}, indent=1, default=float))
+    block = "\n".join(f"- {k}: {v}" for k, v in env.items())
+    (folder / f"{name}.md").write_text(f"{table.rstrip()}\n\nEnvironment:\n{block}\n")

@@ -1,0 +1,1 @@
+"""Benchmarks of corpus (see benchmarks/README.md)."""

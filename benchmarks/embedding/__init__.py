@@ -1,0 +1,1 @@
+"""Benchmarks of embedding (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks of families (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks of ner (see benchmarks/README.md)."""

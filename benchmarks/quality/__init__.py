@@ -1,0 +1,1 @@
+"""Benchmarks of quality (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks of robustness (see benchmarks/README.md)."""

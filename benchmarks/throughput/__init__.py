@@ -1,0 +1,1 @@
+"""Benchmarks of throughput (see benchmarks/README.md)."""

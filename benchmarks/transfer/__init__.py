@@ -1,0 +1,1 @@
+"""Benchmarks of transfer (see benchmarks/README.md)."""
