@@ -92,6 +92,17 @@ def _config(
     return cfg
 
 
+def _stage_switches(stages: str | None) -> list[str]:
+    """``--stages 2,4`` as the stages' ``enabled`` settings."""
+    if stages is None:
+        return []
+    names = {"1": "general", "2": "finetune", "3": "intermediate", "4": "prediction"}
+    chosen = {s.strip() for s in stages.split(",") if s.strip()}
+    if not chosen or chosen - set(names):
+        raise TinyDistillError(f"--stages {stages!r}: give stage numbers from 1 to 4, e.g. --stages 2,4")
+    return [f"{name}.enabled={'true' if n in chosen else 'false'}" for n, name in names.items()]
+
+
 def _with_resume(overrides: list[str] | None, resume: bool, overwrite: bool = False) -> list[str]:
     return list(overrides or []) + (["resume=true"] if resume else []) + (["overwrite=true"] if overwrite else [])
 
@@ -219,12 +230,16 @@ def pipeline(
             "--overwrite", help="start the run over: remove what an earlier run wrote in the folder (nothing else)"
         ),
     ] = False,
+    stages: Annotated[
+        Optional[str], typer.Option(help="the stages to run, e.g. 2,4 (default: each whose `enabled` is on)")
+    ] = None,
 ) -> None:
     """All four stages from one config; a re-run skips the stages already finished and resumes the others."""
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
 
-    summary = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir))
+    sets = _with_resume(set_, resume, overwrite) + _stage_switches(stages)
+    summary = run(_config(config, sets, output, teacher, student, task, data_dir))
     if is_main_process():
         typer.echo(format_summary(summary))
 
@@ -283,9 +298,12 @@ def evaluate(
     task: TaskOpt = None,
     data_dir: DataOpt = None,
 ) -> None:
-    """The task's metrics for a model folder on a split; prints JSON."""
+    """The task's metrics for a model folder on a split; prints JSON. Without -c, --task or --data-dir, a folder
+    tinydistill wrote reads its own tinydistill.yaml (its task, files and columns; -s overrides on top)."""
     from tinydistill.evaluate import evaluate as run
 
+    saved = Path(model) / "tinydistill.yaml"  # a model folder of tinydistill's knows its task and data settings
+    config = config or (saved if saved.is_file() and task is None and data_dir is None else None)
     typer.echo(json.dumps(run(_config(config, set_, task=task, data_dir=data_dir), model, split), indent=2))
 
 

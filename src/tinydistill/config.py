@@ -50,13 +50,67 @@ def input_settings(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, A
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if role := _input_role(field):
-            out[prefix + name] = (role, value)
+            out[prefix + name] = (role.format(parent=prefix.rstrip(".").rsplit(".", 1)[-1]), value)
         elif isinstance(value, BaseModel):
             out |= input_settings(value, f"{prefix}{name}.")
     for name, value in (model.model_extra or {}).items():  # a task kind's section
         if isinstance(value, BaseModel):
             out |= input_settings(value, f"{prefix}{name}.")
     return out
+
+
+def _position(value):
+    """A column given by position (0, 1, ...) is named by its number as text."""
+    if isinstance(value, list):
+        return [_position(v) for v in value]
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _label_map(value):
+    """Keys and names as text (YAML reads 1: World with an integer key)."""
+    return value if value is None else {str(k): str(v) for k, v in value.items()}
+
+
+#: the settings of how one file is read, which a split's own block (data.train / dev / test) may set for its file
+READ_KEYS = (
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "delimiter",
+    "encoding",
+    "header",
+    "max_fields",
+    "quoting",
+    "label_pattern",
+    "label_map",
+)
+
+
+class SplitFile(_Strict):
+    """``data.train`` / ``data.dev`` / ``data.test``: one split's file and how to read it, where it differs from the
+    data config's own keys (which apply to every file); a key left out takes that value."""
+
+    file: str | None = InputPath("{parent} file", description="the split's file (instead of data.<split>_file)")
+    text_column: str | list[str] | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    header: bool | None = None
+    max_fields: int | None = Field(None, ge=2)
+    quoting: bool | None = None
+    label_pattern: str | None = None
+    label_map: dict[str, str] | None = None
+
+    @field_validator("text_column", "text_pair_column", "label_column", mode="before")
+    @classmethod
+    def _positions(cls, value):
+        return _position(value)
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        return _label_map(value)
 
 
 class DataConfig(_Strict):
@@ -81,7 +135,15 @@ class DataConfig(_Strict):
         description="the training data as one file per class, one text per line (MR's rt-polarity.pos / .neg, CR, "
         "SUBJ, MPQA): {label: file}; instead of train_file",
     )
-    text_column: str = Field("text", description="column name, or its position (0, 1, ...) in a file without header")
+    train: SplitFile | None = Field(None, description="the train file and how it is read, where it differs")
+    dev: SplitFile | None = Field(None, description="the dev file and how it is read, where it differs")
+    test: SplitFile | None = Field(None, description="the test file and how it is read, where it differs")
+    text_column: str | list[str] = Field(
+        "text",
+        description="column name, or its position (0, 1, ...) in a file without header; a list of columns is joined "
+        "into one text with text_separator (a pair of texts is text_pair_column)",
+    )
+    text_separator: str = Field(" ", description="what joins the columns of a text_column list")
     text_pair_column: str | None = None
     label_column: str = "label"
     delimiter: str | None = Field(None, description="CSV/TSV field separator (default: ',' for .csv, tab for .tsv)")
@@ -102,6 +164,11 @@ class DataConfig(_Strict):
         None,
         description="a regular expression: each label is its first group (or its whole match) in the label column's "
         "value, e.g. '^([A-Z]+):' reads TREC's 'DESC:manner' as DESC; a value it does not match is refused",
+    )
+    label_map: dict[str, str] | None = Field(
+        None,
+        description="label value -> label name, applied as a file is read (AG News' test file says 1-4 where its train "
+        "file says World, Sports, ...); a value it does not cover is refused",
     )
     labels: list[str] | None = Field(
         None,
@@ -131,13 +198,44 @@ class DataConfig(_Strict):
         description="hold this fraction (or, when >= 1, this many examples) of train out as dev, seeded and stratified "
         "by label; default: 0.1 when no dev data is given, else none",
     )
+    test_fraction: float | None = Field(
+        None,
+        gt=0,
+        description="hold this fraction (or, when >= 1, this many examples) of train out as test, seeded and "
+        "stratified by label, before dev is held out of the rest (the two never share an example)",
+    )
     max_train_examples: int | None = Field(None, ge=1, description="seeded random subset of train")
     max_eval_examples: int | None = Field(None, ge=1, description="first N rows of the evaluation split")
 
     @field_validator("text_column", "text_pair_column", "label_column", mode="before")
     @classmethod
-    def _position(cls, value):
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    def _positions(cls, value):
+        return _position(value)
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        return _label_map(value)
+
+    @model_validator(mode="after")
+    def _split_files(self) -> DataConfig:
+        for split in ("train", "dev", "test"):
+            block = getattr(self, split)
+            if block is not None and block.file is not None and getattr(self, f"{split}_file") is not None:
+                raise ValueError(f"{split}_file and {split}.file both name the {split} file: give one")
+        if self.test_fraction is not None and (self.test_file or (self.test and self.test.file)):
+            raise ValueError("test_fraction holds test out of train, and a test file is given too: give one")
+        return self
+
+    def for_split(self, split: str) -> DataConfig:
+        """These settings as they read ``split``'s file: its own block's keys (data.<split>) over the flat ones."""
+        block = getattr(self, split, None)
+        if block is None:
+            return self
+        update = {k: getattr(block, k) for k in READ_KEYS if getattr(block, k) is not None}
+        if block.file is not None:
+            update[f"{split}_file"] = block.file
+        return self.model_copy(update={**update, "train": None, "dev": None, "test": None})
 
     @model_validator(mode="before")
     @classmethod
@@ -182,17 +280,18 @@ class DataConfig(_Strict):
     def _one_training_source(self) -> DataConfig:
         if self.class_files is not None:
             given = [k for k in ("dir", "train_file", "hf_dataset") if getattr(self, k)]
+            given += ["train.file"] if self.train is not None and self.train.file else []
             if given:
                 raise ValueError(f"class_files is the training data: give it or {', '.join(given)}, not both")
             if len(self.class_files) < 2:
                 raise ValueError("class_files needs a file for each of at least two classes")
         return self
 
-    @field_validator("dev_fraction")
+    @field_validator("dev_fraction", "test_fraction")
     @classmethod
-    def _fraction_or_count(cls, value):
+    def _fraction_or_count(cls, value, info):
         if value is not None and value >= 1 and value != int(value):
-            raise ValueError(f"dev_fraction {value} must be below 1 (a fraction) or a whole number (a count)")
+            raise ValueError(f"{info.field_name} {value} must be below 1 (a fraction) or a whole number (a count)")
         return value
 
 
@@ -315,11 +414,13 @@ class StudentConfig(_Strict):
 
 class FinetuneStage(_Strict):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(learning_rate=2e-5, epochs=3))
+    enabled: bool = Field(True, description="pipeline: run stage 2 (false: the teacher is fine-tuned already)")
 
 
 class DistillStage(_Strict):
     train: TrainConfig
     losses: LossConfig
+    enabled: bool = Field(True, description="pipeline: run this stage (the next one starts from the last that ran)")
     teacher_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "no", description="autocast for the teacher's forward passes (live and cached); no: exact fp32 targets"
     )
@@ -448,7 +549,7 @@ class Config(_Strict):
                 out |= {f"{role} {i + 1}": v for i, v in enumerate(value)}
             elif isinstance(value, dict):
                 out |= {f"{role} of {key!r}": v for key, v in value.items()}
-            else:
+            elif value is not None or role not in out:  # data.test.file and data.test_file share a role
                 out[role] = value
         return out
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tinydistill.config import Config
+from tinydistill.config import Config, DataConfig
 from tinydistill.data.keys import MODEL_INPUTS
 from tinydistill.data.readers import read_split
+from tinydistill.data.tasks import glue_task
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks import Task, task_info
 from tinydistill.ui import track
@@ -57,6 +59,18 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: Task, accelerator
     return compute_metrics(task, outputs, labels)
 
 
+def _with_model_labels(cfg: DataConfig, folder: Path) -> DataConfig:
+    """``cfg`` with the label names the model folder was trained with (its config's id2label), so that the task's
+    label set is not learnt from the training file: scoring a split reads that split alone."""
+    config_file = folder / "config.json"
+    if cfg.labels or glue_task(cfg.task) or not config_file.is_file():
+        return cfg
+    id2label = json.loads(config_file.read_text(encoding="utf-8")).get("id2label") or {}
+    names = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    real = names and any(n != f"LABEL_{i}" for i, n in enumerate(names))
+    return cfg.model_copy(update={"labels": names}) if real else cfg
+
+
 def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str, float]:
     """Score a saved model folder on a split of ``cfg.data`` with the task's metrics.
 
@@ -64,7 +78,7 @@ def evaluate(cfg: Config, model_dir: str | Path, split: str = "dev") -> dict[str
     """
     from tinydistill.models import load_classifier, load_tokenizer, usable_length
 
-    task = task_info(cfg.data)
+    task = task_info(_with_model_labels(cfg.data, Path(model_dir)))
     model = load_classifier(str(model_dir), task, who=str(model_dir))
     tokenizer = load_tokenizer(str(model_dir))
     max_length = usable_length(cfg.data.max_length, f"model {model_dir}", model.config, tokenizer)

@@ -40,7 +40,7 @@ from tinydistill.report import (
     write_report,
 )
 from tinydistill.stages import distill, finetune, general
-from tinydistill.tasks import Task
+from tinydistill.tasks import Task, task_info
 from tinydistill.trainer import Callback
 from tinydistill.ui import say
 
@@ -48,6 +48,17 @@ STAGES = ("1-general", "2-teacher", "3-intermediate", "4-prediction")
 RUN_CONFIG = "pipeline.yaml"
 #: everything a pipeline writes into its folder (stages' staging, checkpoint and lock entries are hidden beside them)
 ENTRIES = ("0-augment", *STAGES, "summary.json", "report.html", "report.md", "plots", RUN_CONFIG, MANIFEST)
+
+
+def _teacher(cfg: Config, r: _Run) -> Path:
+    """Stage 2's fine-tuned teacher, or the teacher as given (a kind that needs no fine-tuning, or finetune off)."""
+    if r.task.teacher_needs_finetuning and cfg.finetune.enabled:
+        return r.stage(
+            "stage 2 (teacher fine-tuning)", "2-teacher", lambda f: finetune(_resumed(cfg, f), f, r.task, r.callbacks)
+        )
+    why = "finetune.enabled: false" if cfg.finetune.enabled is False else f"not needed for task {cfg.data.task}"
+    r.log(f"[pipeline] stage 2 (teacher fine-tuning): {why}, the teacher serves as is")
+    return Path(cfg.teacher)
 
 
 def _resumed(cfg: Config, folder: Path) -> Config:
@@ -76,9 +87,9 @@ def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) 
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
 
 
-def summarize(cfg: Config, paths: dict[str, Path], task: Task) -> dict:
+def summarize(cfg: Config, paths: dict[str, Path], task: Task, student: Path) -> dict:
     """Teacher vs student (metric, % kept, parameters, size, speed measured side by side) and one row per stage."""
-    rows = {r.model: r for r in _final_table(cfg, task, paths["2-teacher"], paths["4-prediction"])}
+    rows = {r.model: r for r in _final_table(cfg, task, paths["2-teacher"], student)}
     t, s = rows["teacher"], rows["student"]
     return {
         "task": task.name,
@@ -160,8 +171,13 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say, callbacks: Sequence[
     every training step and evaluation of every stage."""
     out = Path(cfg.output_dir)
     cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})  # every stage, and the saved run config, hold it out
-    stages = (("general",) if cfg.general.enabled else ()) + ("finetune", "intermediate", "prediction")
-    task = check_inputs(cfg, stages)  # every input of every stage, before stage 1 spends minutes
+    stages = tuple(s for s in ("general", "finetune", "intermediate", "prediction") if getattr(cfg, s).enabled)
+    if not {"general", "intermediate", "prediction"} & set(stages):
+        raise TinyDistillError(
+            "the pipeline runs no stage that trains the student: enable general, intermediate or "
+            "prediction (for the teacher alone use `tinydistill finetune`)"
+        )
+    task = check_inputs(cfg, stages) or task_info(cfg.data)  # every input of every stage, before stage 1 spends minutes
     folder = OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES)
     with folder:
         _start_or_continue(cfg, folder, log)
@@ -198,30 +214,23 @@ def _run_stages(cfg: Config, r: _Run) -> dict:
     if cfg.general.enabled:
         r.stage("stage 1 (general distillation)", "1-general", lambda f: general(_resumed(cfg, f), f, r.task, cb))
         student = StudentConfig(checkpoint=str(out / "1-general"))
-    if r.task.teacher_needs_finetuning:
-        teacher = r.stage(
-            "stage 2 (teacher fine-tuning)", "2-teacher", lambda f: finetune(_resumed(cfg, f), f, r.task, cb)
-        )
-    else:
-        r.log(
-            f"[pipeline] stage 2 (teacher fine-tuning): not needed for task {cfg.data.task}, the teacher serves as is"
-        )
-        teacher = Path(cfg.teacher)
+    teacher = _teacher(cfg, r)
     data = cfg.data
     if cfg.augment.enabled:  # the teacher learns the task from the original data; the student from the augmented
         r.stage("data augmentation", "0-augment", lambda f: _augment(cfg, f))
         data = augmented_data_config(cfg, out / "0-augment")
-    task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student, "data": data})
-
-    def distilled(which: str, c: Config) -> Callable[[Path], Path]:
-        return lambda f: distill(_resumed(c, f), which, f, r.task, cb, r.scores)
-
-    r.stage("stage 3 (intermediate-layer distillation)", "3-intermediate", distilled("intermediate", task_cfg))
-    pred_cfg = task_cfg.model_copy(update={"student": StudentConfig(checkpoint=str(out / "3-intermediate"))})
-    r.stage("stage 4 (prediction-layer distillation)", "4-prediction", distilled("prediction", pred_cfg))
+    last = out / "1-general"
+    for which, name in (("intermediate", "3-intermediate"), ("prediction", "4-prediction")):
+        if not getattr(cfg, which).enabled:
+            r.log(f"[pipeline] stage {name[0]} ({which}-layer distillation): off ({which}.enabled: false)")
+            continue
+        task_cfg = cfg.model_copy(update={"teacher": str(teacher), "student": student, "data": data})
+        title = f"stage {name[0]} ({which}-layer distillation)"
+        last = r.stage(title, name, lambda f, c=task_cfg, w=which: distill(_resumed(c, f), w, f, r.task, cb, r.scores))
+        student = StudentConfig(checkpoint=str(last))
     paths = {name: out / name for name in (("0-augment",) if cfg.augment.enabled else ()) + STAGES}
     paths["2-teacher"] = teacher
-    summary = summarize(cfg, paths, r.task)
+    summary = summarize(cfg, paths, r.task, last)
     r.folder.claim("summary.json", *(("report.html", "report.md", "plots") if cfg.report.enabled else ()))
     if is_main_process():
         write_json(out / "summary.json", summary)

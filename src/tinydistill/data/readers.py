@@ -313,8 +313,25 @@ def _number(text: str) -> bool:
 
 
 def labels_of(rows: list[dict], name: str, cfg: DataConfig, source: str, required: bool = True) -> list | None:
-    """The raw labels in column ``name``, each the first group (or whole match) of data.label_pattern if set."""
-    raw = column(rows, name, source, required)
+    """The raw labels in column ``name``: each the first group (or whole match) of data.label_pattern if set, then
+    its name in data.label_map if set (a value the map does not cover is refused with its row)."""
+    raw = _matched(column(rows, name, source, required), cfg, source)
+    if raw is None or cfg.label_map is None:
+        return raw
+    out = []
+    for i, value in enumerate(raw):
+        key = str(value).strip()
+        if key not in cfg.label_map:
+            raise TinyDistillError(
+                f"{source}: row {i + 1}: label value {key!r} is not in data.label_map (it maps "
+                f"{', '.join(map(repr, cfg.label_map))}); add it, or fix the row"
+            )
+        out.append(cfg.label_map[key])
+    return out
+
+
+def _matched(raw: list | None, cfg: DataConfig, source: str) -> list | None:
+    """``raw`` labels through data.label_pattern (as they are without one)."""
     if raw is None or not cfg.label_pattern:
         return raw
     pattern = re.compile(cfg.label_pattern)
@@ -375,7 +392,17 @@ def _read_class_files(cfg: DataConfig) -> tuple[list[dict], str]:
     return rows, " + ".join(cfg.class_files.values())
 
 
+def texts_of(rows: list[dict], name: str | list[str], cfg: DataConfig, source: str) -> list | None:
+    """The texts in column ``name``, or the columns of a list joined by data.text_separator (empty parts left out)."""
+    if not isinstance(name, list):
+        return column(rows, name, source)
+    parts = [column(rows, n, source) for n in name]
+    return [cfg.text_separator.join(str(p) for p in row if str(p).strip()) for row in zip(*parts)]
+
+
 def raw_rows(cfg: DataConfig, split: str) -> tuple[list[dict], str, TaskSpec | None]:
+    """A split's rows as read (its own settings over the flat ones), where they came from, and the GLUE spec."""
+    cfg = cfg.for_split(split)
     spec = glue_task(cfg.task)
     if cfg.hf_dataset:
         return hf_rows(cfg, split), f"{cfg.hf_dataset}[{split}]", spec
@@ -428,7 +455,7 @@ HOLD_OUT_SEED = 0  # fixed, so every run seed scores on the same held-out rows
 
 def dev_given(cfg: DataConfig) -> bool:
     """Whether the data config names dev data (a dev file, a dev.* file in data.dir, or a hub dataset)."""
-    if cfg.hf_dataset or cfg.dev_file is not None:
+    if cfg.hf_dataset or cfg.dev_file is not None or (cfg.dev is not None and cfg.dev.file is not None):
         return True
     return cfg.dir is not None and any(Path(cfg.dir).glob("dev.*"))
 
@@ -438,6 +465,13 @@ def held_out_dev(cfg: DataConfig) -> dict | None:
     if cfg.dev_fraction is None:
         return None
     return {"dev_fraction": cfg.dev_fraction, "seed": HOLD_OUT_SEED, "stratified": "by label"}
+
+
+def held_out_test(cfg: DataConfig) -> dict | None:
+    """How test is held out of train (data.test_fraction, before dev), or None."""
+    if cfg.test_fraction is None:
+        return None
+    return {"test_fraction": cfg.test_fraction, "seed": HOLD_OUT_SEED, "stratified": "by label"}
 
 
 def with_dev(cfg: DataConfig) -> DataConfig:
@@ -451,25 +485,43 @@ def with_dev(cfg: DataConfig) -> DataConfig:
 def read_split(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
     """Read one split ('train', 'dev' or 'test') of the configured data as :class:`Examples` (the task reads it).
 
-    With data.dev_fraction (see :func:`with_dev`), dev is a seeded hold-out of train, stratified by label for
-    classification, and train is the rest."""
+    With data.test_fraction, test is a seeded hold-out of train; with data.dev_fraction (see :func:`with_dev`), dev
+    is a seeded hold-out of what is left (stratified by label for classification), and train is the rest."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
-    how = held_out_dev(cfg) if split != "test" else None
-    if how is None:
+    held = {"train": cfg.dev_fraction or cfg.test_fraction, "dev": cfg.dev_fraction, "test": cfg.test_fraction}
+    if held[split] is None:
         return task.read(cfg, split, seed, require_labels)
     full = task.read(cfg.model_copy(update={"max_train_examples": None}), "train", seed, require_labels)
-    train_rows, dev_rows = _hold_out(full, how["dev_fraction"], task)
-    if full.source not in _NOTED:
-        _NOTED.add(full.source)
-        say(
-            f"data.dev_fraction {how['dev_fraction']:g}: holding out {len(dev_rows):,} of {len(full):,} training "
-            f"examples as dev (seed {HOLD_OUT_SEED}{', stratified by label' if _stratify(full) else ''})"
-        )
-    ex = subset(full, dev_rows if split == "dev" else train_rows)
-    ex.source = f"{full.source} (held-out dev)" if split == "dev" else ex.source
+    rows = {"train": list(range(len(full)))}
+    if cfg.test_fraction is not None:
+        rest, rows["test"] = _hold_out(full, cfg.test_fraction, task, "test")
+        rows["train"] = rest
+    if cfg.dev_fraction is not None:
+        rest = rows["train"]
+        train, dev = _hold_out(subset(full, rest), cfg.dev_fraction, task, "dev")
+        rows["train"], rows["dev"] = [rest[i] for i in train], [rest[i] for i in dev]
+    _note_hold_out(cfg, full, rows)
+    ex = subset(full, rows[split])
+    ex.source = f"{full.source} (held-out {split})" if split != "train" else ex.source
     keep = kept_rows(cfg, split, len(ex), seed)
     return ex if keep is None else subset(ex, keep)
+
+
+def _note_hold_out(cfg: DataConfig, full: Examples, rows: dict[str, list[int]]) -> None:
+    """Say once per source how many examples were held out as dev and test."""
+    if full.source in _NOTED:
+        return
+    _NOTED.add(full.source)
+    pool = len(full)
+    for split in ("test", "dev"):
+        if split in rows:
+            fraction = getattr(cfg, f"{split}_fraction")
+            say(
+                f"data.{split}_fraction {fraction:g}: holding out {len(rows[split]):,} of {pool:,} training "
+                f"examples as {split} (seed {HOLD_OUT_SEED}{', stratified by label' if _stratify(full) else ''})"
+            )
+            pool -= len(rows[split])
 
 
 _NOTED: set[str] = set()  # sources whose hold-out was printed (once per process)
@@ -479,14 +531,15 @@ def _stratify(ex: Examples) -> bool:
     return ex.labels is not None and all(isinstance(y, int) for y in ex.labels)  # class ids, one per text
 
 
-def _hold_out(ex: Examples, fraction: float, task) -> tuple[list[int], list[int]]:
-    """(train rows, dev rows): a seeded hold-out of ``fraction`` (a count when >= 1), stratified by label for
-    classification; every class must keep an example on both sides."""
+def _hold_out(ex: Examples, fraction: float, task, split: str = "dev") -> tuple[list[int], list[int]]:
+    """(kept rows, held-out rows): a seeded hold-out of ``fraction`` (a count when >= 1) as ``split``, stratified by
+    label for classification; every class must keep an example on both sides."""
     from sklearn.model_selection import train_test_split
 
     size = int(fraction) if fraction >= 1 else fraction
+    key = f"data.{split}_fraction {fraction:g}"
     if isinstance(size, int) and size >= len(ex):
-        raise TinyDistillError(f"data.dev_fraction {fraction:g}: train has only {len(ex)} examples to hold out from")
+        raise TinyDistillError(f"{key}: train has only {len(ex)} examples to hold out from")
     labels = ex.labels if _stratify(ex) else None
     if labels is not None:
         counts = {y: labels.count(y) for y in set(labels)}
@@ -494,14 +547,14 @@ def _hold_out(ex: Examples, fraction: float, task) -> tuple[list[int], list[int]
         n_dev = size if isinstance(size, int) else math.ceil(size * len(ex))
         if counts[rare] < 2 or n_dev < len(counts) or len(ex) - n_dev < len(counts):
             raise TinyDistillError(
-                f"data.dev_fraction {fraction:g} leaves a class without an example in train or dev (class "
-                f"{task.label_names[rare]!r} has {counts[rare]} example(s), {len(counts)} classes, dev of {n_dev}); "
-                "give a dev file or a larger dev_fraction"
+                f"{key} leaves a class without an example in train or {split} (class {task.label_names[rare]!r} has "
+                f"{counts[rare]} example(s), {len(counts)} classes, {split} of {n_dev}); give a {split} file or a "
+                f"larger {split}_fraction"
             )
     try:
         train, dev = train_test_split(list(range(len(ex))), test_size=size, random_state=HOLD_OUT_SEED, stratify=labels)
     except ValueError as exc:
-        raise TinyDistillError(f"data.dev_fraction {fraction:g}: {exc}") from None
+        raise TinyDistillError(f"{key}: {exc}") from None
     return sorted(train), sorted(dev)
 
 
@@ -509,16 +562,17 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
     """A split of one-label-per-text data (GLUE TSVs, CSV / TSV / JSONL, a hub dataset); ``task.label_ids`` turns
     the raw labels into ids."""
     rows, source, spec = raw_rows(cfg, split)
+    cfg = cfg.for_split(split)
     text_col = spec.text if spec else cfg.text_column
     pair_col = spec.text_pair if spec else cfg.text_pair_column
     label_col = spec.label if spec else cfg.label_column
     if not rows:
         raise TinyDistillError(f"{source} has no examples")
-    texts = column(rows, text_col, source)
+    texts = texts_of(rows, text_col, cfg, source)
     pairs = column(rows, pair_col, source)
     raw_labels = labels_of(rows, label_col, cfg, source, required=require_labels)
     labels = task.label_ids(raw_labels, source) if raw_labels is not None else None
-    _check_texts(texts, source, text_col)
+    _check_texts(texts, source, " + ".join(text_col) if isinstance(text_col, list) else text_col)
     if pairs:
         _check_texts(pairs, source, pair_col)
     soft = _soft_labels(rows, cfg, task, source) if cfg.soft_label_column and split == "train" else None
@@ -541,7 +595,7 @@ def read_transfer(cfg: DataConfig, path: str | Path, no_label, what: str = "tran
     else:
         rows = read_table(path, cfg)
         spec = glue_task(cfg.task)
-        texts = column(rows, spec.text if spec else cfg.text_column, str(path))
+        texts = texts_of(rows, spec.text if spec else cfg.text_column, cfg, str(path))
         pairs = column(rows, spec.text_pair if spec else cfg.text_pair_column, str(path))
     if not texts:
         raise TinyDistillError(f"{what} {path} has no examples")

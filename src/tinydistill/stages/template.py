@@ -19,7 +19,7 @@ from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, DistillStage, GeneralStage, LossConfig, TrainConfig, config_changes, dump_config
 from tinydistill.data.alignment import same_vocabulary
 from tinydistill.data.loaders import EncodedDataset, by_length
-from tinydistill.data.readers import concat, held_out_dev, read_split
+from tinydistill.data.readers import concat, held_out_dev, held_out_test, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.models import check_vocab, load_tokenizer, usable_length
 from tinydistill.objectives import (
@@ -132,9 +132,12 @@ def _report(cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: 
 
 
 def dev_split(cfg: Config, dev: EncodedDataset) -> dict:
-    """``dev_held_out`` for metrics.json: how dev was held out of train (None: dev data was given)."""
-    how = held_out_dev(cfg.data)
-    return {"dev_held_out": None if how is None else how | {"examples": len(dev)}}
+    """``dev_held_out`` (and ``test_held_out``) for metrics.json: how dev (test) was held out of train (None: a
+    file was given)."""
+    how, test = held_out_dev(cfg.data), held_out_test(cfg.data)
+    return {"dev_held_out": None if how is None else how | {"examples": len(dev)}} | (
+        {"test_held_out": test} if test else {}
+    )
 
 
 def score(dev: dict | None, task: Task) -> float | None:

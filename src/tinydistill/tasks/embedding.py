@@ -331,6 +331,7 @@ class SentenceEmbedding(Task):
     # --- data ---------------------------------------------------------------------------------------------------
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         """train: every sentence (both sides of pairs, each once); dev / test: STS pairs with 0-5 scores."""
+        cfg = cfg.for_split(split)
         if split == "train":
             if not cfg.train_file:
                 raise TinyDistillError("no train data: set data.train_file (sentences: .txt, or a table)")

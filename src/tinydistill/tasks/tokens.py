@@ -73,6 +73,7 @@ def read_tagged(cfg: DataConfig, split: str, require_tags: bool = True) -> conll
     JSONL rows may lack tags)."""
     if split not in SPLITS:
         raise TinyDistillError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
+    cfg = cfg.for_split(split)
     ner = TokenClassification.settings_of(cfg)
     if cfg.hf_dataset:
         from tinydistill.data.readers import hf_rows
