@@ -17,7 +17,7 @@ from tinydistill.checkpoints import checkpoint_root, damage, latest, usable
 from tinydistill.data.loaders import encode_examples
 from tinydistill.data.readers import Examples
 from tinydistill.errors import TinyDistillError
-from tinydistill.models import check_model_folder
+from tinydistill.model_folders import check_model_folder
 
 
 @pytest.fixture

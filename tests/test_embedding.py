@@ -17,7 +17,8 @@ from tests.conftest import tiny_bert_config
 from tinydistill.config import LossConfig, load_config
 from tinydistill.errors import TinyDistillError
 from tinydistill.tasks import SentenceEmbedding, task_info
-from tinydistill.tasks.embedding import EmbeddingSettings, SentenceEncoder
+from tinydistill.tasks.embedding import EmbeddingSettings
+from tinydistill.tasks.sentence_encoder import SentenceEncoder
 
 STS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sts" / "stsbenchmark"
 STS_COLUMNS = [
@@ -325,7 +326,7 @@ def test_a_published_student_takes_the_teachers_pooling_normalisation_and_width(
 
 
 def test_least_squares_start_recovers_a_linear_map():
-    from tinydistill.tasks.embedding import least_squares
+    from tinydistill.tasks.sentence_encoder import least_squares
 
     g = torch.Generator().manual_seed(0)
     x, a, b = torch.randn(300, 8, generator=g), torch.randn(8, 12, generator=g), torch.randn(12, generator=g)

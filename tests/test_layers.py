@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tinydistill.errors", "tinydistill.registry", "tinydistill.process", "tinydistill.precision"),
     ("tinydistill.ui", "tinydistill.losses", "tinydistill.mapping", "tinydistill.families"),
     ("tinydistill.config",),
-    ("tinydistill.outputs", "tinydistill.checkpoints", "tinydistill.data"),
+    ("tinydistill.outputs", "tinydistill.checkpoints", "tinydistill.data", "tinydistill.model_folders"),
     (
         "tinydistill.capture",
         "tinydistill.augment.words",

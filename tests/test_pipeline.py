@@ -95,3 +95,26 @@ def test_a_crash_leaves_no_folder_that_looks_finished(tmp_path, tiny_teacher_dir
     pipeline(cfg, log=lines.append)  # continues where it stopped
     assert sum("skipped" in line for line in lines) == 2
     assert (out / "4-prediction" / "metrics.json").is_file()
+
+
+def test_stages_switched_off_leave_no_folder_and_the_next_stage_starts_without_them(
+    tmp_path, tiny_classifier_dir, glue, monkeypatch, capsys
+):
+    """A fine-tuned teacher and no general distillation: --stages 3,4 runs task distillation alone."""
+    from tests.helpers import run_cli
+
+    sets = [f"data.dir={glue / 'SST-2'}", "data.max_train_examples=32", "data.max_eval_examples=16"]
+    sets += ["data.max_length=24", "student={layers: 2, hidden: 16, heads: 4, ffn: 32}", "report.enabled=false"]
+    sets += [f"{s}.train.max_steps=2" for s in ("intermediate", "prediction")]
+    args = ["pipeline", "--teacher", str(tiny_classifier_dir), "-o", str(tmp_path / "run"), "--task", "sst-2"]
+    args += [a for s in sets for a in ("-s", s)]
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--stages", "5")
+    assert code == 2 and "--stages '5': give stage numbers from 1 to 4" in err and not (tmp_path / "run").exists()
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--stages", "3,4")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name[0].isdigit()) == list(STAGES[2:])
+    assert "finetune.enabled: false, the teacher serves as is" in out
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    teacher, student = saved["rows"]["teacher"], saved["rows"]["student"]
+    assert teacher["score"] is not None and student["score"] is not None, saved  # the given teacher is scored too
+    assert saved["kept_percent"] == pytest.approx(100 * student["score"] / teacher["score"])

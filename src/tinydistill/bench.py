@@ -18,7 +18,8 @@ from tinydistill.data.readers import read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export
-from tinydistill.models import check_model_folder, load_classifier, load_tokenizer
+from tinydistill.model_folders import check_model_folder
+from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import CONFIG_FILE, StagingDir, write_json
 from tinydistill.report import Table, own_tokenizer
 from tinydistill.speed import measure_speed

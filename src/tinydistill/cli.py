@@ -14,6 +14,7 @@ import typer
 
 from tinydistill.config import Config, load_config
 from tinydistill.errors import TinyDistillError
+from tinydistill.model_folders import exists_or_hub
 from tinydistill.outputs import active_outputs
 from tinydistill.process import is_main_process
 from tinydistill.ui import say
@@ -55,13 +56,30 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per logged training step")] = False,
 ) -> None:
     _state["debug"] = debug
-    from transformers.utils import logging as hf_logging
-
     from tinydistill.ui import set_verbosity
 
     set_verbosity(quiet=quiet, verbose=verbose)
-    hf_logging.set_verbosity_info() if verbose else hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    _quiet_transformers(verbose)
+
+
+def _quiet_transformers(verbose: bool) -> None:
+    """transformers logs at info (``--verbose``) or error level and shows no download bars: set where it reads them
+    when it is imported, which a command does only after its inputs are checked (or directly, if it already is)."""
+    os.environ["TRANSFORMERS_VERBOSITY"] = "info" if verbose else "error"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_info() if verbose else hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
+def _checked(cfg: Config, stages: tuple[str, ...]) -> Config:
+    """``cfg`` once every input ``stages`` read is checked (before the libraries that train are imported)."""
+    from tinydistill.preflight import check_inputs
+
+    check_inputs(cfg, stages)
+    return cfg
 
 
 def _config(
@@ -119,9 +137,12 @@ def finetune(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Stage 2: fine-tune a pre-trained teacher on the task (keeps the best dev checkpoint)."""
+    cfg = _checked(
+        _config(config, _with_resume(set_, resume, overwrite), output, teacher, None, task, data_dir), ("finetune",)
+    )
     from tinydistill.stages import finetune as run
 
-    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, None, task, data_dir))
+    out = run(cfg)
     say(f"fine-tuned teacher written to {out}")
 
 
@@ -137,8 +158,6 @@ def general(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Stage 1: general distillation of a pre-trained teacher into a new student on unlabelled text."""
-    from tinydistill.stages import general as run
-
     cfg = _config(
         config,
         _with_resume(set_, resume, overwrite) + ([f"general.corpus={corpus}"] if corpus else []),
@@ -146,6 +165,9 @@ def general(
         teacher,
         student,
     )
+    _checked(cfg, ("general",))
+    from tinydistill.stages import general as run
+
     say(f"general student written to {run(cfg)}")
 
 
@@ -163,9 +185,13 @@ def distill(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Stages 3-4: task distillation from a fine-tuned teacher (intermediate layers, prediction layer, or both)."""
+    cfg = _config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir)
+    if stage not in ("intermediate", "prediction", "both"):
+        raise TinyDistillError(f"unknown stage {stage!r}: use intermediate, prediction or both")
+    _checked(cfg, ("intermediate", "prediction") if stage == "both" else (stage,))
     from tinydistill.stages import distill as run
 
-    out = run(_config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir), stage)  # type: ignore[arg-type]
+    out = run(cfg, stage)  # type: ignore[arg-type]
     say(f"distilled student written to {out}")
 
 
@@ -235,11 +261,22 @@ def pipeline(
     ] = None,
 ) -> None:
     """All four stages from one config; a re-run skips the stages already finished and resumes the others."""
+    from tinydistill.preflight import check_pipeline
+
+    cfg = _config(
+        config,
+        _with_resume(set_, resume, overwrite) + _stage_switches(stages),
+        output,
+        teacher,
+        student,
+        task,
+        data_dir,
+    )
+    check_pipeline(cfg)  # in its first second, before the libraries that train are imported
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
 
-    sets = _with_resume(set_, resume, overwrite) + _stage_switches(stages)
-    summary = run(_config(config, sets, output, teacher, student, task, data_dir))
+    summary = run(cfg)
     if is_main_process():
         typer.echo(format_summary(summary))
 
@@ -300,11 +337,13 @@ def evaluate(
 ) -> None:
     """The task's metrics for a model folder on a split; prints JSON. Without -c, --task or --data-dir, a folder
     tinydistill wrote reads its own tinydistill.yaml (its task, files and columns; -s overrides on top)."""
-    from tinydistill.evaluate import evaluate as run
-
     saved = Path(model) / "tinydistill.yaml"  # a model folder of tinydistill's knows its task and data settings
     config = config or (saved if saved.is_file() and task is None and data_dir is None else None)
-    typer.echo(json.dumps(run(_config(config, set_, task=task, data_dir=data_dir), model, split), indent=2))
+    cfg = _config(config, set_, task=task, data_dir=data_dir)
+    exists_or_hub(model)  # before the libraries that score are imported
+    from tinydistill.evaluate import evaluate as run
+
+    typer.echo(json.dumps(run(cfg, model, split), indent=2))
 
 
 @app.command(name="export")

@@ -20,7 +20,8 @@ from transformers import AutoConfig
 
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
-from tinydistill.models import exists_or_hub, load_tokenizer, quietly, usable_length
+from tinydistill.model_folders import exists_or_hub
+from tinydistill.models import load_tokenizer, quietly, usable_length
 from tinydistill.outputs import StagingDir, write_json
 from tinydistill.tasks import Task, task_info, task_of_model
 from tinydistill.ui import say

@@ -23,11 +23,11 @@ import yaml
 from tinydistill.augment.core import augment_data, augmented_data_config
 from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, StudentConfig, config_changes, dump_config
-from tinydistill.data.readers import with_dev
 from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import evaluate_model
 from tinydistill.models import load_classifier, load_tokenizer
 from tinydistill.outputs import MANIFEST, OutputFolder, is_complete, read_metrics, write_json
-from tinydistill.preflight import check_inputs
+from tinydistill.preflight import check_pipeline
 from tinydistill.process import is_main_process, wait_for_everyone
 from tinydistill.report import (
     ModelEntry,
@@ -40,7 +40,7 @@ from tinydistill.report import (
     write_report,
 )
 from tinydistill.stages import distill, finetune, general
-from tinydistill.tasks import Task, task_info
+from tinydistill.tasks import Task
 from tinydistill.trainer import Callback
 from tinydistill.ui import say
 
@@ -80,11 +80,21 @@ def _final_table(cfg: Config, task: Task, teacher_dir: Path, student_dir: Path) 
     entries = []
     for name, folder in (("teacher", teacher_dir), ("student", student_dir)):
         model, own = load_classifier(str(folder), task), own_tokenizer(folder, tokenizer)
-        score = ((read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}).get(task.metric)
+        score = _dev_score(cfg, task, model, folder, own or tokenizer)
         side = task.side_metrics(model, own or tokenizer, cfg.prediction.train.eval_batch_size)
         entries.append(ModelEntry(name, model, folder, score, own, side))
     data = task.eval_data(cfg.data, "dev", tokenizer, seed=cfg.seed)
     return model_table(entries, data.head(cfg.report.speed_examples), tokenizer, task.metric)
+
+
+def _dev_score(cfg: Config, task: Task, model: torch.nn.Module, folder: Path, tokenizer) -> float | None:
+    """A model's dev score: the one its stage recorded, else measured now (a teacher given fine-tuned, a student
+    whose last stage did not evaluate)."""
+    recorded = (read_metrics(folder)["dev"] or {}) if is_complete(folder) else {}
+    if task.metric in recorded:
+        return recorded[task.metric]
+    loader = task.eval_loader(cfg.data, "dev", tokenizer, cfg.prediction.train.eval_batch_size, seed=cfg.seed)
+    return evaluate_model(model, loader, task).get(task.metric)
 
 
 def summarize(cfg: Config, paths: dict[str, Path], task: Task, student: Path) -> dict:
@@ -170,14 +180,7 @@ def pipeline(cfg: Config, log: Callable[[str], None] = say, callbacks: Sequence[
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary; ``callbacks`` see
     every training step and evaluation of every stage."""
     out = Path(cfg.output_dir)
-    cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})  # every stage, and the saved run config, hold it out
-    stages = tuple(s for s in ("general", "finetune", "intermediate", "prediction") if getattr(cfg, s).enabled)
-    if not {"general", "intermediate", "prediction"} & set(stages):
-        raise TinyDistillError(
-            "the pipeline runs no stage that trains the student: enable general, intermediate or "
-            "prediction (for the teacher alone use `tinydistill finetune`)"
-        )
-    task = check_inputs(cfg, stages) or task_info(cfg.data)  # every input of every stage, before stage 1 spends minutes
+    cfg, _, task = check_pipeline(cfg)  # every input of every stage, before stage 1 spends minutes
     folder = OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES)
     with folder:
         _start_or_continue(cfg, folder, log)

@@ -1,17 +1,35 @@
 """Checks before anything trains: every split, column and label set, and every model folder and file the chosen
-stages will read, so a run with a bad input stops in its first seconds instead of after a stage that took minutes."""
+stages will read, so a run with a bad input stops in its first second instead of after a stage that took minutes.
+
+Nothing here imports torch or transformers (a test keeps it so): the command line runs these checks before it loads
+the libraries that train."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tinydistill.config import Config
-from tinydistill.data.readers import held_out_dev, read_corpus, read_split
+from tinydistill.data.readers import held_out_dev, read_corpus, read_split, with_dev
 from tinydistill.errors import TinyDistillError
-from tinydistill.models import exists_or_hub
+from tinydistill.model_folders import exists_or_hub
 from tinydistill.tasks import Task, task_info
 
+STAGES = ("general", "finetune", "intermediate", "prediction")  # the pipeline's, in order
 TASK_STAGES = ("finetune", "intermediate", "prediction")
+
+
+def check_pipeline(cfg: Config) -> tuple[Config, tuple[str, ...], Task]:
+    """The pipeline's config (the dev split held out of train where none is given, so every stage and the saved run
+    config hold it out alike), the stages it runs (each one enabled) and its task, every input checked."""
+    cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
+    stages = tuple(s for s in STAGES if getattr(cfg, s).enabled)
+    if not {"general", "intermediate", "prediction"} & set(stages):
+        raise TinyDistillError(
+            "the pipeline runs no stage that trains the student: enable general, intermediate or "
+            "prediction (for the teacher alone use `tinydistill finetune`)"
+        )
+    task = check_inputs(cfg, stages) or task_info(cfg.data)
+    return cfg, stages, task
 
 
 def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+#: environment variables a launcher of several processes (torchrun, accelerate launch, MPI) sets in each
+_LAUNCHED = ("RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
+
 
 def process_state():
     """Accelerate's process state, created once; on a machine without a GPU it is made with ``cpu=True``
@@ -13,7 +18,10 @@ def process_state():
 
 
 def is_main_process() -> bool:
-    """True in a single process, and on rank 0 of a multi-process launch: the one process that writes."""
+    """True in a single process, and on rank 0 of a multi-process launch: the one process that writes. A process
+    no launcher started is the main one without asking Accelerate (which imports torch)."""
+    if not any(name in os.environ for name in _LAUNCHED):
+        return True
     return process_state().is_main_process
 
 

@@ -142,7 +142,7 @@ def _sentence_modules(model: torch.nn.Module, folder: Path) -> None:
     """``model`` saved in ``folder`` with mean pooling as sentence-transformers modules (paraphrase-MiniLM's)."""
     from sentence_transformers.sentence_transformer.modules import Pooling
 
-    from tinydistill.tasks.embedding import SentenceEncoder
+    from tinydistill.tasks.sentence_encoder import SentenceEncoder
 
     SentenceEncoder(model, Pooling(model.config.hidden_size, "mean")).save_pretrained(folder)
 

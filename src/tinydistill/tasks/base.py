@@ -10,19 +10,33 @@ subclass decorated with :func:`tinydistill.registry.register_kind`, in one modul
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from tinydistill.config import Config, DataConfig, LossConfig
-from tinydistill.data.loaders import EncodedDataset, PadBoth, make_loader
 from tinydistill.data.readers import Examples, read_split, read_transfer
 from tinydistill.errors import TinyDistillError
+
+if TYPE_CHECKING:  # a task reads and checks data without torch; models, losses and metrics import it when they run
+    from torch import Tensor, nn
+    from torch.utils.data import DataLoader
+
+    from tinydistill.data.loaders import EncodedDataset
+
+
+class AutoClass:
+    """A transformers Auto class by name, imported when first read (a task's data side needs no transformers)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type) -> Any:
+        return getattr(importlib.import_module("transformers"), self.name)
 
 
 class Task:
@@ -34,7 +48,7 @@ class Task:
     settings_model: ClassVar[type[BaseModel] | None] = None  # validates that section (None: the kind has none)
     side_metric_titles: ClassVar[dict[str, str]] = {}  # side metric (side_metrics' keys) -> report column title
     recognise_rank: ClassVar[int] = 0  # saved models are offered to the kinds of higher rank first
-    auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head
+    auto_model: ClassVar[Any]  # the transformers Auto class of a model with this task's head (an AutoClass)
     pipeline_tag: ClassVar[str]  # transformers.pipeline task a trained model serves
     no_label: ClassVar[Any] = None  # the label of an unlabelled (transfer-set) example; None: no transfer sets
     teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
@@ -123,6 +137,8 @@ class Task:
 
     def collator(self, tokenizer, teacher_tokenizer=None):
         """Pads a list of rows into a batch (inputs, labels and cached teacher outputs alike)."""
+        from tinydistill.data.loaders import PadBoth
+
         return PadBoth(tokenizer, teacher_tokenizer)
 
     def loader(
@@ -135,6 +151,8 @@ class Task:
         group_by_length: bool = False,
         teacher_tokenizer=None,
     ) -> DataLoader:
+        from tinydistill.data.loaders import make_loader
+
         return make_loader(
             data,
             tokenizer,

@@ -10,29 +10,26 @@ scored by the Spearman correlation of cosine similarity with the gold scores.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import pearsonr, spearmanr
-from torch import Tensor, nn
-from transformers import AutoModel
-from transformers.utils import ModelOutput
 
 from tinydistill.config import DataConfig, InputPath, LossConfig
 from tinydistill.data.files import data_path
-from tinydistill.data.keys import CACHED_LOGITS, LABELS
-from tinydistill.data.loaders import EncodedDataset, encode_examples, split_inputs
+from tinydistill.data.keys import LABELS
 from tinydistill.data.readers import Examples, column, kept_rows, read_table, read_texts, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.sequence import numbers
-from tinydistill.ui import track
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from tinydistill.data.loaders import EncodedDataset
+    from tinydistill.tasks.sentence_encoder import SentenceEncoder
 
 
 class EmbeddingSettings(BaseModel):
@@ -85,88 +82,6 @@ MAX_SCORE = 5.0  # STS gold scores lie in 0..5
 _KNOWN = ("Transformer", "Pooling", "Dense", "Normalize")  # the sentence-transformers modules a model may have
 
 
-@dataclass
-class EmbeddingOutput(ModelOutput):
-    logits: Tensor | None = None  # (B, D) sentence vectors: what the prediction-layer loss and the cache read
-
-
-class SentenceEncoder(nn.Module):
-    """A transformers encoder, then pooling, an optional Dense layer and an optional normalisation; called like a
-    transformers model (``.logits`` are the sentence vectors) and saved as a sentence-transformers folder."""
-
-    def __init__(self, backbone: nn.Module, pooling, dense: nn.Module | None = None, normalize: bool = False) -> None:
-        super().__init__()
-        self.backbone, self.pooling, self.dense, self.normalize = backbone, pooling, dense, normalize
-        self.dense_is_new = False  # set when the task adds the Dense layer: fitted before training (task.prepare)
-
-    @property
-    def config(self):
-        return self.backbone.config
-
-    @property
-    def base_model(self) -> nn.Module:
-        return self.backbone.base_model
-
-    @property
-    def cache_key(self) -> str:
-        """What its vectors depend on beyond weights and config (the teacher-output cache's key includes it)."""
-        pooling = self.pooling.get_config_dict() if self.pooling is not None else None
-        return json.dumps({"pooling": pooling, "normalize": self.normalize}, sort_keys=True)
-
-    @property
-    def output_size(self) -> int:
-        """The width of the sentence vectors."""
-        if self.dense is not None:
-            return self.dense.linear.out_features
-        return self.pooling.get_embedding_dimension() if self.pooling is not None else self.config.hidden_size
-
-    def pooled(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> Tensor:
-        """(B, H) pooled token vectors, before the Dense layer and normalisation."""
-        if self.pooling is None:
-            raise TinyDistillError(
-                "this model has no pooling (no sentence-transformers modules.json): set data.embedding.pooling "
-                "(mean, cls, max, last)"
-            )
-        tokens = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
-        return self.pooling({"token_embeddings": tokens, "attention_mask": attention_mask})["sentence_embedding"]
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, **inputs) -> EmbeddingOutput:
-        vec = self.pooled(input_ids, attention_mask, **inputs)
-        if self.dense is not None:
-            vec = self.dense({"sentence_embedding": vec})["sentence_embedding"]
-        return EmbeddingOutput(logits=F.normalize(vec, dim=-1) if self.normalize else vec)
-
-    def save_pretrained(self, folder: str | Path, **kwargs) -> None:
-        """The encoder at the top of ``folder`` (plain ``AutoModel``) and the sentence-transformers modules beside it
-        (the tokenizer is saved by the caller, as for every model)."""
-        folder = Path(folder)
-        self.backbone.save_pretrained(folder, **kwargs)
-        modules = [("0", "", "Transformer")]
-        (folder / "1_Pooling").mkdir(exist_ok=True)
-        self.pooling.save(str(folder / "1_Pooling"))
-        modules.append(("1", "1_Pooling", "Pooling"))
-        if self.dense is not None:
-            (folder / "2_Dense").mkdir(exist_ok=True)
-            self.dense.save(str(folder / "2_Dense"))
-            modules.append(("2", "2_Dense", "Dense"))
-        if self.normalize:
-            modules.append((str(len(modules)), f"{len(modules)}_Normalize", "Normalize"))
-        (folder / "modules.json").write_text(
-            json.dumps(
-                [
-                    {"idx": int(i), "name": i, "path": path, "type": f"sentence_transformers.models.{kind}"}
-                    for i, path, kind in modules
-                ],
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
-        length = getattr(self.config, "max_position_embeddings", 512)
-        (folder / "sentence_bert_config.json").write_text(
-            json.dumps({"max_seq_length": min(length, 512), "do_lower_case": False}), encoding="utf-8"
-        )
-
-
 def _modules(name: str) -> list[dict] | None:
     """A sentence-transformers folder's module list (None: not one), each listed module's folder checked."""
     path = Path(name) / "modules.json"
@@ -188,16 +103,6 @@ def _modules(name: str) -> list[dict] | None:
     return listed
 
 
-def _check_pooling_width(name: str, backbone: nn.Module, pooling) -> None:
-    """The Pooling module must pool vectors as wide as the encoder's."""
-    width = getattr(backbone.config, "hidden_size", None)
-    if width is not None and pooling.embedding_dimension != width:
-        raise TinyDistillError(
-            f"{name}: its Pooling module expects {pooling.embedding_dimension}-dimensional token vectors, the "
-            f"encoder gives {width}; fix word_embedding_dimension in the pooling folder's config.json"
-        )
-
-
 class SentenceModels:
     """The task's model class: ``from_pretrained`` reads a sentence-transformers folder (or a plain encoder with
     data.embedding.pooling); ``from_config`` builds a bare encoder, which :meth:`SentenceEmbedding.student_for`
@@ -207,11 +112,19 @@ class SentenceModels:
         self.pooling, self.normalize = pooling, normalize
 
     def from_config(self, config) -> nn.Module:
+        from transformers import AutoModel
+
         return AutoModel.from_config(config)
 
-    def from_pretrained(self, name: str, config=None, dtype=torch.float32) -> SentenceEncoder:
+    def from_pretrained(self, name: str, config=None, dtype=None) -> SentenceEncoder:
+        import torch
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.modules import Pooling
+        from transformers import AutoModel
+
+        from tinydistill.tasks.sentence_encoder import SentenceEncoder, check_pooling_width
+
+        dtype = dtype or torch.float32
 
         listed = _modules(name)
         if listed is None:  # a plain encoder: pooling only as data.embedding.pooling says
@@ -228,29 +141,11 @@ class SentenceModels:
         st = SentenceTransformer(name, device="cpu", model_kwargs={"dtype": dtype})
         by_kind = dict(zip(kinds, st))
         pooling = by_kind["Pooling"]
-        _check_pooling_width(name, by_kind["Transformer"].auto_model, pooling)
+        check_pooling_width(name, by_kind["Transformer"].auto_model, pooling)
         if self.pooling:  # data.embedding.pooling overrides the folder's
             pooling = Pooling(pooling.embedding_dimension, POOLING[self.pooling])
         normalize = "Normalize" in by_kind if self.normalize is None else self.normalize
         return SentenceEncoder(by_kind["Transformer"].auto_model.float(), pooling, by_kind.get("Dense"), normalize)
-
-
-@torch.no_grad()
-def _vectors(student: SentenceEncoder, teacher: nn.Module, loader) -> tuple[Tensor, Tensor]:
-    """(N, H) the student's pooled vectors and (N, D) the teacher's sentence vectors (cached in the batches, or
-    computed) for every row of ``loader``, on the teacher's device."""
-    device, training = next(teacher.parameters()).device, student.training
-    student.to(device).eval()  # no dropout in the vectors fitted to
-    pooled, target = [], []
-    for batch in track(loader, "fitting the student's projection"):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        pooled.append(student.pooled(batch["input_ids"], batch["attention_mask"]).float().cpu())
-        if CACHED_LOGITS in batch:
-            target.append(batch[CACHED_LOGITS].float().cpu())
-        else:
-            target.append(teacher(**split_inputs(batch)[1]).logits.float().cpu())
-    student.train(training)
-    return torch.cat(pooled), torch.cat(target)
 
 
 def _probe_rows(cfg: EmbeddingSettings, path: str, limit: int | None = None) -> tuple[list[str], list[str]]:
@@ -263,17 +158,6 @@ def _probe_rows(cfg: EmbeddingSettings, path: str, limit: int | None = None) -> 
     if len(set(map(str, labels))) < 2:
         raise TinyDistillError(f"probe file {path}: column {cfg.probe_label_column!r} needs at least two labels")
     return [str(t) for t in texts], [str(v) for v in labels]
-
-
-def least_squares(linear: nn.Linear, x: Tensor, y: Tensor, ridge: float = 1e-4) -> None:
-    """Set ``linear`` (H -> D, with bias) to the ridge least-squares map from x (N, H) to y (N, D)."""
-    x1 = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
-    gram = x1.T @ x1
-    gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=torch.float64)
-    w = torch.linalg.solve(gram, x1.T @ y.double())  # (H + 1, D)
-    with torch.no_grad():
-        linear.weight.copy_(w[:-1].T.to(linear.weight.dtype))
-        linear.bias.copy_(w[-1].to(linear.bias.dtype))
 
 
 @register_kind
@@ -360,6 +244,8 @@ class SentenceEmbedding(Task):
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
     ) -> EncodedDataset:
+        from tinydistill.data.loaders import encode_examples
+
         if ex.pairs is None:  # sentences
             return encode_examples(ex, tokenizer, max_length, teacher_tokenizer)
         # STS pairs: each side its own row; labels (pair key 2i or 2i+1, gold score) rejoin them in any order
@@ -386,6 +272,9 @@ class SentenceEmbedding(Task):
         serves with), and, when its width differs and the stage trains its vectors (``outputs``), a Dense layer to
         the teacher's width or, with data.embedding.projection pca, to its own width in the teacher's principal axes."""
         from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+        from torch import nn
+
+        from tinydistill.tasks.sentence_encoder import SentenceEncoder
 
         if teacher is None:
             return student
@@ -427,7 +316,11 @@ class SentenceEmbedding(Task):
         fit = getattr(student, "dense_is_new", False) and self.settings.projection_init == "least-squares"
         if teacher is None or not (fit or self.reduce_to):
             return
-        pooled, target = _vectors(student, teacher, loader)
+        import torch
+
+        from tinydistill.tasks.sentence_encoder import fit_vectors, least_squares
+
+        pooled, target = fit_vectors(student, teacher, loader)
         if self.reduce_to:
             from sklearn.decomposition import PCA
 
@@ -444,6 +337,8 @@ class SentenceEmbedding(Task):
 
     def reduced(self, teacher: Tensor) -> Tensor:
         """(B, D) teacher vectors -> (B, reduce_to) in its principal axes (unit length if the student normalises)."""
+        import torch.nn.functional as F
+
         vec = teacher.float() @ self.components.to(teacher.device).T
         return F.normalize(vec, dim=-1) if self.unit else vec
 
@@ -453,6 +348,8 @@ class SentenceEmbedding(Task):
     ) -> Tensor:
         """MSE between sentence vectors (B, D), or the mean cosine distance (data.embedding.loss); with
         data.embedding.projection pca the teacher's are first reduced to the student's width."""
+        import torch.nn.functional as F
+
         if self.components is not None:
             teacher = self.reduced(teacher)
         if self.settings.loss == "similarity":
@@ -481,13 +378,15 @@ class SentenceEmbedding(Task):
         probe = LogisticRegression(max_iter=2000).fit(self._embed(model, tokenizer, texts, batch_size), labels)
         return {"probe_accuracy": float(probe.score(self._embed(model, tokenizer, dev_texts, batch_size), dev_labels))}
 
-    @torch.no_grad()
     def _embed(self, model: nn.Module, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
-        data = encode_examples(Examples(texts, None, None, "probe"), tokenizer, self.max_length)
+        import torch
+
+        data = self.encode(Examples(texts, None, None, "probe"), tokenizer, self.max_length)
         device, training, out = next(model.parameters()).device, model.training, []
         model.eval()
         for batch in self.loader(data, tokenizer, batch_size):
-            out.append(model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy())
+            with torch.no_grad():
+                out.append(model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy())
         model.train(training)
         return np.concatenate(out)
 
@@ -497,6 +396,8 @@ class SentenceEmbedding(Task):
 
     def metrics(self, outputs, golds) -> dict[str, float]:
         """Spearman (and Pearson) correlation of the pairs' cosine similarity with their gold scores."""
+        from scipy.stats import pearsonr, spearmanr
+
         keys = np.asarray([g[0] for g in golds], dtype=np.int64)
         vecs = np.zeros((int(keys.max()) + 1, len(outputs[0])), dtype=np.float64)
         scores = np.zeros(len(vecs) // 2)

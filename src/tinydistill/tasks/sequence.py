@@ -5,36 +5,38 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from torch import Tensor
-from transformers import AutoModelForSequenceClassification
 
-from tinydistill import losses as L
-from tinydistill.augment.texts import augment_table_into
 from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.keys import LABELS
-from tinydistill.data.loaders import EncodedDataset, encode_examples
 from tinydistill.data.readers import Examples, labels_of, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
-from tinydistill.tasks.base import Task, as_arrays
+from tinydistill.tasks.base import AutoClass, Task, as_arrays
 from tinydistill.ui import say
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from tinydistill.data.loaders import EncodedDataset
 
 
 class _PerText(Task):
-    auto_model = AutoModelForSequenceClassification
+    auto_model = AutoClass("AutoModelForSequenceClassification")
     pipeline_tag = "text-classification"
 
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
     ) -> EncodedDataset:
+        from tinydistill.data.loaders import encode_examples
+
         return encode_examples(ex, tokenizer, max_length, teacher_tokenizer)
 
     def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        from tinydistill.augment.texts import augment_table_into
+
         return augment_table_into(cfg, self, out, sources)
 
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
@@ -98,14 +100,20 @@ class SequenceClassification(_PerText):
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
     ) -> Tensor:
+        from tinydistill import losses as L
+
         fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
         return fn(student, teacher, cfg.temperature, cfg.t2_scaling)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        from tinydistill import losses as L
+
         keep = labels != self.no_label  # transfer-set rows have no gold label
         return L.hard_cross_entropy(student[keep], labels[keep])
 
     def metrics(self, outputs, golds) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
         outputs, golds = as_arrays(list(outputs), list(golds))
         pred = outputs.argmax(-1)
         out = {"accuracy": float(accuracy_score(golds, pred))}
@@ -170,13 +178,19 @@ class Regression(_PerText):
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
     ) -> Tensor:
+        from tinydistill import losses as L
+
         return L.regression_mse(student, teacher)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        from tinydistill import losses as L
+
         keep = ~labels.isnan()  # transfer-set rows have no gold score
         return L.regression_mse(student.view(-1)[keep], labels[keep]) if keep.any() else student.sum() * 0.0
 
     def metrics(self, outputs, golds) -> dict[str, float]:
+        from scipy.stats import pearsonr, spearmanr
+
         pred = np.asarray(outputs, dtype=np.float64).reshape(-1)
         gold = np.asarray(golds, dtype=np.float64).reshape(-1)
         if len(pred) < 2 or np.std(pred) == 0 or np.std(gold) == 0:

@@ -11,27 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from seqeval.metrics import classification_report
-from torch import Tensor
-from transformers import AutoModelForTokenClassification
 
-from tinydistill import losses as L
-from tinydistill.augment.tagged import augment_tagged_into
 from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data import conll
 from tinydistill.data.files import data_path
 from tinydistill.data.keys import CACHED_LOGITS, LABELS, WORD_KEYS
-from tinydistill.data.loaders import EncodedDataset, PadBoth, check_not_empty
 from tinydistill.data.readers import SPLITS, Examples, kept_rows, read_table, read_transfer, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
-from tinydistill.tasks.base import Task
+from tinydistill.tasks.base import AutoClass, Task
 from tinydistill.ui import say
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from tinydistill.data.loaders import EncodedDataset
 
 IGNORE = -100  # label id the losses skip (padding, special tokens, continuation pieces)
 
@@ -109,6 +107,8 @@ def encode_words(
 ) -> EncodedDataset:
     """Rows of ``input_ids``/``attention_mask`` (...), ``labels`` per piece (-100 where no loss counts), and per word
     its first piece (``word_starts``, -1 when cut off) and gold tag (``word_tags``), for evaluation."""
+    from tinydistill.data.loaders import EncodedDataset, check_not_empty
+
     if not getattr(tokenizer, "is_fast", False):
         raise TinyDistillError(
             f"token classification needs a fast tokenizer (word alignment); {type(tokenizer).__name__} is not one"
@@ -169,9 +169,13 @@ class TokenCollator:
     logits (L, C) per row with zeros."""
 
     def __init__(self, tokenizer, teacher_tokenizer=None) -> None:
+        from tinydistill.data.loaders import PadBoth
+
         self.inputs = PadBoth(tokenizer, teacher_tokenizer)
 
     def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
         extra = (LABELS, CACHED_LOGITS, *WORD_KEYS)
         batch = self.inputs([{k: v for k, v in r.items() if k not in extra} for r in rows])
         width = batch["input_ids"].shape[1]
@@ -190,6 +194,8 @@ class TokenCollator:
 
 
 def _pad(seqs: list[list[int]], width: int, value: int) -> Tensor:
+    import torch
+
     return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
@@ -203,7 +209,7 @@ class TokenClassification(Task):
     settings_model = NerSettings
     recognise_rank = 2
     per_token_outputs = True
-    auto_model = AutoModelForTokenClassification
+    auto_model = AutoClass("AutoModelForTokenClassification")
     pipeline_tag = "token-classification"
     no_label = IGNORE  # the tag of every word of a transfer-set sentence
 
@@ -277,6 +283,8 @@ class TokenClassification(Task):
             )
         others = [tagged_file(cfg.data, s) for s in ("dev", "test")] if cfg.data.dir is not None else []
         others = [f for f in others if f is not None and f.is_file()]
+        from tinydistill.augment.tagged import augment_tagged_into
+
         return augment_tagged_into(cfg, data, self.settings.tokens_column, out, sources, others)
 
     def check_transfer(self, losses: LossConfig) -> None:
@@ -308,15 +316,21 @@ class TokenClassification(Task):
             keep = labels != IGNORE
         else:
             keep = mask.bool()
+        from tinydistill import losses as L
+
         fn = L.soft_cross_entropy if cfg.soft_loss == "ce" else L.kl_divergence
         return fn(*L.select_tokens(keep, student, teacher), cfg.temperature, cfg.t2_scaling)
 
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
+        from tinydistill import losses as L
+
         keep = labels != IGNORE  # padding, continuation pieces, transfer-set sentences
         s, y = L.select_tokens(keep, student, labels)
         return L.hard_cross_entropy(s, y)
 
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
+        import torch
+
         pred = logits.float().argmax(-1).cpu()
         starts = batch["word_starts"].cpu()
         outs = []
@@ -332,6 +346,8 @@ class TokenClassification(Task):
         return outs, [t[t != IGNORE].numpy() for t in tags]
 
     def metrics(self, outputs, golds) -> dict[str, float]:
+        from seqeval.metrics import classification_report
+
         names = self.label_names
         pred = [[names[i] for i in p] for p in outputs]
         gold = [[names[i] for i in g] for g in golds]

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from torch import Tensor
+if TYPE_CHECKING:  # terms register (and configs validate their keys) without torch; they build with it
+    from torch import Tensor
 
-if TYPE_CHECKING:
     from tinydistill.capture import Recorder
     from tinydistill.mapping import LayerPairs
     from tinydistill.tasks import Task

@@ -16,14 +16,15 @@ code for either; the functions are checked against a hand-written reference in t
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from tinydistill import losses as L
 from tinydistill.errors import TinyDistillError
-from tinydistill.families import family_of
 from tinydistill.registry import Option, TermSpec, option, register_term
 from tinydistill.terms.base import CapturePlan, Setup, StepContext
 from tinydistill.terms.tinybert import score_pair
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 KINDS = ("minilmv2", "minilmv1")
 
@@ -47,6 +48,8 @@ def _layers(cfg, setup: Setup) -> tuple[int, int]:
 
 def _aligned(c: StepContext, teacher: Tensor) -> tuple[Tensor, Tensor]:
     """The teacher's (B, Lt, D) vectors at the student's positions, and the mask of positions both have."""
+    from tinydistill import losses as L
+
     if not c.alignment:
         return teacher, c.attention_mask
     pos = c.alignment["align_positions"]
@@ -54,6 +57,8 @@ def _aligned(c: StepContext, teacher: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _build(cfg, setup: Setup):
+    from tinydistill import losses as L
+
     s_layer, t_layer = _layers(cfg, setup)
     kind, heads = option(cfg, SPEC, "relation_kind"), option(cfg, SPEC, "relation_heads")
 
@@ -82,6 +87,8 @@ def _needs(cfg, setup: Setup) -> CapturePlan:
 
 
 def _width(config) -> int:
+    from tinydistill.families import family_of
+
     family = family_of(config)
     return int(getattr(config, family.shape[1] if family else "hidden_size"))
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from tinydistill import losses as L
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import TermSpec, register_term
 from tinydistill.terms.base import CapturePlan, Setup, StepContext
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def hidden_pair(c: StepContext, student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(student, teacher, mask) to compare: as they are, the teacher's at the student's positions, or both
     mean-pooled per word (see tinydistill.data.alignment)."""
+    from tinydistill import losses as L
+
     a = c.alignment
     if not a:
         return student, teacher, c.attention_mask
@@ -28,6 +31,8 @@ def hidden_pair(c: StepContext, student: Tensor, teacher: Tensor) -> tuple[Tenso
 
 def score_pair(c: StepContext, s_layer: int, t_layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """(student scores, teacher scores, mask, allowed) to compare; teacher's at the student's positions."""
+    from tinydistill import losses as L
+
     s_allowed, t_allowed = c.student.allowed.get(s_layer), c.teacher.allowed.get(t_layer)
     t_scores = c.teacher.score(t_layer)
     mask = c.attention_mask
@@ -64,10 +69,16 @@ register_term(TermSpec("hard", _hard, teacher="none", reads_logits=True))
 
 
 def _embedding(cfg, _setup: Setup):
+    from tinydistill import losses as L
+
     return lambda c: L.hidden_mse(*hidden_pair(c, c.projected["embeddings"], c.teacher.hidden[0]), cfg.mode)
 
 
 def _hidden(cfg, setup: Setup):
+    import torch
+
+    from tinydistill import losses as L
+
     def hidden(c: StepContext) -> Tensor:  # summed over mapped layers, as TinyBERT does
         return torch.stack(
             [
@@ -80,6 +91,10 @@ def _hidden(cfg, setup: Setup):
 
 
 def _attention(cfg, setup: Setup):
+    import torch
+
+    from tinydistill import losses as L
+
     def attention(c: StepContext) -> Tensor:
         pairs = (score_pair(c, s, t) for s, t in setup.pairs)
         return torch.stack([L.attention_mse(*p[:3], cfg.mode, p[3]) for p in pairs]).sum()
