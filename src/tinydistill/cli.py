@@ -75,9 +75,13 @@ def _quiet_transformers(verbose: bool) -> None:
 
 
 def _checked(cfg: Config, stages: tuple[str, ...]) -> Config:
-    """``cfg`` once every input ``stages`` read is checked (before the libraries that train are imported)."""
-    from tinydistill.preflight import check_inputs
+    """``cfg`` (dev held out of train where a stage needs dev and none is given) once every input ``stages`` read
+    is checked, before the libraries that train are imported."""
+    from tinydistill.data.readers import with_dev
+    from tinydistill.preflight import TASK_STAGES, check_inputs
 
+    if set(stages) & set(TASK_STAGES):
+        cfg = cfg.model_copy(update={"data": with_dev(cfg.data)})
     check_inputs(cfg, stages)
     return cfg
 
@@ -188,7 +192,7 @@ def distill(
     cfg = _config(config, _with_resume(set_, resume, overwrite), output, teacher, student, task, data_dir)
     if stage not in ("intermediate", "prediction", "both"):
         raise TinyDistillError(f"unknown stage {stage!r}: use intermediate, prediction or both")
-    _checked(cfg, ("intermediate", "prediction") if stage == "both" else (stage,))
+    cfg = _checked(cfg, ("intermediate", "prediction") if stage == "both" else (stage,))
     from tinydistill.stages import distill as run
 
     out = run(cfg, stage)  # type: ignore[arg-type]
