@@ -53,6 +53,28 @@ def kl_divergence(
     return loss * t * t if t2_scaling else loss
 
 
+def soft_binary_cross_entropy(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, t2_scaling: bool = True
+) -> Tensor:
+    """Per-label binary cross-entropy of the student's tempered sigmoids against the teacher's (multi-label).
+
+    student_logits, teacher_logits: (B, C) -> scalar, averaged over the batch and the labels. Each label is the
+    two-class softmax of (z, 0), so sigmoid(z / T) is that softmax at temperature T and the T^2 factor (when
+    ``t2_scaling``) keeps the gradient's scale across temperatures as it does for :func:`soft_cross_entropy`: the
+    value equals that function on the (B * C, 2) logits [z, 0].
+    """
+    t = temperature
+    target = torch.sigmoid(teacher_logits.float() / t)
+    loss = F.binary_cross_entropy_with_logits(student_logits.float() / t, target)
+    return loss * t * t if t2_scaling else loss
+
+
+def hard_binary_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
+    """Binary cross-entropy to gold multi-hot labels: student_logits (B, C), labels (B, C) of 0/1 -> scalar, the mean
+    over the batch and the labels (as transformers' multi-label head computes it)."""
+    return F.binary_cross_entropy_with_logits(student_logits.float(), labels.float())
+
+
 def select_tokens(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
     """The rows of per-token tensors where ``keep`` is true, flattened: keep (B, L) bool, each tensor (B, L, ...)
     -> (N, ...), N = keep.sum(). A per-token loss is then a per-row loss averaged over the kept tokens."""

@@ -559,8 +559,8 @@ def _hold_out(ex: Examples, fraction: float, task, split: str = "dev") -> tuple[
 
 
 def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels: bool = True) -> Examples:
-    """A split of one-label-per-text data (GLUE TSVs, CSV / TSV / JSONL, a hub dataset); ``task.label_ids`` turns
-    the raw labels into ids."""
+    """A split of per-text data (GLUE TSVs, CSV / TSV / JSONL, a hub dataset); ``task.labels_from`` reads the
+    labels of its rows."""
     rows, source, spec = raw_rows(cfg, split)
     cfg = cfg.for_split(split)
     text_col = spec.text if spec else cfg.text_column
@@ -570,8 +570,7 @@ def read_texts(cfg: DataConfig, split: str, task, seed: int = 0, require_labels:
         raise TinyDistillError(f"{source} has no examples")
     texts = texts_of(rows, text_col, cfg, source)
     pairs = column(rows, pair_col, source)
-    raw_labels = labels_of(rows, label_col, cfg, source, required=require_labels)
-    labels = task.label_ids(raw_labels, source) if raw_labels is not None else None
+    labels = task.labels_from(rows, label_col, cfg, source, require_labels)
     _check_texts(texts, source, " + ".join(text_col) if isinstance(text_col, list) else text_col)
     if pairs:
         _check_texts(pairs, source, pair_col)

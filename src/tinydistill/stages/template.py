@@ -21,6 +21,7 @@ from tinydistill.data.alignment import same_vocabulary
 from tinydistill.data.loaders import EncodedDataset, by_length
 from tinydistill.data.readers import concat, held_out_dev, held_out_test, read_split
 from tinydistill.errors import TinyDistillError
+from tinydistill.evaluate import predict
 from tinydistill.models import check_vocab, load_tokenizer, usable_length
 from tinydistill.objectives import (
     build_terms,
@@ -78,7 +79,7 @@ def run_stage(plan: StagePlan, cfg: Config, folder: Path, callbacks: Sequence[Ca
     save_model(folder, result.student, plan.tokenizer, projections, cfg)
     metrics = _metrics(plan.name, result) | plan.metrics
     if cfg.report.enabled and is_main_process():
-        _report(cfg, folder, plan, metrics, plan.entries(result, folder))
+        _report(cfg, folder, plan, metrics, plan.entries(result, folder), result.student)
     if is_main_process():
         write_json(folder / METRICS_FILE, metrics)
 
@@ -114,7 +115,9 @@ def _metrics(stage: str, result: TrainResult) -> dict:
     }
 
 
-def _report(cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: list[ModelEntry]) -> None:
+def _report(
+    cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: list[ModelEntry], trained: nn.Module
+) -> None:
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
     table = model_table(entries, plan.timed.head(cfg.report.speed_examples), plan.tokenizer, plan.metric)
     metrics["table"] = [row.to_json() for row in table]
@@ -127,8 +130,20 @@ def _report(cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: 
         ("Teacher vs student", model_table_view(table)),
         (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics})),
         *split,
+        *_details(plan, trained),
     ]
     write_report(folder, plan.title, sections, plot_curves(metrics, folder), dump_config(cfg))
+
+
+def _details(plan: StagePlan, trained: nn.Module) -> list[tuple[str, Table]]:
+    """The task's own report tables (e.g. per-label F1), from the trained model's dev outputs."""
+    task, loader = plan.run.task, plan.run.eval_loader
+    if task is None or loader is None or not task.report_details:
+        return []
+    outputs, golds = predict(trained, loader, task)
+    if golds is None:
+        return []
+    return [(head, Table(cols, rows, "l" + "r" * (len(cols) - 1))) for head, cols, rows in task.details(outputs, golds)]
 
 
 def dev_split(cfg: Config, dev: EncodedDataset) -> dict:

