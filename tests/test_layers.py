@@ -96,3 +96,12 @@ def test_no_import_cycle():
     for module in sorted(GRAPH):
         if module not in state:
             visit(module, [module])
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, long
