@@ -54,6 +54,18 @@ def environment() -> dict[str, str]:
     return env()
 
 
+def once(folder: Path, make: Callable[[], object]) -> Path:
+    """``make()`` unless ``folder`` is a finished tinydistill output (a resumable benchmark step); its wall seconds
+    are written beside it."""
+    from tinydistill.outputs import is_complete
+
+    if not is_complete(folder):
+        start = time.perf_counter()
+        make()
+        (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    return folder
+
+
 def write_result(folder: Path, name: str, data: dict, table: str) -> None:
     """``folder/name.json`` (``data`` and the environment) and ``folder/name.md`` (``table``, then the environment)."""
     folder.mkdir(parents=True, exist_ok=True)

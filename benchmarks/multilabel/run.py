@@ -15,10 +15,9 @@ Writes WORK/results.json and WORK/results.md.
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
-from benchmarks.common import parser, write_result
+from benchmarks.common import once, parser, write_result
 
 GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "multilabel" / "goemotions"
 
@@ -54,17 +53,6 @@ def config(args, seed: int, teacher: str, student: dict | None = None):
     if student is not None:
         tree["student"] = student
     return config_from_dict(tree)
-
-
-def once(folder: Path, make) -> Path:
-    """``make()`` unless ``folder`` is a finished output; its wall seconds beside it."""
-    from tinydistill.outputs import is_complete
-
-    if not is_complete(folder):
-        start = time.perf_counter()
-        make()
-        (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
-    return folder
 
 
 def copied_start(backbone: str, out: Path, task) -> Path:

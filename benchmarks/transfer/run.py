@@ -16,8 +16,9 @@ import csv
 import json
 import random
 import statistics
-import time
 from pathlib import Path
+
+from benchmarks.common import once
 
 ROOT = Path(__file__).resolve().parents[2]
 SST2 = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
@@ -65,16 +66,6 @@ def config(train: Path, teacher: str, seed: int, epochs: float, student=None, tr
     if student:
         tree["student"] = student
     return config_from_dict(tree)
-
-
-def once(folder: Path, make) -> Path:
-    from tinydistill.outputs import is_complete
-
-    if not is_complete(folder):
-        t = time.perf_counter()
-        make()
-        (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
-    return folder
 
 
 def main() -> None:
