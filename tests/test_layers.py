@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tinydistill.tasks",),
     ("tinydistill.models", "tinydistill.students", "tinydistill.terms", "tinydistill.speed", "tinydistill.cache"),
     ("tinydistill.objectives", "tinydistill.targets", "tinydistill.evaluate", "tinydistill.report"),
+    ("tinydistill.ensemble",),
     ("tinydistill.reuse", "tinydistill.trainer", "tinydistill.zoo"),
     ("tinydistill.stages", "tinydistill.augment", "tinydistill.export", "tinydistill.bench", "tinydistill.compare"),
     ("tinydistill.preflight",),

@@ -516,6 +516,15 @@ class Config(_Strict):
         None, description="teacher-output cache (default $TINYDISTILL_CACHE or ~/.cache/tinydistill)"
     )
     teacher: str | None = InputPath("teacher", description="teacher model folder or hub id")
+    teachers: list[str] = InputPath(
+        "ensemble teacher",
+        default_factory=list,
+        description="fine-tuned teachers whose weighted mean prediction is the prediction stage's soft target "
+        "(two or more; each reads its own tokenization); `teacher` stays the one that intermediate terms read",
+    )
+    teacher_weights: list[float] | None = Field(
+        None, description="one positive weight per entry of `teachers` (default: equal), normalised to sum to 1"
+    )
     student: StudentConfig = Field(default_factory=lambda: StudentConfig(preset="tinybert-4l-312d"))
     data: DataConfig = Field(default_factory=DataConfig)
     general: GeneralStage = Field(
@@ -539,6 +548,19 @@ class Config(_Strict):
 
     #: the YAML file the config was read from (an input too), where there was one
     _config_file: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _ensemble(self) -> Config:
+        if len(self.teachers) == 1:
+            raise ValueError("teachers lists one teacher: give it as `teacher:` (an ensemble needs two or more)")
+        if len(set(self.teachers)) < len(self.teachers):
+            raise ValueError("teachers lists the same folder twice: give it once, with a larger weight")
+        weights = self.teacher_weights
+        if weights is not None and (len(weights) != len(self.teachers) or min(weights, default=1) <= 0):
+            raise ValueError(
+                f"teacher_weights needs one positive weight per teacher ({len(self.teachers)}), got {weights}"
+            )
+        return self
 
     def input_paths(self) -> dict[str, str | None]:
         """Every file or folder this config reads, by role (an output must never be, or hold, one of them): each

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tinydistill.config import Config
 from tinydistill.data.readers import held_out_dev, read_corpus, read_split, with_dev
+from tinydistill.ensemble import check_ensemble
 from tinydistill.errors import TinyDistillError
 from tinydistill.model_folders import exists_or_hub
 from tinydistill.tasks import Task, task_info
@@ -35,9 +36,12 @@ def check_pipeline(cfg: Config) -> tuple[Config, tuple[str, ...], Task]:
 def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
     """Read what ``stages`` (any of general, finetune, intermediate, prediction) will read, as they will read it;
     the first problem raises its usual one-line error. Returns the task (None for general distillation alone)."""
-    if not cfg.teacher:
+    if not cfg.teacher and (not cfg.teachers or set(stages) != {"prediction"}):  # an ensemble serves stage 4 alone
         raise TinyDistillError("no teacher given: set `teacher:` in the config or pass --teacher")
-    exists_or_hub(cfg.teacher)
+    if cfg.teacher:
+        exists_or_hub(cfg.teacher)
+    for path in cfg.teachers:
+        exists_or_hub(path)
     if cfg.student.checkpoint and Path(cfg.student.checkpoint).exists():
         exists_or_hub(cfg.student.checkpoint)
     task = None
@@ -46,6 +50,8 @@ def check_inputs(cfg: Config, stages: tuple[str, ...]) -> Task | None:
         task = task_info(cfg.data)
         for split in ("train", "dev") if labelled else ("train",):
             read_split(cfg.data, split, task, seed=cfg.seed, require_labels=labelled)
+        if cfg.teachers and "prediction" in stages:
+            check_ensemble(cfg, task)
         distilled = [s for s in ("intermediate", "prediction") if s in stages]
         if distilled and cfg.data.transfer_files:
             for stage in distilled:

@@ -14,6 +14,7 @@ from torch.utils.data import Subset
 
 from tinydistill.config import Config, DistillStage, StudentConfig
 from tinydistill.data.readers import with_dev
+from tinydistill.ensemble import ensemble_targets
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import evaluate_model
 from tinydistill.models import freeze, load_classifier, load_tokenizer
@@ -122,6 +123,7 @@ def _plan(cfg: Config, which: str, out: Path, task: Task, scores: TeacherScores)
             stage_cfg, m.teacher, m.teacher_tok or m.tokenizer, m.student, task, device(cfg), cfg.cache_dir
         )
     )
+    ensemble = _ensemble(cfg, which, task, stage_cfg)
     data = task_data(
         cfg,
         m.tokenizer,
@@ -130,6 +132,7 @@ def _plan(cfg: Config, which: str, out: Path, task: Task, scores: TeacherScores)
         cache.attach if cache and cache.kind else None,
         m.teacher_tok,
         transfer=True,
+        soft_targets=ensemble,
     )
     check_token_alignment(stage_cfg.losses, data.train)
     scored = reads_logits(stage_cfg.losses)  # without a prediction loss dev metrics would only be noise: none taken
@@ -205,11 +208,31 @@ def _check_transfer(cfg: Config, stage_cfg: DistillStage, task: Task, external: 
     task.check_transfer(stage_cfg.losses)
 
 
+def _ensemble(cfg: Config, which: str, task: Task, stage_cfg: DistillStage):
+    """The soft targets of several teachers (``teachers:``) for the prediction stage, or None."""
+    if not cfg.teachers or which != "prediction":
+        return None
+    batch = stage_cfg.train.eval_batch_size
+    return lambda examples: ensemble_targets(cfg, task, examples, batch)
+
+
 def _external_soft_labels(cfg: Config, which: str) -> bool:
-    """Whether this stage's targets come from data.soft_label_column instead of a teacher model (refused where a
-    teacher model is still needed: intermediate losses, or a student that is not a checkpoint and no teacher)."""
-    if cfg.data.soft_label_column is None or which != "prediction":
+    """Whether this stage's targets come from data.soft_label_column or several teachers (``teachers:``) instead of
+    one teacher model (refused where a teacher model is still needed: intermediate losses, or a student that is not
+    a checkpoint and no teacher)."""
+    if which != "prediction" or (cfg.data.soft_label_column is None and not cfg.teachers):
         return False
+    if cfg.teachers:
+        if live_teacher(cfg.prediction.losses):
+            raise TinyDistillError(
+                "several teachers give the prediction stage its soft targets, not hidden states: set its intermediate "
+                "weights (embedding, hidden, attention, relation) to 0; stage 3 reads `teacher:` alone"
+            )
+        if cfg.teacher is None and cfg.student.checkpoint is None:
+            raise TinyDistillError(
+                "several teachers and no `teacher:` to build the student from: give a student.checkpoint"
+            )
+        return True
     if live_teacher(cfg.prediction.losses):
         raise TinyDistillError(
             "soft labels from a file replace the teacher's outputs, not its hidden states: set the prediction "

@@ -19,7 +19,7 @@ from tinydistill.checkpoints import checkpoint_root
 from tinydistill.config import Config, DistillStage, GeneralStage, LossConfig, TrainConfig, config_changes, dump_config
 from tinydistill.data.alignment import same_vocabulary
 from tinydistill.data.loaders import EncodedDataset, by_length
-from tinydistill.data.readers import concat, held_out_dev, held_out_test, read_split
+from tinydistill.data.readers import Examples, concat, held_out_dev, held_out_test, read_split
 from tinydistill.errors import TinyDistillError
 from tinydistill.evaluate import predict
 from tinydistill.models import check_vocab, load_tokenizer, usable_length
@@ -235,15 +235,19 @@ def task_data(
     prepare=None,
     teacher_tokenizer=None,
     transfer: bool = False,
+    soft_targets: Callable[[Examples], list] | None = None,
 ) -> TaskData:
     """The task's train (plus transfer files, when ``transfer``) and dev splits, encoded, and their loaders. With
     ``teacher_tokenizer`` (a teacher of another vocabulary) training rows carry the teacher's tokenization too; dev
-    rows are the student's alone. ``prepare`` adds what a stage reuses of the teacher to the training rows."""
+    rows are the student's alone. ``prepare`` adds what a stage reuses of the teacher to the training rows;
+    ``soft_targets`` gives each training example its soft target (several teachers' combined logits)."""
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     if transfer and cfg.data.transfer_files:  # the teacher labels them; the hard-label term skips them
         more = [task.read_transfer(cfg.data, f) for f in cfg.data.transfer_files]
         say(f"transfer set: {sum(len(m) for m in more):,} unlabelled examples beside {len(train_ex):,} labelled ones")
         train_ex = concat(train_ex, *more)
+    if soft_targets is not None:
+        train_ex.soft = soft_targets(train_ex)
     dev_ex = read_split(cfg.data, "dev", task, seed=cfg.seed)
     train = task.encode(train_ex, tokenizer, cfg.data.max_length, teacher_tokenizer, training=True)
     if prepare is not None:

@@ -55,6 +55,7 @@ class Task:
     cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
     per_token_outputs: ClassVar[bool] = False  # a model's outputs are one vector per token (else one per text)
     onnx_output: ClassVar[str] = "logits"  # the name of an exported graph's output
+    ensembles: ClassVar[bool] = False  # several teachers' outputs combine into one soft target (ensemble_logits)
     report_details: ClassVar[bool] = False  # whether :meth:`details` has tables (a report predicts dev again for them)
 
     def __init__(
@@ -218,6 +219,11 @@ class Task:
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
         """The loss to the gold labels."""
         raise NotImplementedError
+
+    def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
+        """The soft target of several teachers as one teacher's logits: each (N, C) -> (N, C), such that the soft
+        loss at ``temperature`` reads the weighted mean of the teachers' tempered predictions (``weights`` sum to 1)."""
+        raise TinyDistillError(f"several teachers are not supported for task kind {self.kind} yet")
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def side_metrics(self, model: nn.Module, tokenizer, batch_size: int) -> dict[str, float]:

@@ -137,6 +137,13 @@ class MultiLabel(PerText):
 
         return L.hard_binary_cross_entropy(student, labels)
 
+    def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
+        """T logit of the weighted mean of sigmoid(t_i / T), label by label: its sigmoid at T is that mean."""
+        from scipy.special import expit, logit
+
+        mean = sum(w * expit(t.astype(np.float64) / temperature) for t, w in zip(logits, weights))
+        return (temperature * logit(np.clip(mean, 1e-12, 1 - 1e-12))).astype(np.float32)
+
     # --- evaluation ---------------------------------------------------------------------------------------------
     def metrics(self, outputs, golds) -> dict[str, float]:
         from sklearn.metrics import f1_score

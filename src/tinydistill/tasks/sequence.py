@@ -29,6 +29,7 @@ class PerText(Task):
 
     auto_model = AutoClass("AutoModelForSequenceClassification")
     pipeline_tag = "text-classification"
+    ensembles = True
 
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
@@ -114,6 +115,13 @@ class SequenceClassification(PerText):
         keep = labels != self.no_label  # transfer-set rows have no gold label
         return L.hard_cross_entropy(student[keep], labels[keep])
 
+    def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
+        """T log of the weighted mean of softmax(t_i / T): its softmax at T is that mean."""
+        from scipy.special import softmax
+
+        mean = sum(w * softmax(t.astype(np.float64) / temperature, axis=-1) for t, w in zip(logits, weights))
+        return (temperature * np.log(np.clip(mean, 1e-12, None))).astype(np.float32)
+
     def metrics(self, outputs, golds) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -190,6 +198,10 @@ class Regression(PerText):
 
         keep = ~labels.isnan()  # transfer-set rows have no gold score
         return L.regression_mse(student.view(-1)[keep], labels[keep]) if keep.any() else student.sum() * 0.0
+
+    def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
+        """The weighted mean of the teachers' scores (the soft loss is an MSE, with no temperature)."""
+        return sum(w * t.astype(np.float64) for t, w in zip(logits, weights)).astype(np.float32)
 
     def metrics(self, outputs, golds) -> dict[str, float]:
         from scipy.stats import pearsonr, spearmanr

