@@ -88,7 +88,9 @@ class MultiLabel(PerText):
                 say(f"{ex.source}: {empty:,} of {len(ex):,} rows have no label (kept: they teach 'none of them')")
         return ex
 
-    def labels_from(self, rows: list[dict], name: str, cfg: DataConfig, source: str, required: bool = True):
+    def labels_from(
+        self, rows: list[dict], name: str, cfg: DataConfig, source: str, required: bool = True
+    ) -> list | None:
         """Multi-hot rows (one 0/1 float per label) from the label columns, or from the label column's lists."""
         if self.settings.label_columns:
             return _from_columns(rows, self.settings.label_columns, source)
