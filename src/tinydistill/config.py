@@ -86,7 +86,22 @@ READ_KEYS = (
 )
 
 
-class SplitFile(_Strict):
+class _ReadKeys(_Strict):
+    """How the keys that say how a file is read are normalised, in ``data`` and in each ``data.<split>`` block: a
+    column given by position is named by its number, label_map's keys and names are text."""
+
+    @field_validator("text_column", "text_pair_column", "label_column", mode="before", check_fields=False)
+    @classmethod
+    def _positions(cls, value):
+        return _position(value)
+
+    @field_validator("label_map", mode="before", check_fields=False)
+    @classmethod
+    def _labels(cls, value):
+        return _label_map(value)
+
+
+class SplitFile(_ReadKeys):
     """``data.train`` / ``data.dev`` / ``data.test``: one split's file and how to read it, where it differs from the
     data config's own keys (which apply to every file); a key left out takes that value."""
 
@@ -102,18 +117,8 @@ class SplitFile(_Strict):
     label_pattern: str | None = None
     label_map: dict[str, str] | None = None
 
-    @field_validator("text_column", "text_pair_column", "label_column", mode="before")
-    @classmethod
-    def _positions(cls, value):
-        return _position(value)
 
-    @field_validator("label_map", mode="before")
-    @classmethod
-    def _labels(cls, value):
-        return _label_map(value)
-
-
-class DataConfig(_Strict):
+class DataConfig(_ReadKeys):
     """Where the labelled task data comes from and how it is tokenised. A task kind with settings of its own reads
     them from its section (``data.ner``, ``data.embedding``, ...: the kind's settings model validates it)."""
 
@@ -206,16 +211,6 @@ class DataConfig(_Strict):
     )
     max_train_examples: int | None = Field(None, ge=1, description="seeded random subset of train")
     max_eval_examples: int | None = Field(None, ge=1, description="first N rows of the evaluation split")
-
-    @field_validator("text_column", "text_pair_column", "label_column", mode="before")
-    @classmethod
-    def _positions(cls, value):
-        return _position(value)
-
-    @field_validator("label_map", mode="before")
-    @classmethod
-    def _labels(cls, value):
-        return _label_map(value)
 
     @model_validator(mode="after")
     def _split_files(self) -> DataConfig:

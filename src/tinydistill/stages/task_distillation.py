@@ -222,17 +222,23 @@ def _external_soft_labels(cfg: Config, which: str) -> bool:
     a checkpoint and no teacher)."""
     if which != "prediction" or (cfg.data.soft_label_column is None and not cfg.teachers):
         return False
-    if cfg.teachers:
-        if live_teacher(cfg.prediction.losses):
-            raise TinyDistillError(
-                "several teachers give the prediction stage its soft targets, not hidden states: set its intermediate "
-                "weights (embedding, hidden, attention, relation) to 0; stage 3 reads `teacher:` alone"
-            )
-        if cfg.teacher is None and cfg.student.checkpoint is None:
-            raise TinyDistillError(
-                "several teachers and no `teacher:` to build the student from: give a student.checkpoint"
-            )
-        return True
+    given = "the soft targets of several teachers" if cfg.teachers else "soft labels from a file"
+    if live_teacher(cfg.prediction.losses):
+        raise TinyDistillError(
+            f"{given} replace the teacher's outputs, not its hidden states: set the prediction "
+            "stage's intermediate weights (embedding, hidden, attention, relation) to 0"
+        )
+    if cfg.teacher is None and cfg.student.checkpoint is None:
+        raise TinyDistillError(
+            f"with {given} and no teacher, the student must be a model folder (student.checkpoint); "
+            "or give a teacher to build it from"
+        )
+    if cfg.teacher is not None and not cfg.teachers:
+        say(
+            f"soft targets from data.soft_label_column {cfg.data.soft_label_column!r}: the teacher {cfg.teacher} is "
+            "not run for them (its logits are not used; it builds the student and is scored in the report)"
+        )
+    return True
     if live_teacher(cfg.prediction.losses):
         raise TinyDistillError(
             "soft labels from a file replace the teacher's outputs, not its hidden states: set the prediction "
