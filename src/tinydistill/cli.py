@@ -276,11 +276,11 @@ def pipeline(
         task,
         data_dir,
     )
-    check_pipeline(cfg)  # in its first second, before the libraries that train are imported
+    checked = check_pipeline(cfg)  # in its first second, before the libraries that train are imported
     from tinydistill.pipeline import format_summary
     from tinydistill.pipeline import pipeline as run
 
-    summary = run(cfg)
+    summary = run(cfg, checked=checked)
     if is_main_process():
         typer.echo(format_summary(summary))
 

@@ -176,11 +176,17 @@ def _start_or_continue(cfg: Config, folder: OutputFolder, log: Callable[[str], N
         saved.write_text(dump_config(cfg), encoding="utf-8")
 
 
-def pipeline(cfg: Config, log: Callable[[str], None] = say, callbacks: Sequence[Callback] = ()) -> dict:
+def pipeline(
+    cfg: Config,
+    log: Callable[[str], None] = say,
+    callbacks: Sequence[Callback] = (),
+    checked: tuple[Config, tuple[str, ...], Task] | None = None,
+) -> dict:
     """Run the four stages of ``cfg`` (teacher = the pre-trained model) and return the summary; ``callbacks`` see
-    every training step and evaluation of every stage."""
+    every training step and evaluation of every stage; ``checked``: what :func:`check_pipeline` returned for
+    ``cfg``, where the caller ran it already (the command line does, before the training libraries load)."""
     out = Path(cfg.output_dir)
-    cfg, _, task = check_pipeline(cfg)  # every input of every stage, before stage 1 spends minutes
+    cfg, _, task = checked or check_pipeline(cfg)  # every input of every stage, before stage 1 spends minutes
     folder = OutputFolder(out, "pipeline", cfg.input_paths(), cfg.overwrite, holds=ENTRIES)
     with folder:
         _start_or_continue(cfg, folder, log)
