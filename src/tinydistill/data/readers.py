@@ -318,16 +318,18 @@ def labels_of(rows: list[dict], name: str, cfg: DataConfig, source: str, require
     raw = _matched(column(rows, name, source, required), cfg, source)
     if raw is None or cfg.label_map is None:
         return raw
-    out = []
-    for i, value in enumerate(raw):
-        key = str(value).strip()
-        if key not in cfg.label_map:
-            raise TinyDistillError(
-                f"{source}: row {i + 1}: label value {key!r} is not in data.label_map (it maps "
-                f"{', '.join(map(repr, cfg.label_map))}); add it, or fix the row"
-            )
-        out.append(cfg.label_map[key])
-    return out
+    return [mapped_label(value, cfg.label_map, source, i) for i, value in enumerate(raw)]
+
+
+def mapped_label(value, label_map: dict[str, str], source: str, row: int) -> str:
+    """The name data.label_map gives a label value of row ``row`` (0-based), or a one-line refusal."""
+    key = str(value).strip()
+    if key not in label_map:
+        raise TinyDistillError(
+            f"{source}: row {row + 1}: label value {key!r} is not in data.label_map (it maps "
+            f"{', '.join(map(repr, label_map))}); add it, or fix the row"
+        )
+    return label_map[key]
 
 
 def _matched(raw: list | None, cfg: DataConfig, source: str) -> list | None:

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinydistill.config import Config, DataConfig, InputPath, LossConfig
-from tinydistill.data.readers import Examples, column, raw_rows, read_texts
+from tinydistill.data.readers import Examples, column, mapped_label, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
 from tinydistill.tasks.base import as_arrays
@@ -101,7 +101,7 @@ class MultiLabel(PerText):
         if self.settings.label_names_file:
             labels = [[_by_id(v, self.label_names, source, i) for v in row] for i, row in enumerate(labels)]
         if cfg.label_map is not None:
-            labels = [[_mapped(v, cfg.label_map, source, i) for v in row] for i, row in enumerate(labels)]
+            labels = [[mapped_label(v, cfg.label_map, source, i) for v in row] for i, row in enumerate(labels)]
         return self.label_ids(labels, source)
 
     def label_ids(self, raw: list, source: str) -> list[list[float]]:
@@ -223,12 +223,6 @@ def _by_id(value: str, names: list[str], source: str, row: int) -> str:
             f"{len(names) - 1})"
         )
     return names[int(value)]
-
-
-def _mapped(value: str, label_map: dict[str, str], source: str, row: int) -> str:
-    if value not in label_map:
-        raise TinyDistillError(f"{source}: row {row + 1}: label value {value!r} is not in data.label_map; add it")
-    return label_map[value]
 
 
 def _from_columns(rows: list[dict], names: list[str], source: str) -> list[list[float]]:
