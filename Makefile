@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-0.8
+STAMP  := $(VENV)/.installed-0.9
 # A CPU build of torch (an unpinned `torch` pulls a multi-GB CUDA build). Override for GPUs, e.g.
 #   make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124" demo
 TORCH  ?= torch==2.13.0

@@ -46,14 +46,21 @@ def _require_onnx():
 
 
 class _LogitsOnly(nn.Module):
-    """The classifier with positional inputs and one output, the shape ONNX wants."""
+    """The classifier with positional inputs and its logits as the output, the shape ONNX wants; with ``split``,
+    the logits' last axis as that many outputs (a QA model's start and end logits)."""
 
-    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+    def __init__(self, model: nn.Module, names: tuple[str, ...], split: bool = False) -> None:
         super().__init__()
-        self.model, self.names = model, names
+        self.model, self.names, self.split = model, names, split
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, inputs))).logits
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        logits = self.model(**dict(zip(self.names, inputs))).logits
+        return tuple(logits.unbind(-1)) if self.split else logits
+
+
+def output_names(output: str | tuple[str, ...]) -> list[str]:
+    """A kind's ONNX output name(s) as a list: several names are the logits' last axis, one each."""
+    return [output] if isinstance(output, str) else list(output)
 
 
 def model_inputs(tokenizer) -> tuple[str, ...]:
@@ -67,9 +74,11 @@ def sample_batch(tokenizer, texts: list[str], max_length: int) -> dict[str, torc
     return {k: enc[k] for k in model_inputs(tokenizer)}
 
 
-def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18, output: str = "logits") -> Path:
-    """Write ``model`` (a classifier or sentence encoder, eval mode) to ONNX with dynamic batch and sequence axes; its
-    one output is named ``output``."""
+def export_onnx(
+    model: nn.Module, tokenizer, path: str | Path, opset: int = 18, output: str | tuple[str, ...] = "logits"
+) -> Path:
+    """Write ``model`` (a classifier, sentence encoder or QA model, eval mode) to ONNX with dynamic batch and sequence
+    axes; its output is named ``output`` (several names: the logits' last axis, one output each)."""
     _require_onnx()
     names = model_inputs(tokenizer)
     # batch 2 and length > 2 in the example: torch.export specialises dimensions of size 0 and 1
@@ -83,12 +92,12 @@ def export_onnx(model: nn.Module, tokenizer, path: str | Path, opset: int = 18, 
     with warnings.catch_warnings(), _quiet_loggers("torch.onnx", "onnxscript", "torch.export", "torch._dynamo"):
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly(model, names),
+            _LogitsOnly(model, names, split=not isinstance(output, str)),
             tuple(example[n] for n in names),
             str(path),
             dynamo=True,
             input_names=list(names),
-            output_names=[output],
+            output_names=output_names(output),
             dynamic_shapes=dynamic,
             opset_version=opset,
             external_data=False,
@@ -149,7 +158,8 @@ class OnnxClassifier:
 
     def __call__(self, **batch: torch.Tensor) -> OnnxOutput:
         feed = {n: batch[n].cpu().numpy().astype(np.int64) for n in self.input_names}
-        return OnnxOutput(torch.from_numpy(self.session.run(None, feed)[0]))
+        outputs = self.session.run(None, feed)  # several outputs: the logits' last axis (see export_onnx)
+        return OnnxOutput(torch.from_numpy(outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)))
 
     def eval(self) -> OnnxClassifier:
         return self

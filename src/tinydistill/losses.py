@@ -81,6 +81,13 @@ def select_tokens(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(t[keep] for t in tensors)
 
 
+def over_positions(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """Per-token outputs read as distributions over positions (a QA window's start and end): keep (B, L) bool, each
+    tensor (B, L, K) -> (B * K, L) float, row b * K + k the k-th output of window b, positions not kept set to -1e4
+    so that a softmax gives them no mass and a loss of rows over positions skips them."""
+    return tuple(t.float().masked_fill(~keep[..., None], -1e4).transpose(1, 2).reshape(-1, t.shape[1]) for t in tensors)
+
+
 def hard_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy to gold labels. student_logits (B, C), labels (B,) int -> scalar; 0 (with a gradient) when B is 0,
     e.g. a batch of unlabelled transfer-set rows only."""

@@ -30,10 +30,11 @@ class EncodedDataset(Dataset):
         return self.rows[i]
 
     def head(self, n: int) -> EncodedDataset:
-        """The first ``n`` rows (and their texts)."""
+        """The first ``n`` rows (and their texts, where each row is one example; not a QA question's windows)."""
         keep = list(range(min(n, len(self.rows))))
         rows = [self.rows[i] for i in keep]  # a list, also from an Arrow table (a corpus read lazily)
-        return EncodedDataset(rows, self.alignment, subset(self.examples, keep) if self.examples else None)
+        one_each = self.examples is not None and len(self.examples) == len(self.rows)
+        return EncodedDataset(rows, self.alignment, subset(self.examples, keep) if one_each else None)
 
     def lengths(self) -> list[int]:
         """Each row's token count (from the table's ``length`` column where a lazily read corpus has one)."""

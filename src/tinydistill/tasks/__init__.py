@@ -12,6 +12,7 @@ from tinydistill.registry import kind_named, kinds
 from tinydistill.tasks.base import Task
 from tinydistill.tasks.embedding import SentenceEmbedding
 from tinydistill.tasks.multilabel import MultiLabel
+from tinydistill.tasks.qa import QuestionAnswering
 from tinydistill.tasks.sequence import Regression, SequenceClassification
 from tinydistill.tasks.tokens import TokenClassification
 
@@ -47,6 +48,7 @@ def task_of_model(config, folder: str | Path | None = None) -> type[Task]:
 
 __all__ = [
     "MultiLabel",
+    "QuestionAnswering",
     "Regression",
     "SentenceEmbedding",
     "SequenceClassification",
