@@ -17,7 +17,7 @@ from tinydistill.errors import TinyDistillError
 from tinydistill.model_folders import exists_or_hub
 from tinydistill.outputs import active_outputs
 from tinydistill.process import is_main_process
-from tinydistill.ui import say
+from tinydistill.ui import say, status_to_stderr
 
 app = typer.Typer(
     add_completion=False,
@@ -347,7 +347,11 @@ def evaluate(
     exists_or_hub(model)  # before the libraries that score are imported
     from tinydistill.evaluate import evaluate as run
 
-    typer.echo(json.dumps(run(cfg, model, split), indent=2))
+    status_to_stderr()  # stdout is the JSON result alone
+    try:
+        typer.echo(json.dumps(run(cfg, model, split), indent=2))
+    finally:
+        status_to_stderr(False)
 
 
 @app.command(name="export")

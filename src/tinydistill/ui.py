@@ -15,11 +15,16 @@ from tqdm.auto import tqdm
 from tinydistill.process import is_main_process
 
 T = TypeVar("T")
-_state = {"quiet": False, "verbose": False}
+_state = {"quiet": False, "verbose": False, "stderr": False}
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     _state["quiet"], _state["verbose"] = quiet, verbose and not quiet
+
+
+def status_to_stderr(on: bool = True) -> None:
+    """Status lines go to stderr, for a command whose stdout is its result (``evaluate`` prints JSON)."""
+    _state["stderr"] = on
 
 
 def progress(total: int, desc: str) -> tqdm:
@@ -54,12 +59,13 @@ def _main() -> bool:
 
 
 def say(message: str) -> None:
-    """A status line (stdout), kept clear of any bar; nothing when quiet or on non-main processes."""
+    """A status line (stdout, or stderr after :func:`status_to_stderr`), kept clear of any bar; nothing when quiet
+    or on non-main processes."""
     if not _state["quiet"] and _main():
-        tqdm.write(message, file=sys.stdout)
+        tqdm.write(message, file=sys.stderr if _state["stderr"] else sys.stdout)
 
 
 def detail(message: str) -> None:
     """A line shown only with --verbose."""
     if _state["verbose"] and _main():
-        tqdm.write(message, file=sys.stdout)
+        tqdm.write(message, file=sys.stderr if _state["stderr"] else sys.stdout)

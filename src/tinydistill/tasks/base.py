@@ -54,7 +54,9 @@ class Task:
     teacher_needs_finetuning: ClassVar[bool] = True  # False: the pipeline uses the teacher as it is (no stage 2)
     cache_dtype: ClassVar[str] = "float32"  # how the teacher-output cache stores this task's outputs
     per_token_outputs: ClassVar[bool] = False  # a model's outputs are one vector per token (else one per text)
-    onnx_output: ClassVar[str | tuple[str, ...]] = "logits"  # an exported graph's output (several: the logits' last axis)
+    onnx_output: ClassVar[str | tuple[str, ...]] = (
+        "logits"  # an exported graph's output (several: the logits' last axis)
+    )
     ensembles: ClassVar[bool] = False  # several teachers' outputs combine into one soft target (ensemble_logits)
     report_details: ClassVar[bool] = False  # whether :meth:`details` has tables (a report predicts dev again for them)
 

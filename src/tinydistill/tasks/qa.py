@@ -59,8 +59,10 @@ class QASettings(BaseModel):
     )
     id_column: str = Field("id", description="tables: the question's id (named in messages; row number if absent)")
     doc_stride: int | None = Field(
-        None, ge=1, description="tokens two neighbouring windows of one context share (default: a third of "
-        "max_length, at most 128, as transformers' 128 of 384)"
+        None,
+        ge=1,
+        description="tokens two neighbouring windows of one context share (default: a third of "
+        "max_length, at most 128, as transformers' 128 of 384)",
     )
     max_answer_length: int = Field(30, ge=1, description="the longest answer predicted, in tokens")
     n_best_size: int = Field(20, ge=1, description="start and end candidates searched per window")
@@ -145,7 +147,10 @@ def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_an
     labelled = answers in rows[0]
     if require_answers and not labelled:
         raise TinyDistillError(f"{source}: no column {answers!r} with the answers (set data.qa.answers_column)")
-    ids, out = [str(r.get(ident, i + 1)) for i, r in enumerate(rows)], Questions([], [], [], [] if labelled else None, source)
+    ids, out = (
+        [str(r.get(ident, i + 1)) for i, r in enumerate(rows)],
+        Questions([], [], [], [] if labelled else None, source),
+    )
     for i, row in enumerate(rows):
         where = f"{source}: question {ids[i]}"
         q, c = row.get(question), row.get(context)
@@ -190,9 +195,7 @@ def window_labels(in_context: list[bool], offsets: list, span: tuple[int, int] |
     return labels
 
 
-def encode_questions(
-    ex: Examples, tokenizer, max_length: int, stride: int, training: bool = False
-) -> EncodedDataset:
+def encode_questions(ex: Examples, tokenizer, max_length: int, stride: int, training: bool = False) -> EncodedDataset:
     """One row per window of each question's context: the model inputs, ``labels`` (L, 2) (see
     :func:`window_labels`), the question's index and, for evaluation, each token's character span, the context and
     the reference answers."""
@@ -424,7 +427,9 @@ class QuestionAnswering(Task):
         outs, golds = [], [] if GOLD_STARTS in batch else None
         for i in range(len(logits)):
             context = _text(batch[CONTEXT][i].cpu())
-            score, a, b = best_span(logits[i, :, 0], logits[i, :, 1], starts[i] >= 0, s.n_best_size, s.max_answer_length)
+            score, a, b = best_span(
+                logits[i, :, 0], logits[i, :, 1], starts[i] >= 0, s.n_best_size, s.max_answer_length
+            )
             text = context[int(starts[i][a]) : int(ends[i][b])] if a >= 0 else ""
             example = int(batch[EXAMPLE][i])
             outs.append((example, score, text))

