@@ -135,3 +135,22 @@ def test_the_recipe_on_goemotions_and_the_student_in_a_plain_pipeline(
     assert code == 0, err
     got = json.loads(out)
     assert got["examples"] == 24 and 0 <= got["macro_f1"] <= got["example_f1"] + 1
+
+
+def test_a_new_head_starts_at_the_labels_log_odds_and_a_trained_one_is_kept(tokenizer):
+    from transformers import BertForSequenceClassification
+
+    from tests.conftest import tiny_bert_config
+    from tinydistill.data.loaders import EncodedDataset
+
+    task = MultiLabel("m", ["a", "b", "c"])
+    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, layers=1, **task.config_kwargs()))
+    assert not model.classifier.bias.any()  # transformers starts a new head's bias at zero
+    labels = ([1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0])
+    rows = [{"input_ids": [1], "labels": y} for y in labels]
+    task.init_head(model, EncodedDataset(rows))
+    rate = np.array([0.75, 0.25, 1e-4])  # a label never seen is clipped, not -inf
+    assert np.allclose(model.classifier.bias.detach().numpy(), np.log(rate / (1 - rate)), atol=1e-5)
+    trained = model.classifier.bias.detach().clone()
+    task.init_head(model, EncodedDataset([{"input_ids": [1], "labels": [0.0, 0.0, 1.0]}]))
+    assert torch.equal(model.classifier.bias.detach(), trained)  # a head that has learnt is not reset

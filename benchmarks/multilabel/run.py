@@ -80,7 +80,7 @@ def main() -> None:
     p.set_defaults(seeds=[1, 2])
     p.add_argument("--train-examples", type=int, default=8000, help="0: all of train")
     p.add_argument("--epochs", type=float, default=3)
-    p.add_argument("--teacher-lr", type=float, default=5e-5)
+    p.add_argument("--teacher-lr", type=float, default=1e-4, help="also the fine-tuned-alone student's")
     p.add_argument("--student-lr", type=float, default=1e-4)
     args = p.parse_args()
 

@@ -49,6 +49,7 @@ def _plan(cfg: Config, out: Path, task: Task) -> tuple[Config, StagePlan]:
     cfg = fit_length(cfg, model, tokenizer=tokenizer)
     tcfg = cfg.finetune.train
     data = task_data(cfg, tokenizer, task, tcfg)
+    task.init_head(model, data.train)
     terms = build_terms(LossConfig(hard_weight=1.0), Setup([], task, 0, 0), has_teacher=False)
     run = StageRun(model, None, terms, None, nn.ModuleDict(), *data.loaders, task, select_best=True)
     return cfg, StagePlan(

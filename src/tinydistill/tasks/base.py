@@ -206,6 +206,10 @@ class Task:
         trains the student's outputs (a prediction loss), not only its hidden states."""
         return student
 
+    def init_head(self, model: nn.Module, train: EncodedDataset) -> None:
+        """Start a new task head from the training rows before fine-tuning (most tasks: as transformers built it)."""
+        return None
+
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader: DataLoader) -> None:
         """Fit what starts from the training data before a prediction stage trains (most tasks: nothing);
         ``loader``: the training rows in order, with the teacher's cached outputs when the stage caches them."""

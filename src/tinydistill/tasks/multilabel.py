@@ -126,6 +126,21 @@ class MultiLabel(PerText):
     def config_kwargs(self) -> dict:
         return super().config_kwargs() | {"problem_type": "multi_label_classification"}
 
+    def init_head(self, model, train) -> None:
+        """A new head (bias all zero, as transformers initialises it) starts at each label's training log-odds, so
+        fine-tuning does not first spend its steps learning that most labels are absent."""
+        import torch
+
+        from tinydistill.data.keys import LABELS
+
+        heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == self.num_labels]
+        if not heads or heads[-1].bias is None or bool(heads[-1].bias.detach().any()):
+            return
+        rate = np.clip(np.asarray([r[LABELS] for r in train.rows], dtype=np.float64).mean(0), 1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            heads[-1].bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))))
+        say(f"new head: biases set to the labels' log-odds in train ({rate.min():.4f} to {rate.max():.4f} positive)")
+
     # --- losses -------------------------------------------------------------------------------------------------
     def soft_loss(
         self, cfg: LossConfig, student: Tensor, teacher: Tensor, labels: Tensor | None, mask: Tensor
