@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -259,3 +260,44 @@ def test_the_recipe_on_a_squad_slice_through_every_command(monkeypatch, capsys, 
     exported = json.loads((tmp_path / "onnx" / "export.json").read_text())
     assert exported["onnx_output"] == ["start_logits", "end_logits"] and exported["max_abs_logit_diff"] < 1e-4
     assert exported["scores"]["onnx"] == pytest.approx(exported["scores"]["pytorch"], abs=1e-6)
+
+
+def test_several_teachers_mix_their_start_and_end_distributions_per_window():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    windows = [[rng.normal(size=(n, 2)) * s for n in (5, 7)] for s in (1.0, 3.0)]  # two teachers, two windows
+    got = QuestionAnswering("qa").ensemble_logits(windows, [0.25, 0.75], 2.0)
+    for w in range(2):
+        mean = sum(share * softmax(t[w] / 2, axis=0) for t, share in zip(windows, (0.25, 0.75)))
+        assert got[w].shape == windows[0][w].shape
+        assert np.allclose(softmax(got[w] / 2, axis=0), mean, atol=1e-6)  # per position, start and end apart
+
+
+@pytest.mark.slow
+def test_two_qa_teachers_train_a_student_from_their_mean(monkeypatch, capsys, tmp_path, tokenizer):
+    from transformers import BertForQuestionAnswering
+
+    from tests.conftest import tiny_bert_config
+    from tests.helpers import run_cli
+
+    folders = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"teacher{seed}"
+        BertForQuestionAnswering(tiny_bert_config(tokenizer.vocab_size, layers=2)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders.append(folder)
+    data = _squad(tmp_path / "s.json")
+    sets = [
+        f"teachers=[{folders[0]}, {folders[1]}]",
+        "data.task=qa",
+        f"data.train_file={data}",
+        f"data.dev_file={data}",
+    ]
+    sets += ["data.max_length=40", "data.qa={doc_stride: 10}", "prediction.train.max_steps=2", "report.enabled=false"]
+    sets += [f"cache_dir={tmp_path / 'cache'}"]
+    args = ["distill", "--stage", "prediction", "--student", str(folders[0]), "-o", str(tmp_path / "out")]
+    code, out, err = run_cli(monkeypatch, capsys, *args, *[a for s in sets for a in ("-s", s)])
+    assert code == 0, err
+    assert "the weighted mean of 2 teachers' predictions" in out and (tmp_path / "out" / "model.safetensors").is_file()

@@ -33,9 +33,9 @@ def check_ensemble(cfg: Config, task: Task) -> None:
         raise TinyDistillError("data.transfer_files with several teachers: not supported yet; give one teacher")
 
 
-def ensemble_targets(cfg: Config, task: Task, examples: Examples, batch_size: int) -> list[list[float]]:
-    """One soft target per example: each teacher's logits (its label set checked against the task's), combined by
-    :meth:`Task.ensemble_logits` at the prediction stage's temperature."""
+def ensemble_targets(cfg: Config, task: Task, examples: Examples, batch_size: int) -> list[np.ndarray]:
+    """One soft target per encoded row (an example; a QA window): each teacher's logits (its label set checked
+    against the task's), combined by :meth:`Task.ensemble_logits` at the prediction stage's temperature."""
     check_ensemble(cfg, task)
     outputs = [_teacher_outputs(cfg, task, path, examples, batch_size) for path in cfg.teachers]
     shares = weights(cfg)
@@ -43,11 +43,12 @@ def ensemble_targets(cfg: Config, task: Task, examples: Examples, batch_size: in
         f"soft targets: the weighted mean of {len(outputs)} teachers' predictions "
         f"({', '.join(f'{p} {w:.2f}' for p, w in zip(cfg.teachers, shares))})"
     )
-    return task.ensemble_logits(outputs, shares, cfg.prediction.losses.temperature).tolist()
+    return list(task.ensemble_logits(outputs, shares, cfg.prediction.losses.temperature))
 
 
-def _teacher_outputs(cfg: Config, task: Task, path: str, examples: Examples, batch_size: int) -> np.ndarray:
-    """(N, C) logits of the teacher at ``path`` on ``examples`` read with its own tokenizer (cached per teacher)."""
+def _teacher_outputs(cfg: Config, task: Task, path: str, examples: Examples, batch_size: int) -> np.ndarray | list:
+    """(N, C) logits of the teacher at ``path`` on ``examples`` read with its own tokenizer (cached per teacher); a
+    list of (L, C) per row for per-token outputs."""
     from tinydistill.cache import teacher_logits
     from tinydistill.evaluate import predict
     from tinydistill.models import freeze, load_classifier, load_tokenizer, usable_length
@@ -56,8 +57,18 @@ def _teacher_outputs(cfg: Config, task: Task, path: str, examples: Examples, bat
     tokenizer = load_tokenizer(path)
     length = usable_length(cfg.data.max_length, f"teacher {path}", model.config, tokenizer)
     data = task.encode(examples, tokenizer, length)
-    cached = teacher_logits(model, data, tokenizer, batch_size, cfg.cache_dir)
+    cached = teacher_logits(
+        model,
+        data,
+        tokenizer,
+        batch_size,
+        cfg.cache_dir,
+        per_token=task.per_token_outputs,
+        budget_gb=cfg.prediction.teacher_cache_gb,
+    )
     if cached is not None:
-        return np.asarray(cached, dtype=np.float32)
+        return list(cached) if task.per_token_outputs else np.asarray(cached, dtype=np.float32)
+    if task.per_token_outputs:
+        raise TinyDistillError(f"teacher {path}: several teachers of per-token outputs need the teacher-output cache")
     outputs, _ = predict(model, task.loader(data, tokenizer, batch_size), task)
     return np.stack(outputs).astype(np.float32)

@@ -36,7 +36,7 @@ class Examples:
     labels: list[int] | list[float] | list[list[int]] | None
     source: str
     words: list[list[str]] | None = None  # per-token tasks: each text's words (``texts`` joins them with spaces)
-    soft: list[list[float]] | None = None  # another teacher's logits per example (data.soft_label_column)
+    soft: list | None = None  # given logits per example (data.soft_label_column, several teachers); per QA window
 
     def __len__(self) -> int:
         return len(self.texts)

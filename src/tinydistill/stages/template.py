@@ -240,7 +240,7 @@ def task_data(
     """The task's train (plus transfer files, when ``transfer``) and dev splits, encoded, and their loaders. With
     ``teacher_tokenizer`` (a teacher of another vocabulary) training rows carry the teacher's tokenization too; dev
     rows are the student's alone. ``prepare`` adds what a stage reuses of the teacher to the training rows;
-    ``soft_targets`` gives each training example its soft target (several teachers' combined logits)."""
+    ``soft_targets`` gives each training row its soft target (several teachers' combined logits; per window for QA)."""
     train_ex = read_split(cfg.data, "train", task, seed=cfg.seed)
     if transfer and cfg.data.transfer_files:  # the teacher labels them; the hard-label term skips them
         more = [task.read_transfer(cfg.data, f) for f in cfg.data.transfer_files]

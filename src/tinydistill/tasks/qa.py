@@ -214,6 +214,12 @@ def encode_questions(ex: Examples, tokenizer, max_length: int, stride: int, trai
         return_offsets_mapping=True,
     )
     rows, answered = [], set()
+    windows = len(enc["input_ids"])
+    if ex.soft is not None and len(ex.soft) != windows:
+        raise TinyDistillError(
+            f"{ex.source}: the teachers' outputs cover {len(ex.soft)} windows, the student reads {windows}; give "
+            "teachers and student one tokenizer and one max_length"
+        )
     for w, k in enumerate(enc["overflow_to_sample_mapping"]):
         in_context = [s == 1 for s in enc.sequence_ids(w)]
         offsets = enc["offset_mapping"][w]
@@ -222,6 +228,8 @@ def encode_questions(ex: Examples, tokenizer, max_length: int, stride: int, trai
             row[LABELS] = window_labels(in_context, offsets, ex.labels[k][0])
             if row[LABELS][0][0] != 1:
                 answered.add(k)
+        if ex.soft is not None:  # several teachers' combined start/end logits, one (L, 2) per window
+            row[CACHED_LOGITS] = ex.soft[w]
         if not training:
             row[CHAR_STARTS] = [o[0] if c else -1 for o, c in zip(offsets, in_context)]
             row[CHAR_ENDS] = [o[1] if c else -1 for o, c in zip(offsets, in_context)]
@@ -355,6 +363,7 @@ class QuestionAnswering(Task):
     pipeline_tag = "question-answering"
     per_token_outputs = True
     onnx_output = ("start_logits", "end_logits")
+    ensembles = True
 
     def __init__(self, name: str, settings: QASettings | None = None) -> None:
         super().__init__(name, None, "f1", settings)
@@ -420,6 +429,20 @@ class QuestionAnswering(Task):
         gold = labels.transpose(1, 2).reshape(-1, labels.shape[1])  # (B * 2, L), as over_positions lays them out
         has = (gold == 1).any(-1)  # an unlabelled window has no gold position
         return L.hard_cross_entropy(logits[has], gold[has].argmax(-1))
+
+    def ensemble_logits(self, logits: list[list], weights: list[float], temperature: float) -> list[np.ndarray]:
+        """Per window (L, 2): T log of the weighted mean of the teachers' start (and end) distributions over the
+        window's positions at T. The soft loss renormalises it over the answer positions, which weighs each teacher
+        by the mass it puts there (all of it, for a fine-tuned teacher, up to the little it leaves on the question)."""
+        from scipy.special import log_softmax, logsumexp
+
+        out = []
+        for windows in zip(*logits):
+            parts = [
+                np.log(w) + log_softmax(t.astype(np.float64) / temperature, axis=0) for t, w in zip(windows, weights)
+            ]
+            out.append((temperature * logsumexp(np.stack(parts), axis=0)).astype(np.float32))
+        return out
 
     def collect(self, logits: Tensor, batch: dict) -> tuple[list, list | None]:
         s, logits = self.settings, logits.float().cpu()
