@@ -110,3 +110,42 @@ def test_teachers_with_another_label_set_are_refused_before_training(
     code, _, err = _distill(monkeypatch, capsys, tmp_path, [tiny_classifier_dir, other], glue, tiny_classifier_dir)
     assert code == 2 and "label maps differ" in err and str(other) in err, err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_teachers_of_two_vocabularies_each_read_their_own_tokenization(tmp_path, tiny_classifier_dir, tokenizer, glue):
+    """A BERT teacher and an MPNet teacher (ids shifted by 4, other special tokens): the combined target is the mean
+    of what each predicts on its own token ids."""
+    import torch
+    from transformers import MPNetConfig, MPNetForSequenceClassification, MPNetTokenizer
+
+    from tinydistill.data.readers import read_split
+    from tinydistill.ensemble import ensemble_targets
+    from tinydistill.evaluate import predict
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.tasks import task_info
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3} | {t: i + 4 for t, i in tokenizer.get_vocab().items()}
+    vocab["<mask>"] = len(vocab)
+    mpnet_tok, mpnet = MPNetTokenizer(vocab=vocab), tmp_path / "mpnet"
+    torch.manual_seed(7)
+    shape = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64}
+    config = MPNetConfig(vocab_size=len(vocab), **shape, id2label={0: "0", 1: "1"}, label2id={"0": 0, "1": 1})
+    MPNetForSequenceClassification(config).save_pretrained(mpnet)
+    mpnet_tok.save_pretrained(mpnet)
+    teachers = [tiny_classifier_dir, mpnet]
+    cfg = load_config(
+        None,
+        [f"teachers=[{teachers[0]}, {teachers[1]}]", "data.task=sst-2", f"data.dir={glue / 'SST-2'}"]
+        + ["data.max_train_examples=16", "data.max_length=24", f"cache_dir={tmp_path / 'cache'}"],
+    )
+    task = task_info(cfg.data)
+    examples = read_split(cfg.data, "train", task)
+    got = np.asarray(ensemble_targets(cfg, task, examples, 8))
+    probs = []
+    for folder in teachers:
+        tok = load_tokenizer(str(folder))
+        data = task.encode(examples, tok, 24)
+        assert (folder == mpnet) == (data.rows[0]["input_ids"][0] == 0)  # MPNet's <s> is 0, BERT's [CLS] 101
+        outputs, _ = predict(load_classifier(str(folder), task), task.loader(data, tok, 8), task)
+        probs.append(softmax(np.stack(outputs), axis=-1))
+    assert np.allclose(softmax(got, axis=-1), 0.5 * probs[0] + 0.5 * probs[1], atol=1e-5)
