@@ -73,3 +73,31 @@ def write_result(folder: Path, name: str, data: dict, table: str) -> None:
     (folder / f"{name}.json").write_text(json.dumps({**data, "environment": env}, indent=1, default=float))
     block = "\n".join(f"- {k}: {v}" for k, v in env.items())
     (folder / f"{name}.md").write_text(f"{table.rstrip()}\n\nEnvironment:\n{block}\n")
+
+
+def copied_start(backbone: str, out: Path, task) -> Path:
+    """Every 2nd layer of the pre-trained ``backbone`` with a new head for ``task``, saved once into ``out`` with its
+    tokenizer: the starting point of a student fine-tuned alone."""
+    from tinydistill.config import StudentConfig
+    from tinydistill.models import load_backbone, load_tokenizer
+    from tinydistill.students import build_student
+
+    if not (out / "config.json").is_file():
+        build_student(StudentConfig(every_k_teacher_layers=2), load_backbone(backbone), task).save_pretrained(out)
+        load_tokenizer(backbone).save_pretrained(out)
+    return out
+
+
+def split_speed(runs: dict[str, Path], cfg, split: str = "test") -> dict:
+    """Throughput at batch 32 (the first 512 rows of ``split``) and latency at batch 1 (64 rows) of each model folder
+    in ``runs`` ("teacher" gives the tokenizer), measured side by side, medians of 3."""
+    from tinydistill.data.readers import read_split
+    from tinydistill.models import load_classifier, load_tokenizer
+    from tinydistill.speed import measure_speed
+    from tinydistill.tasks import task_info
+
+    task = task_info(cfg.data)
+    tok = load_tokenizer(str(runs["teacher"]))
+    data = task.encode(read_split(cfg.data, split, task), tok, cfg.data.max_length).head(512)
+    models = {k: load_classifier(str(f), task) for k, f in runs.items()}
+    return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)

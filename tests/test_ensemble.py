@@ -67,8 +67,6 @@ def test_two_teachers_train_a_student_from_their_mean(
 ):
     from tinydistill.data.readers import read_split
     from tinydistill.ensemble import ensemble_targets
-    from tinydistill.evaluate import predict
-    from tinydistill.models import load_classifier, load_tokenizer
     from tinydistill.tasks import task_info
 
     teachers = [tiny_classifier_dir, confident_teacher]
@@ -90,13 +88,20 @@ def test_two_teachers_train_a_student_from_their_mean(
     task = task_info(cfg.data)
     examples = read_split(cfg.data, "train", task)
     got = np.asarray(ensemble_targets(cfg, task, examples, 8))
-    probs = []
-    for folder in teachers:
-        tok = load_tokenizer(str(folder))
-        data = task.encode(examples, tok, 16)
-        outputs, _ = predict(load_classifier(str(folder), task), task.loader(data, tok, 8), task)
-        probs.append(softmax(np.stack(outputs) / 2, axis=-1))
+    probs = [softmax(_own_logits(folder, task, examples, 16) / 2, axis=-1) for folder in teachers]
     assert np.allclose(softmax(got / 2, axis=-1), 0.25 * probs[0] + 0.75 * probs[1], atol=1e-5)
+
+
+def _own_logits(folder, task, examples, length: int) -> np.ndarray:
+    """(N, C) what the teacher in ``folder`` predicts on ``examples`` read with its own tokenizer."""
+    from tinydistill.evaluate import predict
+    from tinydistill.models import load_classifier, load_tokenizer
+
+    tok = load_tokenizer(str(folder))
+    outputs, _ = predict(
+        load_classifier(str(folder), task), task.loader(task.encode(examples, tok, length), tok, 8), task
+    )
+    return np.stack(outputs)
 
 
 def test_teachers_with_another_label_set_are_refused_before_training(
@@ -120,8 +125,6 @@ def test_teachers_of_two_vocabularies_each_read_their_own_tokenization(tmp_path,
 
     from tinydistill.data.readers import read_split
     from tinydistill.ensemble import ensemble_targets
-    from tinydistill.evaluate import predict
-    from tinydistill.models import load_classifier, load_tokenizer
     from tinydistill.tasks import task_info
 
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3} | {t: i + 4 for t, i in tokenizer.get_vocab().items()}
@@ -141,11 +144,6 @@ def test_teachers_of_two_vocabularies_each_read_their_own_tokenization(tmp_path,
     task = task_info(cfg.data)
     examples = read_split(cfg.data, "train", task)
     got = np.asarray(ensemble_targets(cfg, task, examples, 8))
-    probs = []
-    for folder in teachers:
-        tok = load_tokenizer(str(folder))
-        data = task.encode(examples, tok, 24)
-        assert (folder == mpnet) == (data.rows[0]["input_ids"][0] == 0)  # MPNet's <s> is 0, BERT's [CLS] 101
-        outputs, _ = predict(load_classifier(str(folder), task), task.loader(data, tok, 8), task)
-        probs.append(softmax(np.stack(outputs), axis=-1))
+    assert mpnet_tok(examples.texts[0])["input_ids"][0] == 0 != tokenizer(examples.texts[0])["input_ids"][0]
+    probs = [softmax(_own_logits(folder, task, examples, 24), axis=-1) for folder in teachers]
     assert np.allclose(softmax(got, axis=-1), 0.5 * probs[0] + 0.5 * probs[1], atol=1e-5)

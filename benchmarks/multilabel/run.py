@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmarks.common import once, parser, write_result
+from benchmarks.common import copied_start, once, parser, split_speed, write_result
 from tinydistill.model_folders import minilm_path
 
 GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "multilabel" / "goemotions"
@@ -50,31 +50,6 @@ def config(args, seed: int, teacher: str, student: dict | None = None):
     return config_from_dict(tree)
 
 
-def copied_start(backbone: str, out: Path, task) -> Path:
-    """Every 2nd layer of the pre-trained backbone with a new multi-label head: the baseline's starting point."""
-    from tinydistill.config import StudentConfig
-    from tinydistill.models import load_backbone, load_tokenizer
-    from tinydistill.students import build_student
-
-    if not (out / "config.json").is_file():
-        build_student(StudentConfig(every_k_teacher_layers=2), load_backbone(backbone), task).save_pretrained(out)
-        load_tokenizer(backbone).save_pretrained(out)
-    return out
-
-
-def speed(runs: dict[str, Path], cfg) -> dict:
-    from tinydistill.data.readers import read_split
-    from tinydistill.models import load_classifier, load_tokenizer
-    from tinydistill.speed import measure_speed
-    from tinydistill.tasks import task_info
-
-    task = task_info(cfg.data)
-    tok = load_tokenizer(str(runs["teacher"]))
-    data = task.encode(read_split(cfg.data, "test", task), tok, cfg.data.max_length).head(512)
-    models = {k: load_classifier(str(f), task) for k, f in runs.items()}
-    return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
-
-
 def main() -> None:
     p = parser(__doc__)
     p.set_defaults(seeds=[1, 2])
@@ -101,7 +76,7 @@ def main() -> None:
         start = copied_start(base, work / "alone-start", task)
         runs[alone.name] = once(alone, lambda a=alone, s=seed, st=start: finetune(config(args, s, str(st)), a))
     scores = {k: evaluate(config(args, 0, base), f, "test") for k, f in runs.items()}
-    timing = speed({"teacher": teacher, "student": runs[f"kd-s{args.seeds[0]}"]}, config(args, 0, base))
+    timing = split_speed({"teacher": teacher, "student": runs[f"kd-s{args.seeds[0]}"]}, config(args, 0, base))
     write(work, args, runs, scores, timing)
 
 
