@@ -1,6 +1,7 @@
 """How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
 
-    python -m benchmarks.qa.run WORK [--seeds 1 2] [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
+    python -m benchmarks.qa.run WORK [--seeds 1 2] [--stage3-seeds 1] [--teacher-epochs 2] [--epochs 1]
+        [--max-length 256] [--split-only]
 
 Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
 held out as the dev split that picks checkpoints); the last 10 articles (1,988 questions) are the evaluation set,
@@ -77,6 +78,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=8e-5)
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--stage3-seeds", type=int, nargs="*", help="seeds of the s3kd students (default: --seeds)")
     p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
     args = p.parse_args()
     if args.split_only:
@@ -95,7 +97,8 @@ def main() -> None:
     start = copied_start(base, work / "alone-start", task)
     for seed in args.seeds:
         cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
-        for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
+        kinds = (("alone", None), ("kd", "prediction"), ("s3kd", "both"))
+        for kind, stage in kinds if seed in (args.stage3_seeds or args.seeds) else kinds[:2]:
             out = work / f"{kind}-s{seed}"
             if stage is None:
                 make = lambda o=out, s=seed: finetune(config(args, s, str(start)), o)  # noqa: E731
@@ -117,12 +120,13 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     rows = [f"| teacher (MiniLM-L6) | {t['f1']:.4f} | {t['exact_match']:.4f} | 100.0 | – |"]
     summary = {}
     for kind in ("alone", "kd", "s3kd"):
-        got = [scores[f"{kind}-s{s}"] for s in args.seeds]
+        seeds = [s for s in args.seeds if f"{kind}-s{s}" in scores]
+        got = [scores[f"{kind}-s{s}"] for s in seeds]
         f1 = [g["f1"] for g in got]
-        summary[kind] = {"f1": f1, "exact_match": [g["exact_match"] for g in got]}
-        spread = f" ({', '.join(f'{m:.4f}' for m in f1)})" if len(f1) > 1 else ""
+        summary[kind] = {"seeds": seeds, "f1": f1, "exact_match": [g["exact_match"] for g in got]}
+        spread = f" ({', '.join(f'{m:.4f}' for m in f1)})" if len(f1) > 1 else f" (seed {seeds[0]})"
         em = statistics.mean(g["exact_match"] for g in got)
-        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in args.seeds)
+        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in seeds)
         kept = 100 * statistics.mean(f1) / t["f1"]
         rows.append(f"| student {kind} | {statistics.mean(f1):.4f}{spread} | {em:.4f} | {kept:.1f} | {seconds:.0f} |")
     ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
