@@ -191,7 +191,8 @@ def test_evaluate_and_compare_lower_a_length_over_the_models_positions(
     long = ["-s", "data.max_length=1000", "-s", "data.max_train_examples=16"]
     code, out, err = run_cli(monkeypatch, capsys, "evaluate", str(tiny_classifier_dir), *data, *long)
     assert code == 0, err
-    assert "max_length 1000 is more than the model" in out and "(128 positions): using 128" in out
+    assert "max_length 1000 is more than the model" in err and "(128 positions): using 128" in err
+    assert json.loads(out)["examples"] == 16  # stdout is the JSON alone; status lines go to stderr
     sets = ["data.task=sst-2", f"data.dir={glue / 'SST-2'}", "data.max_eval_examples=16", "data.max_length=1000"]
     args = [
         "compare",
