@@ -11,7 +11,8 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned. Students, per seed, every 2nd teach
   kd      copied from the fine-tuned teacher, then prediction-layer distillation (soft CE at T + hard CE)
   s3kd    copied from the fine-tuned teacher, stage 3 (TinyBERT's hidden, attention and embedding MSE) for one
           epoch, then kd
-for the same epochs at the same rate. Speed: teacher vs student side by side in this process (batch 32 on 512
+at the same rate; alone trains for the teacher's epochs (--teacher-epochs, twice kd's by default: the comparison is
+conservative for distillation), kd for --epochs. Speed: teacher vs student side by side in this process (batch 32 on 512
 evaluation windows, batch 1 on 64, medians of 3). Resumable: finished folders are skipped.
 Writes WORK/results.json and WORK/results.md.
 """
@@ -78,7 +79,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=8e-5)
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--stage3-seeds", type=int, nargs="*", help="seeds of the s3kd students (default: --seeds)")
+    p.add_argument("--stage3-seeds", type=int, nargs="+", help="seeds of the s3kd students (default: --seeds; 0: none)")
     p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
     args = p.parse_args()
     if args.split_only:
@@ -98,7 +99,7 @@ def main() -> None:
     for seed in args.seeds:
         cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
         kinds = (("alone", None), ("kd", "prediction"), ("s3kd", "both"))
-        for kind, stage in kinds if seed in (args.stage3_seeds or args.seeds) else kinds[:2]:
+        for kind, stage in kinds if seed in (args.stage3_seeds or args.seeds) else kinds[:2]:  # alone, kd first
             out = work / f"{kind}-s{seed}"
             if stage is None:
                 make = lambda o=out, s=seed: finetune(config(args, s, str(start)), o)  # noqa: E731
@@ -121,6 +122,8 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     summary = {}
     for kind in ("alone", "kd", "s3kd"):
         seeds = [s for s in args.seeds if f"{kind}-s{s}" in scores]
+        if not seeds:
+            continue
         got = [scores[f"{kind}-s{s}"] for s in seeds]
         f1 = [g["f1"] for g in got]
         summary[kind] = {"seeds": seeds, "f1": f1, "exact_match": [g["exact_match"] for g in got]}
