@@ -154,3 +154,32 @@ def test_a_new_head_starts_at_the_labels_log_odds_and_a_trained_one_is_kept(toke
     trained = model.classifier.bias.detach().clone()
     task.init_head(model, EncodedDataset([{"input_ids": [1], "labels": [0.0, 0.0, 1.0]}]))
     assert torch.equal(model.classifier.bias.detach(), trained)  # a head that has learnt is not reset
+
+
+@pytest.mark.slow
+def test_a_distilled_students_new_head_starts_at_the_log_odds(monkeypatch, capsys, tmp_path, tokenizer, glue):
+    """The student copies the teacher's layers, not its head: the prediction stage starts that head from the training
+    labels (at a learning rate too small to move it, the saved biases are still the log-odds)."""
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+    from tests.conftest import tiny_bert_config
+    from tests.helpers import run_cli
+    from tinydistill.config import load_config
+
+    data = glue.parent / "multilabel" / "goemotions"
+    sets = [*GOEMOTIONS, f"data.dir={data}", f"data.multilabel={{label_names_file: {data / 'emotions.txt'}}}"]
+    cfg = load_config(None, sets)
+    task = task_info(cfg.data)
+    teacher = tmp_path / "teacher"
+    BertForSequenceClassification(
+        tiny_bert_config(tokenizer.vocab_size, layers=2, **task.config_kwargs())
+    ).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    sets += ["student.every_k_teacher_layers=2", "prediction.train.max_steps=1", "prediction.train.learning_rate=1e-12"]
+    sets += ["prediction.losses={soft_weight: 1, hard_weight: 1}", "report.enabled=false"]
+    args = ["distill", "--stage", "prediction", "--teacher", str(teacher), "-o", str(tmp_path / "out")]
+    code, _, err = run_cli(monkeypatch, capsys, *args, *[a for s in sets for a in ("-s", s)])
+    assert code == 0, err
+    rate = np.clip(np.asarray(read_split(cfg.data, "train", task, seed=cfg.seed).labels).mean(0), 1e-4, 1 - 1e-4)
+    bias = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").classifier.bias.detach().numpy()
+    assert np.allclose(bias, np.log(rate / (1 - rate)), atol=1e-4)

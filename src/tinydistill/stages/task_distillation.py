@@ -136,6 +136,8 @@ def _plan(cfg: Config, which: str, out: Path, task: Task, scores: TeacherScores)
     )
     check_token_alignment(stage_cfg.losses, data.train)
     scored = reads_logits(stage_cfg.losses)  # without a prediction loss dev metrics would only be noise: none taken
+    if scored:
+        task.init_head(m.student, data.train)  # a head copied layers did not bring starts from the training labels
     if scored and not external:
         fit = Subset(data.train, range(min(len(data.train), PREPARE_ROWS)))
         task.prepare(

@@ -207,7 +207,8 @@ class Task:
         return student
 
     def init_head(self, model: nn.Module, train: EncodedDataset) -> None:
-        """Start a new task head from the training rows before fine-tuning (most tasks: as transformers built it)."""
+        """Start a new task head from the training rows before a stage trains it (fine-tuning, or a prediction stage
+        whose student has a new head); most tasks: as transformers built it."""
         return None
 
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader: DataLoader) -> None:
