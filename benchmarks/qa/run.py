@@ -1,6 +1,6 @@
 """How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
 
-    python -m benchmarks.qa.run WORK [--seeds 1 2] [--stage3-seeds 1] [--teacher-epochs 2] [--epochs 1]
+    python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1] [--teacher-epochs 2] [--epochs 1]
         [--max-length 256] [--split-only]
 
 Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
@@ -79,6 +79,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=8e-5)
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--alone-seeds", type=int, nargs="+", help="seeds of the alone students (default: --seeds)")
     p.add_argument("--stage3-seeds", type=int, nargs="+", help="seeds of the s3kd students (default: --seeds; 0: none)")
     p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
     args = p.parse_args()
@@ -98,8 +99,10 @@ def main() -> None:
     start = copied_start(base, work / "alone-start", task)
     for seed in args.seeds:
         cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
-        kinds = (("alone", None), ("kd", "prediction"), ("s3kd", "both"))
-        for kind, stage in kinds if seed in (args.stage3_seeds or args.seeds) else kinds[:2]:  # alone, kd first
+        wanted = {"alone": args.alone_seeds or args.seeds, "kd": args.seeds, "s3kd": args.stage3_seeds or args.seeds}
+        for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
+            if seed not in wanted[kind]:
+                continue
             out = work / f"{kind}-s{seed}"
             if stage is None:
                 make = lambda o=out, s=seed: finetune(config(args, s, str(start)), o)  # noqa: E731
