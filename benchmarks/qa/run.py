@@ -1,7 +1,7 @@
 """How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
 
-    python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1] [--teacher-epochs 2] [--epochs 1]
-        [--max-length 256] [--split-only]
+    python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1]
+        [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
 
 Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
 held out as the dev split that picks checkpoints); the last 10 articles (1,988 questions) are the evaluation set,
