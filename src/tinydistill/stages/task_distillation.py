@@ -110,6 +110,15 @@ def _models(cfg: Config, which: str, task: Task, external: bool) -> _Models:
     return _Models(teacher_name, teacher, student, *tokenizers(cfg, teacher_name, teacher, student))
 
 
+def _start_outputs(task: Task, m, train, batch_size: int, fit_teacher: bool) -> None:
+    """Ready the student's outputs before a prediction stage: a new head (copied layers bring none) starts from the
+    training labels; with the teacher (``fit_teacher``), what the task fits to it (an embedding's projection)."""
+    task.init_head(m.student, train)
+    if fit_teacher:
+        fit = Subset(train, range(min(len(train), PREPARE_ROWS)))
+        task.prepare(m.student, m.teacher, task.loader(fit, m.tokenizer, batch_size, teacher_tokenizer=m.teacher_tok))
+
+
 def _plan(cfg: Config, which: str, out: Path, task: Task, scores: TeacherScores) -> tuple[Config, StagePlan]:
     external = _external_soft_labels(cfg, which)  # a soft-label column replaces the teacher's outputs
     m = _models(cfg, which, task, external)
@@ -137,14 +146,7 @@ def _plan(cfg: Config, which: str, out: Path, task: Task, scores: TeacherScores)
     check_token_alignment(stage_cfg.losses, data.train)
     scored = reads_logits(stage_cfg.losses)  # without a prediction loss dev metrics would only be noise: none taken
     if scored:
-        task.init_head(m.student, data.train)  # a head copied layers did not bring starts from the training labels
-    if scored and not external:
-        fit = Subset(data.train, range(min(len(data.train), PREPARE_ROWS)))
-        task.prepare(
-            m.student,
-            m.teacher,
-            task.loader(fit, m.tokenizer, stage_cfg.train.eval_batch_size, teacher_tokenizer=m.teacher_tok),
-        )
+        _start_outputs(task, m, data.train, stage_cfg.train.eval_batch_size, fit_teacher=not external)
     train, dev, probe = data.loaders
     carried = cfg.student.checkpoint if stage_cfg.carry_projections else None
     run = distill_run(
