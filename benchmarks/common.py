@@ -101,3 +101,18 @@ def split_speed(runs: dict[str, Path], cfg, split: str = "test") -> dict:
     data = task.encode(read_split(cfg.data, split, task), tok, cfg.data.max_length).head(512)
     models = {k: load_classifier(str(f), task) for k, f in runs.items()}
     return measure_speed(models, data, tok, batch_size=32, repeats=3, latency_examples=64)
+
+
+def write_speed_table(work: Path, head: str, rows: list[str], data: dict, timing: dict) -> None:
+    """``work/results.{json,md}``: ``data`` with the student's speed against the teacher (``timing`` from
+    :func:`split_speed`), ``head`` (``{ratio}`` and ``{latency}`` filled in) over the table ``rows``; then print it."""
+    ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
+    latency = timing["teacher"]["latency_ms"] / timing["student"]["latency_ms"]
+    data = data | {"speed": timing, "throughput_ratio": ratio, "latency_ratio": latency}
+    write_result(work, "results", data, head.format(ratio=f"{ratio:.2f}", latency=f"{latency:.2f}") + "\n".join(rows))
+    print((work / "results.md").read_text())
+
+
+def mean_wall_seconds(runs: dict[str, Path], names: list[str]) -> float:
+    """The mean of the ``wall_seconds.txt`` that :func:`once` wrote into the named run folders."""
+    return sum(float((runs[n] / "wall_seconds.txt").read_text()) for n in names) / len(names)

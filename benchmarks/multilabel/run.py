@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmarks.common import copied_start, once, parser, split_speed, write_result
+from benchmarks.common import copied_start, mean_wall_seconds, once, parser, split_speed, write_speed_table
 from tinydistill.model_folders import minilm_path
 
 GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "multilabel" / "goemotions"
@@ -90,24 +90,20 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
         summary[kind] = {"macro_f1": macro, "micro_f1": [g["micro_f1"] for g in got]}
         spread = f" ({', '.join(f'{m:.4f}' for m in macro)})" if len(macro) > 1 else ""
         micro, example = (statistics.mean(g[k] for g in got) for k in ("micro_f1", "example_f1"))
-        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in args.seeds)
+        seconds = mean_wall_seconds(runs, [f"{kind}-s{s}" for s in args.seeds])
         kept = 100 * statistics.mean(macro) / t["macro_f1"]
         rows.append(
             f"| student {kind} | {statistics.mean(macro):.4f}{spread} | {micro:.4f} | {example:.4f} | {kept:.1f} | "
             f"{seconds:.0f} |"
         )
-    ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
-    latency = timing["teacher"]["latency_ms"] / timing["student"]["latency_ms"]
     head = (
         f"GoEmotions test (5,427 rows), {args.train_examples or 43410} training rows, {args.epochs:g} epochs, seeds "
-        f"{args.seeds}; student = every 2nd teacher layer. Student {ratio:.2f}x the teacher's throughput at batch 32, "
-        f"{latency:.2f}x at batch 1.\n\n"
+        f"{args.seeds}; student = every 2nd teacher layer. Student {{ratio}}x the teacher's throughput at batch 32, "
+        "{latency}x at batch 1.\n\n"
         "| model | macro F1 (seeds) | micro F1 | example F1 | % of teacher macro F1 | train s |\n"
         "|---|---:|---:|---:|---:|---:|\n"
     )
-    data = {"scores": scores, "summary": summary, "speed": timing, "throughput_ratio": ratio, "latency_ratio": latency}
-    write_result(work, "results", data, head + "\n".join(rows))
-    print((work / "results.md").read_text())
+    write_speed_table(work, head, rows, {"scores": scores, "summary": summary}, timing)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.common import copied_start, once, parser, split_speed, write_result
+from benchmarks.common import copied_start, mean_wall_seconds, once, parser, split_speed, write_speed_table
 from tinydistill.model_folders import minilm_path
 
 SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "qa" / "squad-v1.1" / "dev-v1.1.json"
@@ -132,21 +132,17 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
         summary[kind] = {"seeds": seeds, "f1": f1, "exact_match": [g["exact_match"] for g in got]}
         spread = f" ({', '.join(f'{m:.4f}' for m in f1)})" if len(f1) > 1 else f" (seed {seeds[0]})"
         em = statistics.mean(g["exact_match"] for g in got)
-        seconds = statistics.mean(float((runs[f"{kind}-s{s}"] / "wall_seconds.txt").read_text()) for s in seeds)
+        seconds = mean_wall_seconds(runs, [f"{kind}-s{s}" for s in seeds])
         kept = 100 * statistics.mean(f1) / t["f1"]
         rows.append(f"| student {kind} | {statistics.mean(f1):.4f}{spread} | {em:.4f} | {kept:.1f} | {seconds:.0f} |")
-    ratio = timing["student"]["examples_per_s"] / timing["teacher"]["examples_per_s"]
-    latency = timing["teacher"]["latency_ms"] / timing["student"]["latency_ms"]
     head = (
         f"SQuAD v1.1 dev: trained on its first {TRAIN_ARTICLES} articles (5% held out as dev), scored on the last 10 "
         f"(1,988 questions); max_length {args.max_length}; teacher {args.teacher_epochs:g} epochs, students "
         f"{args.epochs:g}; T = {args.temperature:g}; seeds {args.seeds}; student = every 2nd teacher layer. Student "
-        f"{ratio:.2f}x the teacher's throughput at batch 32 (windows/s), {latency:.2f}x at batch 1.\n\n"
+        "{ratio}x the teacher's throughput at batch 32 (windows/s), {latency}x at batch 1.\n\n"
         "| model | F1 (seeds) | exact match | % of teacher F1 | train s |\n|---|---:|---:|---:|---:|\n"
     )
-    data = {"scores": scores, "summary": summary, "speed": timing, "throughput_ratio": ratio, "latency_ratio": latency}
-    write_result(work, "results", data, head + "\n".join(rows))
-    print((work / "results.md").read_text())
+    write_speed_table(work, head, rows, {"scores": scores, "summary": summary}, timing)
 
 
 if __name__ == "__main__":
