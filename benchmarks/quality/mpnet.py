@@ -4,6 +4,7 @@
         [--steps 1250] [--variants a b c d e f g h] [--transfer 16000]
     python -m benchmarks.quality.mpnet WORK --smoke        # minutes: tiny slices, checks the harness end to end
     bash benchmarks/quality/gpu.sh mpnet [WORK]             # full scale on one GPU
+    bash benchmarks/quality/cpu_full.sh WORK                # full data on CPU: 1 seed, T chosen on dev, a b g f d
 
 Teacher: all-mpnet-base-v2 (12 x 768, offline wheels) fine-tuned 1 epoch on --teacher-examples SST-2
 training sentences (a seeded sample, seed 0; cached outside the repo). Students, same optimizer steps, data and seeds:
