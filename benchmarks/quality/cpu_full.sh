@@ -17,14 +17,12 @@ export HF_HUB_OFFLINE=1
 make -C "$ROOT" install >/dev/null
 cd "$ROOT"
 RUN=("$PY" -m benchmarks.quality.mpnet --teacher-examples 67349 --train-examples 67349 --seeds 1 --batch-size 32)
-best() {  # best <variant> <results.json>...: the folder argument whose results give <variant> the best dev accuracy
-  "$PY" -c 'import json, sys
-v, files = sys.argv[1], sys.argv[2:]
-acc = {f: next(r["mean"] for r in json.load(open(f))["rows"] if r["variant"] == v) for f in files}
-print(max(files, key=acc.get))' "$@"
-}
-for t in 1 2 4; do "${RUN[@]}" "$WORK/temperature-$t" --steps 1000 --temperature "$t" --variants b; done
-T=$(best b "$WORK"/temperature-{1,2,4}/results.json | sed 's|.*/temperature-\([0-9.]*\)/.*|\1|')
+TEMPS=(1 2 4)
+for t in "${TEMPS[@]}"; do "${RUN[@]}" "$WORK/temperature-$t" --steps 1000 --temperature "$t" --variants b; done
+T=$("$PY" -c 'import json, sys
+acc = {t: next(r["mean"] for r in json.load(open(f"{sys.argv[1]}/temperature-{t}/results.json"))["rows"]
+            if r["variant"] == "b") for t in sys.argv[2:]}
+print(max(acc, key=acc.get))' "$WORK" "${TEMPS[@]}")
 echo "temperature chosen on dev: $T"
 MAIN=("${RUN[@]}" "$WORK/main" --steps 4210 --temperature "$T" --augment-copies 1)
 "${MAIN[@]}" --variants b g a
