@@ -94,6 +94,46 @@ def test_micro_macro_and_example_f1_agree_with_scikit_learn():
     assert float(rows[0][3]) == pytest.approx(f1_score(gold[:, 0], pred[:, 0]), abs=5e-4)
 
 
+def test_a_tuned_threshold_is_the_best_on_dev_saved_in_the_config_and_scored_with(tokenizer):
+    """tune picks the grid's best dev macro F1 (brute force over the grid agrees), writes it into the model's config;
+    evaluate_model then scores at it, unless data.multilabel.threshold is set; a new stage drops it."""
+    from sklearn.metrics import f1_score
+    from transformers import BertForSequenceClassification
+
+    from tests.conftest import tiny_bert_config
+    from tinydistill.data.loaders import EncodedDataset
+    from tinydistill.evaluate import evaluate_model, predict
+    from tinydistill.tasks.multilabel import THRESHOLD_KEY, THRESHOLDS, MultiLabelSettings
+
+    rng = np.random.default_rng(1)
+    gold = (rng.random((60, 3)) > 0.7).astype(int)
+    logits = rng.normal(size=(60, 3)) - 1.5 + 1.5 * gold  # under-confident: the best threshold is below 0.5
+    task = MultiLabel("m", ["a", "b", "c"], settings=MultiLabelSettings(tune_threshold=True))
+    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, layers=1, **task.config_kwargs()))
+    got = task.tune(model, list(logits), list(gold))
+    probs = 1 / (1 + np.exp(-logits))
+    brute = [f1_score(gold, (probs >= t).astype(int), average="macro", zero_division=0.0) for t in THRESHOLDS]
+    assert got["threshold"] == getattr(model.config, THRESHOLD_KEY) == THRESHOLDS[int(np.argmax(brute))]
+    assert got["macro_f1"] == pytest.approx(max(brute)) and max(brute) > brute[45]  # better than at 0.5
+    assert got["threshold"] < 0.5
+
+    with torch.no_grad():  # every sigmoid 0.45: all labels predicted at the tuned threshold, none at 0.5
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(float(np.log(0.45 / 0.55)))
+    rows = [{"input_ids": [2, 3 + i % 7, 4], "labels": [float(v) for v in g]} for i, g in enumerate(gold)]
+    loader = MultiLabel("m", ["a", "b", "c"]).loader(EncodedDataset(rows), tokenizer, 16)
+    plain = MultiLabel("m", ["a", "b", "c"])
+    outputs, golds = predict(model, loader, plain)
+    scored = evaluate_model(model, loader, plain)
+    assert scored == plain.at(got["threshold"]).metrics(outputs, golds) != plain.metrics(outputs, golds)
+    fixed = MultiLabel("m", ["a", "b", "c"], settings=MultiLabelSettings(threshold=0.5))
+    assert evaluate_model(model, loader, fixed) == plain.metrics(outputs, golds)  # a set threshold wins
+    task.init_head(model, EncodedDataset(rows))
+    assert not hasattr(model.config, THRESHOLD_KEY)  # weights trained anew are not scored at the old choice
+    with pytest.raises(ValueError, match="threshold or tune_threshold"):
+        MultiLabelSettings(threshold=0.4, tune_threshold=True)
+
+
 GOEMOTIONS = [
     "data.task=multi-label",
     "data.header=false",
@@ -115,7 +155,8 @@ def test_the_recipe_on_goemotions_and_the_student_in_a_plain_pipeline(
     from tests.helpers import run_cli
 
     data = glue.parent / "multilabel" / "goemotions"
-    sets = [*GOEMOTIONS, f"data.dir={data}", f"data.multilabel={{label_names_file: {data / 'emotions.txt'}}}"]
+    section = f"data.multilabel={{label_names_file: {data / 'emotions.txt'}, tune_threshold: true}}"
+    sets = [*GOEMOTIONS, f"data.dir={data}", section]
     sets += ["student={layers: 2, hidden: 16, heads: 4, ffn: 32}", "report.speed_examples=4"]
     sets += [f"{s}.train.max_steps=2" for s in ("general", "finetune", "intermediate", "prediction")]
     args = [a for s in sets for a in ("-s", s)]
@@ -127,7 +168,9 @@ def test_the_recipe_on_goemotions_and_the_student_in_a_plain_pipeline(
     config = AutoConfig.from_pretrained(student)
     assert config.problem_type == "multi_label_classification" and config.num_labels == 28
     assert task_of_model(config, student) is MultiLabel
-    assert "## Per label (dev, threshold 0.5)" in (student / "report.md").read_text()
+    tuned = json.loads((student / "metrics.json").read_text())["dev"]
+    assert config.multilabel_threshold == tuned["threshold"]  # chosen on dev, saved with the model, reported
+    assert f"## Per label (dev, threshold {tuned['threshold']:g})" in (student / "report.md").read_text()
     scores = pipeline("text-classification", model=str(student), top_k=None)(["thank you so much"])[0]
     assert len(scores) == 28 and all(0 < s["score"] < 1 for s in scores)
     assert abs(sum(s["score"] for s in scores) - 1) > 1e-3  # sigmoids, not a softmax

@@ -168,7 +168,7 @@ def _runners(folders: dict[str, Path], models: dict[str, nn.Module], runtimes: t
             onnx_dir = _onnx_folder(folder, out)
             for runtime, file in (("onnx", ONNX_FILE), ("onnx_int8", INT8_FILE)):
                 if runtime in runtimes:
-                    runners.append(Runner(name, runtime, OnnxClassifier(onnx_dir / file)))
+                    runners.append(Runner(name, runtime, OnnxClassifier(onnx_dir / file, config=models[name].config)))
     return runners
 
 

@@ -53,6 +53,9 @@ def predict(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) 
 
 
 def evaluate_model(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) -> dict[str, float]:
+    """The task's metrics of ``model`` on ``loader``, as the model is scored (what its config saved, e.g. a tuned
+    threshold)."""
+    task = task.for_model(getattr(model, "config", None))
     outputs, labels = predict(model, loader, task, accelerator)
     if labels is None:
         raise TinyDistillError("this split has no labels to score against")

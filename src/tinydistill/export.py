@@ -139,14 +139,16 @@ class OnnxOutput:
 
 
 class OnnxClassifier:
-    """An ONNX classifier that is called like a transformers model: ``model(**batch).logits``.
+    """An ONNX classifier that is called like a transformers model: ``model(**batch).logits``; ``config``: the
+    exported model's (what scoring reads from it, e.g. a tuned threshold).
 
     It runs on the CPU with as many threads as torch uses, so timings compare like for like.
     """
 
     training = False
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, config=None) -> None:
+        self.config = config
         ort = _require_onnx()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -239,11 +241,11 @@ def export(
             "parity_tolerance": tolerance,
             "parity_rows": sum(len(b["input_ids"]) for b in batches),
         }
-        runners = {"pytorch": model, "onnx": OnnxClassifier(onnx_path)}
+        runners = {"pytorch": model, "onnx": OnnxClassifier(onnx_path, config=model.config)}
         if quantize:
             say("quantising to int8 (dynamic)")
             quantize_int8(onnx_path, tmp / INT8_FILE)
-            runners["onnx_int8"] = OnnxClassifier(tmp / INT8_FILE)
+            runners["onnx_int8"] = OnnxClassifier(tmp / INT8_FILE, config=model.config)
             result["int8"] = INT8_FILE
             result["int8_max_abs_logit_diff"] = max_logit_difference(model, runners["onnx_int8"], batches)
         if task is not None:

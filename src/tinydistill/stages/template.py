@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -75,6 +75,7 @@ def run_stage(plan: StagePlan, cfg: Config, folder: Path, callbacks: Sequence[Ca
         checkpoint=plan.checkpoint,
         callbacks=callbacks,
     )
+    result = _tuned(plan, result)
     projections = result.projections if plan.save_projections else None
     save_model(folder, result.student, plan.tokenizer, projections, cfg)
     metrics = _metrics(plan.name, result) | plan.metrics
@@ -97,6 +98,17 @@ def save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Module
             str(folder / TRAINING_STATE_DIR / "projections.safetensors"),
         )
     (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
+
+
+def _tuned(plan: StagePlan, result: TrainResult) -> TrainResult:
+    """``result`` after the task chose on dev what its model is scored with (a threshold): the dev evaluation its
+    weights belong to is then the one with that choice."""
+    task, loader = plan.run.task, plan.run.eval_loader
+    if task is None or loader is None or not task.tunes:
+        return result
+    outputs, golds = predict(result.student, loader, task)
+    chosen = task.tune(result.student, outputs, golds) if golds is not None else None
+    return result if chosen is None else replace(result, best={**(result.final_eval or {}), **chosen})
 
 
 def _metrics(stage: str, result: TrainResult) -> dict:
@@ -140,6 +152,7 @@ def _details(plan: StagePlan, trained: nn.Module) -> list[tuple[str, Table]]:
     task, loader = plan.run.task, plan.run.eval_loader
     if task is None or loader is None or not task.report_details:
         return []
+    task = task.for_model(trained.config)
     outputs, golds = predict(trained, loader, task)
     if golds is None:
         return []

@@ -211,6 +211,22 @@ class Task:
         whose student has a new head); most tasks: as transformers built it."""
         return None
 
+    @property
+    def tunes(self) -> bool:
+        """Whether :meth:`tune` chooses something on dev after training (most kinds: no)."""
+        return False
+
+    def tune(self, model: nn.Module, outputs, golds) -> dict | None:
+        """Choose, from the trained ``model``'s dev outputs (as :meth:`collect` returns them), what it is scored with
+        and write that into its config (saved with it); returns the dev metrics with that choice (None: nothing
+        chosen)."""
+        return None
+
+    def for_model(self, config) -> Task:
+        """This task as it scores a model whose config is ``config`` (what :meth:`tune` saved there; most tasks: as
+        it is)."""
+        return self
+
     def prepare(self, student: nn.Module, teacher: nn.Module | None, loader: DataLoader) -> None:
         """Fit what starts from the training data before a prediction stage trains (most tasks: nothing);
         ``loader``: the training rows in order, with the teacher's cached outputs when the stage caches them."""

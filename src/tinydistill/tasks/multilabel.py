@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tinydistill.config import Config, DataConfig, InputPath, LossConfig
 from tinydistill.data.readers import Examples, column, mapped_label, raw_rows, read_texts
@@ -20,7 +20,14 @@ from tinydistill.tasks.sequence import PerText, numbers
 from tinydistill.ui import say
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    from torch import Tensor, nn
+
+#: the model config key a threshold tuned on dev is saved under
+THRESHOLD_KEY = "multilabel_threshold"
+#: the threshold of a model with none tuned, where data.multilabel.threshold is unset
+DEFAULT_THRESHOLD = 0.5
+#: the thresholds tune_threshold tries
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
 class MultiLabelSettings(BaseModel):
@@ -42,7 +49,24 @@ class MultiLabelSettings(BaseModel):
         description="the label names, one per line in id order: the label column then holds ids into it "
         "(GoEmotions' emotions.txt)",
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="a label is predicted where its sigmoid reaches this")
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="a label is predicted where its sigmoid reaches this (unset: the threshold tuned for the model, "
+        f"else {DEFAULT_THRESHOLD})",
+    )
+    tune_threshold: bool = Field(
+        False,
+        description="after training, choose the threshold (0.05 to 0.95 by 0.01) that maximises macro F1 on dev and "
+        f"save it with the model (config.json's {THRESHOLD_KEY!r}); scoring that model then uses it",
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> MultiLabelSettings:
+        if self.tune_threshold and self.threshold is not None:
+            raise ValueError("set threshold or tune_threshold, not both (a tuned threshold replaces the set one)")
+        return self
 
 
 @register_kind
@@ -128,11 +152,14 @@ class MultiLabel(PerText):
 
     def init_head(self, model, train) -> None:
         """A new head (bias all zero, as transformers initialises it) starts at each label's training log-odds, so
-        fine-tuning does not first spend its steps learning that most labels are absent."""
+        fine-tuning does not first spend its steps learning that most labels are absent. A threshold tuned for the
+        weights the model starts from is dropped: the stage trains new ones."""
         import torch
 
         from tinydistill.data.keys import LABELS
 
+        if hasattr(model.config, THRESHOLD_KEY):
+            delattr(model.config, THRESHOLD_KEY)
         heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == self.num_labels]
         if not heads or heads[-1].bias is None or bool(heads[-1].bias.detach().any()):
             return
@@ -162,11 +189,41 @@ class MultiLabel(PerText):
         return (temperature * logit(np.clip(mean, 1e-12, 1 - 1e-12))).astype(np.float32)
 
     # --- evaluation ---------------------------------------------------------------------------------------------
+    @property
+    def tunes(self) -> bool:
+        return self.settings.tune_threshold
+
+    def tune(self, model: nn.Module, outputs, golds) -> dict | None:
+        """The threshold of :data:`THRESHOLDS` with the best dev macro F1 (the lowest of equals), set on ``model``'s
+        config; returns the dev metrics at it, with ``threshold``."""
+        if not self.tunes:
+            return None
+        scores = [self.at(t).metrics(outputs, golds) for t in THRESHOLDS]
+        best = max(range(len(scores)), key=lambda i: (scores[i][self.metric], -i))
+        setattr(model.config, THRESHOLD_KEY, float(THRESHOLDS[best]))
+        say(f"threshold tuned on dev: {THRESHOLDS[best]:g} ({self.metric} {scores[best][self.metric]:.4f})")
+        return scores[best] | {"threshold": float(THRESHOLDS[best])}
+
+    def for_model(self, config) -> MultiLabel:
+        """At the threshold tuned for the model (``config``'s, if any), unless data.multilabel.threshold is set."""
+        saved = getattr(config, THRESHOLD_KEY, None)
+        return self if saved is None or self.settings.threshold is not None else self.at(saved)
+
+    def at(self, threshold: float) -> MultiLabel:
+        """This task scoring at ``threshold``."""
+        settings = self.settings.model_copy(update={"threshold": float(threshold), "tune_threshold": False})
+        return MultiLabel(self.name, self.label_names, self.metric, settings)
+
+    @property
+    def threshold(self) -> float:
+        """Where a label's sigmoid counts as predicted."""
+        return DEFAULT_THRESHOLD if self.settings.threshold is None else self.settings.threshold
+
     def metrics(self, outputs, golds) -> dict[str, float]:
         from sklearn.metrics import f1_score
 
         logits, gold = as_arrays(list(outputs), list(golds))
-        pred = predicted(logits, self.settings.threshold)
+        pred = predicted(logits, self.threshold)
         gold = gold.astype(int)
         return {
             "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0.0)),
@@ -179,13 +236,13 @@ class MultiLabel(PerText):
         from sklearn.metrics import precision_recall_fscore_support
 
         logits, gold = as_arrays(list(outputs), list(golds))
-        pred = predicted(logits, self.settings.threshold)
+        pred = predicted(logits, self.threshold)
         p, r, f, n = precision_recall_fscore_support(gold.astype(int), pred, zero_division=0.0)
         rows = [
             [name, f"{p[i]:.3f}", f"{r[i]:.3f}", f"{f[i]:.3f}", str(int(n[i]))]
             for i, name in enumerate(self.label_names)
         ]
-        title = f"Per label (dev, threshold {self.settings.threshold:g})"
+        title = f"Per label (dev, threshold {self.threshold:g})"
         return [(title, ["label", "precision", "recall", "F1", "examples"], rows)]
 
 
