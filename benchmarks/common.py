@@ -55,11 +55,11 @@ def environment() -> dict[str, str]:
 
 
 def once(folder: Path, make: Callable[[], object]) -> Path:
-    """``make()`` unless ``folder`` is a finished tinydistill output (a resumable benchmark step); its wall seconds
-    are written beside it."""
+    """``make()`` unless ``folder`` is a finished tinydistill output or an earlier ``make()`` finished it (a resumable
+    benchmark step; ``distill --stage both`` finishes sub-folders); its wall seconds are written beside it."""
     from tinydistill.outputs import is_complete
 
-    if not is_complete(folder):
+    if not is_complete(folder) and not (folder / "wall_seconds.txt").is_file():
         start = time.perf_counter()
         make()
         (folder / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
