@@ -1,12 +1,16 @@
 """Does a student learn more from three teachers than from the best one? SST-2 on a 2-core CPU.
 
-    python -m benchmarks.ensemble.run WORK [--train-examples 8000] [--teacher-seeds 1 2 3] [--seeds 1 2 3]
+    python -m benchmarks.ensemble.run WORK [--train-examples 8000] [--teacher-seeds 1 2 3] [--seeds 1 2 3] [--mpnet]
 
 Teachers: all-MiniLM-L6-v2 (PyPI) fine-tuned on the first --train-examples SST-2 sentences (a seeded subset), once
 per --teacher-seeds. Students, per --seeds: every 2nd layer of the teacher with the best dev accuracy, then
 prediction-layer distillation (soft + hard, T=1, 3 epochs)
   single    from that best teacher alone
   ensemble  from the equal-weight mean of all the teachers' predictions (``teachers:``)
+With --mpnet, a teacher of another family joins: all-mpnet-base-v2 (offline wheels, 12 x 768) fine-tuned on the same
+sentences (lr 2e-5, seed 1), and two more students per seed, still every 2nd layer of the best MiniLM teacher:
+  single-mpnet  from the MPNet teacher alone (each reads its own tokenization)
+  mixed         from the equal-weight mean of the MPNet teacher and the two best MiniLM teachers
 Everything is scored on all of SST-2 dev (872 sentences; the GLUE test labels are not public). Resumable: finished
 folders are skipped. Writes WORK/results.json and WORK/results.md.
 """
@@ -16,13 +20,13 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmarks.common import once, parser, write_result
+from benchmarks.common import copied_start, once, parser, write_result
 from tinydistill.model_folders import minilm_path
 
 SST2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue" / "SST-2"
 
 
-def config(args, seed: int, teacher: str, **top):
+def config(args, seed: int, teacher: str, teacher_lr: float = 5e-5, **top):
     from tinydistill.config import config_from_dict
 
     train = {"epochs": args.epochs, "batch_size": 32, "group_by_length": True}
@@ -33,7 +37,7 @@ def config(args, seed: int, teacher: str, **top):
             "data": {"task": "sst-2", "dir": str(SST2), "max_train_examples": args.train_examples, "max_length": 64},
             "report": {"enabled": False},
             "student": {"every_k_teacher_layers": 2},
-            "finetune": {"train": {**train, "learning_rate": 5e-5}},
+            "finetune": {"train": {**train, "learning_rate": teacher_lr}},
             "prediction": {"train": {**train, "learning_rate": 1e-4}, "losses": {"hard_weight": 1.0}},
             **top,
         }
@@ -46,6 +50,7 @@ def main() -> None:
     p.add_argument("--teacher-seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--train-examples", type=int, default=8000)
     p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--mpnet", action="store_true", help="add an all-mpnet-base-v2 teacher and its two students")
     args = p.parse_args()
 
     from tinydistill.evaluate import evaluate
@@ -59,27 +64,47 @@ def main() -> None:
         teachers[folder.name] = once(folder, lambda f=folder, s=seed: finetune(config(args, s, base), f))
     scores = {name: evaluate(config(args, 0, base), folder, "dev") for name, folder in teachers.items()}
     best = max(teachers, key=lambda name: scores[name]["accuracy"])
-    paths = [str(f) for f in teachers.values()]
+    runs = {"single": ({}, teachers[best]), "ensemble": ({"teachers": [str(f) for f in teachers.values()]}, None)}
+    if args.mpnet:
+        runs.update(_mpnet_runs(args, work, teachers, scores, best))
     for seed in args.seeds:
-        for kind, top in (("single", {}), ("ensemble", {"teachers": paths})):
+        for kind, (top, teacher) in runs.items():
             folder = work / f"{kind}-s{seed}"
-            cfg = config(args, seed, str(teachers[best]), **top)
+            cfg = config(args, seed, str(teacher or teachers[best]), **top)
             once(folder, lambda c=cfg, f=folder: distill(c, "prediction", f))
             scores[folder.name] = evaluate(config(args, 0, base), folder, "dev")
     write(work, args, scores, best)
 
 
+def _mpnet_runs(args, work: Path, teachers: dict[str, Path], scores: dict, best: str) -> dict:
+    """The MPNet teacher (fine-tuned and scored into ``teachers`` and ``scores``) and its students' settings: kind ->
+    (config keys, the ``teacher:`` folder)."""
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import finetune
+    from tinydistill.tasks import task_info
+    from tinydistill.zoo import all_mpnet_base_v2
+
+    folder, minilm = work / "teacher-mpnet", sorted(teachers, key=lambda n: scores[n]["accuracy"], reverse=True)
+    cfg = config(args, 1, str(all_mpnet_base_v2()), teacher_lr=2e-5)
+    teachers[folder.name] = once(folder, lambda: finetune(cfg, folder))
+    scores[folder.name] = evaluate(cfg, folder, "dev")
+    start = copied_start(str(teachers[best]), work / "student-start", task_info(cfg.data), head=True)
+    mixed = [str(teachers[n]) for n in (folder.name, *minilm[:2])]
+    return {"single-mpnet": ({"student": {"checkpoint": str(start)}}, folder), "mixed": ({"teachers": mixed}, None)}
+
+
 def write(work: Path, args, scores: dict, best: str) -> None:
     rows = [f"| {name} | {scores[name]['accuracy']:.4f} |" for name in scores if name.startswith("teacher")]
     summary = {}
-    for kind in ("single", "ensemble"):
+    for kind in ("single", "ensemble", *(("single-mpnet", "mixed") if args.mpnet else ())):
         accs = [scores[f"{kind}-s{s}"]["accuracy"] for s in args.seeds]
         summary[kind] = accs
         spread = f"{min(accs):.4f}-{max(accs):.4f}"
         rows.append(f"| student from {kind} ({len(accs)} seeds) | {statistics.mean(accs):.4f} ({spread}) |")
+    mpnet = " and all-mpnet-base-v2 (mixed: it and the two best MiniLM teachers)" if args.mpnet else ""
     head = (
         f"SST-2 dev (872), {args.train_examples} training sentences, teachers all-MiniLM-L6-v2 with seeds "
-        f"{args.teacher_seeds} (best: {best}); student every 2nd layer of the best.\n\n"
+        f"{args.teacher_seeds} (best: {best}){mpnet}; student every 2nd layer of the best MiniLM.\n\n"
         "| model | dev accuracy |\n|---|---:|\n"
     )
     write_result(work, "results", {"scores": scores, "best_teacher": best, "students": summary}, head + "\n".join(rows))

@@ -75,12 +75,14 @@ def run_stage(plan: StagePlan, cfg: Config, folder: Path, callbacks: Sequence[Ca
         checkpoint=plan.checkpoint,
         callbacks=callbacks,
     )
-    result = _tuned(plan, result)
+    reporting = cfg.report.enabled and is_main_process()
+    dev = _dev_outputs(plan, result.student, details=reporting)
+    result = _tuned(plan, result, dev)
     projections = result.projections if plan.save_projections else None
     save_model(folder, result.student, plan.tokenizer, projections, cfg)
     metrics = _metrics(plan.name, result) | plan.metrics
-    if cfg.report.enabled and is_main_process():
-        _report(cfg, folder, plan, metrics, plan.entries(result, folder), result.student)
+    if reporting:
+        _report(cfg, folder, plan, metrics, plan.entries(result, folder), result.student, dev)
     if is_main_process():
         write_json(folder / METRICS_FILE, metrics)
 
@@ -100,14 +102,22 @@ def save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Module
     (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
 
 
-def _tuned(plan: StagePlan, result: TrainResult) -> TrainResult:
-    """``result`` after the task chose on dev what its model is scored with (a threshold): the dev evaluation its
-    weights belong to is then the one with that choice."""
+def _dev_outputs(plan: StagePlan, model: nn.Module, details: bool) -> tuple[list, list] | None:
+    """The trained model's dev outputs and gold labels, predicted once for what reads them after training (the task's
+    tuning; with ``details``, its report tables); None when nothing does or dev has no labels."""
     task, loader = plan.run.task, plan.run.eval_loader
-    if task is None or loader is None or not task.tunes:
+    if task is None or loader is None or not (task.tunes or (details and task.report_details)):
+        return None
+    outputs, golds = predict(model, loader, task)
+    return None if golds is None else (outputs, golds)
+
+
+def _tuned(plan: StagePlan, result: TrainResult, dev: tuple[list, list] | None) -> TrainResult:
+    """``result`` after the task chose on ``dev`` what its model is scored with (a threshold): the dev evaluation its
+    weights belong to is then the one with that choice."""
+    if dev is None or not plan.run.task.tunes:
         return result
-    outputs, golds = predict(result.student, loader, task)
-    chosen = task.tune(result.student, outputs, golds) if golds is not None else None
+    chosen = plan.run.task.tune(result.student, *dev)
     return result if chosen is None else replace(result, best={**(result.final_eval or {}), **chosen})
 
 
@@ -128,7 +138,13 @@ def _metrics(stage: str, result: TrainResult) -> dict:
 
 
 def _report(
-    cfg: Config, folder: Path, plan: StagePlan, metrics: dict, entries: list[ModelEntry], trained: nn.Module
+    cfg: Config,
+    folder: Path,
+    plan: StagePlan,
+    metrics: dict,
+    entries: list[ModelEntry],
+    trained: nn.Module,
+    dev: tuple[list, list] | None,
 ) -> None:
     """Final table (measured now, side by side) into metrics, plus report.html / report.md."""
     table = model_table(entries, plan.timed.head(cfg.report.speed_examples), plan.tokenizer, plan.metric)
@@ -142,21 +158,18 @@ def _report(
         ("Teacher vs student", model_table_view(table)),
         (f"Stage: {metrics['stage']}", stage_table({metrics["stage"]: metrics})),
         *split,
-        *_details(plan, trained),
+        *_details(plan, trained, dev),
     ]
     write_report(folder, plan.title, sections, plot_curves(metrics, folder), dump_config(cfg))
 
 
-def _details(plan: StagePlan, trained: nn.Module) -> list[tuple[str, Table]]:
-    """The task's own report tables (e.g. per-label F1), from the trained model's dev outputs."""
-    task, loader = plan.run.task, plan.run.eval_loader
-    if task is None or loader is None or not task.report_details:
+def _details(plan: StagePlan, trained: nn.Module, dev: tuple[list, list] | None) -> list[tuple[str, Table]]:
+    """The task's own report tables (e.g. per-label F1), from the trained model's ``dev`` outputs."""
+    task = plan.run.task
+    if dev is None or not task.report_details:
         return []
-    task = task.for_model(trained.config)
-    outputs, golds = predict(trained, loader, task)
-    if golds is None:
-        return []
-    return [(head, Table(cols, rows, "l" + "r" * (len(cols) - 1))) for head, cols, rows in task.details(outputs, golds)]
+    tables = task.for_model(trained.config).details(*dev)
+    return [(head, Table(cols, rows, "l" + "r" * (len(cols) - 1))) for head, cols, rows in tables]
 
 
 def dev_split(cfg: Config, dev: EncodedDataset) -> dict:

@@ -58,7 +58,7 @@ class Task:
         "logits"  # an exported graph's output (several: the logits' last axis)
     )
     ensembles: ClassVar[bool] = False  # several teachers' outputs combine into one soft target (ensemble_logits)
-    report_details: ClassVar[bool] = False  # whether :meth:`details` has tables (a report predicts dev again for them)
+    report_details: ClassVar[bool] = False  # whether :meth:`details` has tables (read from the dev outputs)
 
     def __init__(
         self, name: str, label_names: list[str] | None, metric: str, settings: BaseModel | None = None
@@ -219,7 +219,7 @@ class Task:
     def tune(self, model: nn.Module, outputs, golds) -> dict | None:
         """Choose, from the trained ``model``'s dev outputs (as :meth:`collect` returns them), what it is scored with
         and write that into its config (saved with it); returns the dev metrics with that choice (None: nothing
-        chosen)."""
+        chosen). Called after training where :attr:`tunes`."""
         return None
 
     def for_model(self, config) -> Task:

@@ -196,8 +196,6 @@ class MultiLabel(PerText):
     def tune(self, model: nn.Module, outputs, golds) -> dict | None:
         """The threshold of :data:`THRESHOLDS` with the best dev macro F1 (the lowest of equals), set on ``model``'s
         config; returns the dev metrics at it, with ``threshold``."""
-        if not self.tunes:
-            return None
         scores = [self.at(t).metrics(outputs, golds) for t in THRESHOLDS]
         best = max(range(len(scores)), key=lambda i: (scores[i][self.metric], -i))
         setattr(model.config, THRESHOLD_KEY, float(THRESHOLDS[best]))
