@@ -75,17 +75,17 @@ def write_result(folder: Path, name: str, data: dict, table: str) -> None:
     (folder / f"{name}.md").write_text(f"{table.rstrip()}\n\nEnvironment:\n{block}\n")
 
 
-def copied_start(backbone: str, out: Path, task, head: bool = False) -> Path:
-    """Every 2nd layer of ``backbone`` saved once into ``out`` with its tokenizer: with a new head for ``task`` (the
-    pre-trained model: the starting point of a student fine-tuned alone), or with ``head`` the fine-tuned backbone's
-    own (the student a prediction stage builds from it as ``teacher:``)."""
+def copied_start(backbone: str, out: Path, task, head: bool = False, every_k: int = 2) -> Path:
+    """Every ``every_k``-th layer of ``backbone`` saved once into ``out`` with its tokenizer: with a new head for
+    ``task`` (the pre-trained model: the starting point of a student fine-tuned alone), or with ``head`` the fine-tuned
+    backbone's own (the student a prediction stage builds from it as ``teacher:``)."""
     from tinydistill.config import StudentConfig
     from tinydistill.models import load_backbone, load_classifier, load_tokenizer
     from tinydistill.students import build_student
 
     if not (out / "config.json").is_file():
         source = load_classifier(backbone, task, require_head=True) if head else load_backbone(backbone)
-        build_student(StudentConfig(every_k_teacher_layers=2), source, task).save_pretrained(out)
+        build_student(StudentConfig(every_k_teacher_layers=every_k), source, task).save_pretrained(out)
         load_tokenizer(backbone).save_pretrained(out)
     return out
 

@@ -1,9 +1,10 @@
 """How much of the teacher's macro F1 does a multi-label student keep? GoEmotions (28 labels) on a 2-core CPU.
 
     python -m benchmarks.multilabel.run WORK [--train-examples 8000] [--epochs 3] [--seeds 1 2] [--tune-threshold]
+        [--every-k 2]
 
 Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned on the first --train-examples rows of GoEmotions train (a seeded subset;
-0: all 43,410). Student, per seed: every 2nd teacher layer (3 x 384)
+0: all 43,410). Student, per seed: every 2nd teacher layer (3 x 384; --every-k 3: 2 x 384)
   kd     copied from the fine-tuned teacher, then prediction-layer distillation (soft BCE at T=1 + hard BCE)
   alone  copied from the *pre-trained* MiniLM with a new head, fine-tuned on the labels alone
 for the same epochs at the same rate. Every model is scored on all of GoEmotions test (5,427 rows: macro, micro and
@@ -60,6 +61,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=1e-4, help="also the fine-tuned-alone student's")
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--tune-threshold", action="store_true", help="score each model at its dev-tuned threshold")
+    p.add_argument("--every-k", type=int, default=2, help="the student copies every k-th teacher layer")
     args = p.parse_args()
 
     from tinydistill.evaluate import evaluate
@@ -73,10 +75,10 @@ def main() -> None:
     runs = {"teacher": teacher}
     for seed in args.seeds:
         kd = work / f"kd-s{seed}"
-        cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
+        cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": args.every_k})
         runs[kd.name] = once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd, task))
         alone = work / f"alone-s{seed}"
-        start = copied_start(base, work / "alone-start", task)
+        start = copied_start(base, work / "alone-start", task, every_k=args.every_k)
         runs[alone.name] = once(alone, lambda a=alone, s=seed, st=start: finetune(config(args, s, str(st)), a))
     if args.tune_threshold:
         for folder in runs.values():
@@ -100,6 +102,10 @@ def tuned_once(folder: Path, cfg) -> None:
     outputs, golds = predict(model, task.eval_loader(cfg.data, "dev", tokenizer, 64, seed=cfg.seed), task)
     task.tune(model, outputs, golds)
     model.config.save_pretrained(folder)
+
+
+def _nth(k: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(k, f"{k}th")
 
 
 def _threshold(folder: Path) -> float | None:
@@ -131,8 +137,8 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
         )
     head = (
         f"GoEmotions test (5,427 rows), {args.train_examples or 43410} training rows, {args.epochs:g} epochs, seeds "
-        f"{args.seeds}; student = every 2nd teacher layer. Student {{ratio}}x the teacher's throughput at batch 32, "
-        "{latency}x at batch 1.\n\n"
+        f"{args.seeds}; student = every {_nth(args.every_k)} teacher layer. Student {{ratio}}x the teacher's "
+        "throughput at batch 32, {latency}x at batch 1.\n\n"
         f"| model | macro F1 (seeds) | micro F1 | example F1 | % of teacher macro F1 | train s | {cut} |\n"
         "|---|---:|---:|---:|---:|---:|---:|\n"
     )
