@@ -78,7 +78,8 @@ def main() -> None:
         cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": args.every_k})
         runs[kd.name] = once(kd, lambda cfg=cfg, kd=kd: distill(cfg, "prediction", kd, task))
         alone = work / f"alone-s{seed}"
-        start = copied_start(base, work / "alone-start", task, every_k=args.every_k)
+        name = "alone-start" if args.every_k == 2 else f"alone-start-k{args.every_k}"  # one start per depth
+        start = copied_start(base, work / name, task, every_k=args.every_k)
         runs[alone.name] = once(alone, lambda a=alone, s=seed, st=start: finetune(config(args, s, str(st)), a))
     if args.tune_threshold:
         for folder in runs.values():
