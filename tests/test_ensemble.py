@@ -147,3 +147,38 @@ def test_teachers_of_two_vocabularies_each_read_their_own_tokenization(tmp_path,
     assert mpnet_tok(examples.texts[0])["input_ids"][0] == 0 != tokenizer(examples.texts[0])["input_ids"][0]
     probs = [softmax(_own_logits(folder, task, examples, 24), axis=-1) for folder in teachers]
     assert np.allclose(softmax(got, axis=-1), 0.5 * probs[0] + 0.5 * probs[1], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_transfer_set_is_labelled_by_the_teachers_mean(tmp_path, tiny_classifier_dir, confident_teacher, glue):
+    """Transfer-file sentences train the student on the teachers' combined prediction (the hard term skips them)."""
+    import json
+
+    from tinydistill.data.readers import Examples, read_transfer
+    from tinydistill.ensemble import ensemble_targets
+    from tinydistill.stages import distill
+    from tinydistill.tasks import task_info
+
+    sentences = [t for t in (glue / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:41]]
+    (tmp_path / "transfer.txt").write_text("".join(s.split("\t")[0] + "\n" for s in sentences), encoding="utf-8")
+    sets = [f"teachers=[{tiny_classifier_dir}, {confident_teacher}]", "data.task=sst-2", f"data.dir={glue / 'SST-2'}"]
+    sets += ["data.max_train_examples=24", "data.max_eval_examples=8", "data.max_length=16", "report.enabled=false"]
+    sets += [
+        f"student.checkpoint={tiny_classifier_dir}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "prediction.train.epochs=1",
+    ]
+    sets += ["prediction.train.batch_size=16", "prediction.losses.hard_weight=1.0"]
+    alone = json.loads((distill(load_config(None, sets), "prediction", tmp_path / "a") / "metrics.json").read_text())
+    cfg = load_config(None, [*sets, f"data.transfer_files=['{tmp_path / 'transfer.txt'}']"])
+    both = json.loads((distill(cfg, "prediction", tmp_path / "b") / "metrics.json").read_text())
+    assert alone["steps"] == 2 and both["steps"] == 4  # 24 labelled rows, then 24 + 40
+    assert all(h["hard"] == h["hard"] and h["soft"] > 0 for h in both["history"])
+
+    task = task_info(cfg.data)
+    transfer: Examples = read_transfer(cfg.data, tmp_path / "transfer.txt", task.no_label)
+    got = np.asarray(ensemble_targets(cfg, task, transfer, 8))
+    probs = [
+        softmax(_own_logits(folder, task, transfer, 16), axis=-1) for folder in (tiny_classifier_dir, confident_teacher)
+    ]
+    assert np.allclose(softmax(got, axis=-1), 0.5 * probs[0] + 0.5 * probs[1], atol=1e-5)

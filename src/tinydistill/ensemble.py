@@ -29,13 +29,12 @@ def check_ensemble(cfg: Config, task: Task) -> None:
         raise TinyDistillError(f"several teachers are not supported for task kind {task.kind} yet (one per text only)")
     if cfg.data.soft_label_column:
         raise TinyDistillError("teachers and data.soft_label_column both give the soft targets: give one")
-    if cfg.data.transfer_files:
-        raise TinyDistillError("data.transfer_files with several teachers: not supported yet; give one teacher")
 
 
 def ensemble_targets(cfg: Config, task: Task, examples: Examples, batch_size: int) -> list[np.ndarray]:
-    """One soft target per encoded row (an example; a QA window): each teacher's logits (its label set checked
-    against the task's), combined by :meth:`Task.ensemble_logits` at the prediction stage's temperature."""
+    """One soft target per row of ``examples`` (training rows and any transfer-file rows; per window for QA): each
+    teacher's logits (its label set checked against the task's), combined by :meth:`Task.ensemble_logits` at the
+    prediction stage's temperature."""
     check_ensemble(cfg, task)
     outputs = [_teacher_outputs(cfg, task, path, examples, batch_size) for path in cfg.teachers]
     shares = weights(cfg)

@@ -204,10 +204,11 @@ def _teacher_score(cfg: Config, m: _Models, task: Task, batch: int) -> tuple[flo
 def _check_transfer(cfg: Config, stage_cfg: DistillStage, task: Task, external: bool) -> None:
     if not cfg.data.transfer_files:
         return
-    if external or not reads_teacher(stage_cfg.losses):
+    labelled = not external or bool(cfg.teachers)  # by the teacher model, or by several teachers' mean
+    if not labelled or not reads_teacher(stage_cfg.losses):
         raise TinyDistillError(
-            "data.transfer_files are labelled by the teacher model: the stage needs one (not soft labels from "
-            "a column) and a soft or intermediate loss"
+            "data.transfer_files are labelled by the teacher (or by `teachers:`): the stage needs one (not soft "
+            "labels from a column) and a soft or intermediate loss"
         )
     task.check_transfer(stage_cfg.losses)
 
