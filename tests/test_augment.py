@@ -181,6 +181,25 @@ def test_custom_files_keep_their_format(tmp_path, glove_file, suffix):
     assert any("," in t and t != out.texts[0] for t in out.texts)  # CSV quoting survives the comma
 
 
+def test_a_headerless_file_named_in_a_split_block_is_written_and_read_back_as_it_was(tmp_path, glove_file):
+    (tmp_path / "t.csv").write_text('"a good movie, really",pos\nawful film,neg\n')
+    sets = [
+        "data.task=classification",
+        f"data.train.file={tmp_path}/t.csv",
+        "data.train.header=false",
+        "data.text_column=0",
+        "data.label_column=1",
+        f"data.dev_file={tmp_path}/t.csv",
+        "data.dev.header=false",
+        f"augment.word_vectors={glove_file}",
+    ]
+    result = augment_data(load_config(None, sets), tmp_path / "aug")
+    out = read_split(result.data, "train", task_info(result.data))  # reads the copy, not the block's own file
+    assert result.data.for_split("train").train_file == str(tmp_path / "aug" / "train.csv")
+    assert out.texts[0] == "a good movie, really" and len(out) > 2 and "0" not in out.texts  # no header row
+    assert sorted(set(out.labels)) == [0, 1] and len(task_info(result.data).label_names) == 2
+
+
 @pytest.fixture(scope="module")
 def tiny_mlm_dir(tmp_path_factory, tokenizer) -> Path:
     path = tmp_path_factory.mktemp("tiny_mlm")

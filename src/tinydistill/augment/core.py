@@ -1,4 +1,5 @@
-"""``tinydistill augment``: TinyBERT data augmentation of a task's training set, written in the input's own format.
+"""``tinydistill augment``: TinyBERT data augmentation of a task's training set, written in the input's own format
+(task qa: a JSONL table).
 What is augmented and how it is written is the task's (``Task.augment_into``); the algorithm is in
 :mod:`tinydistill.augment.texts`."""
 
@@ -43,7 +44,8 @@ def augment_data(cfg: Config, out: str | Path) -> AugmentResult:
     """Augment the training split of ``cfg.data`` (after ``max_train_examples``) into folder ``out``.
 
     A GLUE folder becomes ``out/train.tsv`` plus links to the original dev / test files; a CSV / TSV / JSONL file
-    becomes ``out/train.<same suffix>``. Regression tasks are passed through unless ``augment.regression``.
+    becomes ``out/train.<same suffix>``; task qa writes ``out/train.jsonl``. Regression tasks are passed through unless
+    ``augment.regression``.
     """
     out, aug = Path(out), cfg.augment
     if cfg.data.hf_dataset:
@@ -81,5 +83,6 @@ def augmented_data_config(cfg: Config, out: str | Path) -> DataConfig:
         return cfg.data
     if cfg.data.dir is not None:
         return cfg.data.model_copy(update={"dir": str(out), "max_train_examples": None})
-    suffix = Path(metrics["source"]).suffix.lower()
-    return cfg.data.model_copy(update={"train_file": str(out / f"train{suffix}"), "max_train_examples": None})
+    name = metrics.get("train_file") or f"train{Path(metrics['source']).suffix.lower()}"
+    block = cfg.data.train.model_copy(update={"file": None}) if cfg.data.train is not None else None
+    return cfg.data.model_copy(update={"train_file": str(out / name), "train": block, "max_train_examples": None})

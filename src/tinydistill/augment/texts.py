@@ -90,20 +90,25 @@ def augment_rows(
     return out
 
 
-def write_rows(path: Path, rows: list[dict], header: bool) -> None:
-    """Rows in the format the file suffix names: .tsv as GLUE writes it (tab-separated, no quoting), .csv, .jsonl."""
+def write_rows(
+    path: Path, rows: list[dict], header: bool, delimiter: str | None = None, quoting: bool | None = None
+) -> None:
+    """Rows in the format the file suffix names, as they were read (``delimiter``, ``quoting``: data.delimiter and
+    data.quoting): .jsonl; .tsv as GLUE writes it (tab-separated, no quoting) unless ``quoting``; .csv quoted where
+    needed unless ``quoting`` is false."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with path.open("w", encoding="utf-8", newline="") as fh:
         if path.suffix == ".jsonl":
             fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        elif path.suffix == ".tsv":  # fields came from tab-split lines, so they hold no tab or newline
-            lines = ([columns] if header else []) + [[str(r.get(c, "")) for c in columns] for r in rows]
+            return
+        lines = ([columns] if header else []) + [[str(r.get(c, "")) for c in columns] for r in rows]
+        tsv = path.suffix == ".tsv"
+        if tsv and not quoting:  # fields came from tab-split lines, so they hold no tab or newline
             fh.writelines("\t".join(fields) + "\n" for fields in lines)
-        else:
-            writer = csv.DictWriter(fh, columns, lineterminator="\n")
-            if header:
-                writer.writeheader()
-            writer.writerows(rows)
+            return
+        quote = csv.QUOTE_NONE if quoting is False else csv.QUOTE_MINIMAL
+        writer = csv.writer(fh, delimiter=delimiter or ("\t" if tsv else ","), quoting=quote, lineterminator="\n")
+        writer.writerows(lines)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -132,7 +137,8 @@ def augment_table_into(cfg: Config, task, tmp: Path, sources) -> dict:
             if (Path(cfg.data.dir) / f"{split}.tsv").is_file():
                 link_or_copy(Path(cfg.data.dir) / f"{split}.tsv", tmp / f"{split}.tsv")
     else:
-        write_rows(tmp / f"train{source.suffix.lower()}", rows, header=True)
+        read = cfg.data.for_split("train")
+        write_rows(tmp / f"train{source.suffix.lower()}", rows, read.header, read.delimiter, read.quoting)
     texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
     metrics = {
         "stage": "augment",

@@ -4,14 +4,13 @@ cross-entropy, micro / macro / example-based F1 at a threshold."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tinydistill.config import Config, DataConfig, InputPath, LossConfig
+from tinydistill.config import DataConfig, InputPath, LossConfig
 from tinydistill.data.readers import Examples, column, mapped_label, raw_rows, read_texts
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
@@ -142,9 +141,6 @@ class MultiLabel(PerText):
                 vector[index[label]] = 1.0
             out.append(vector)
         return out
-
-    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
-        raise TinyDistillError("augmentation is not available for multi-label data yet")
 
     # --- the model head -----------------------------------------------------------------------------------------
     def config_kwargs(self) -> dict:

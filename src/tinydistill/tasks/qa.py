@@ -15,6 +15,8 @@ the official script), per question, not per window.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tinydistill.config import DataConfig, LossConfig
+from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.keys import CACHED_LOGITS, LABELS, MODEL_INPUTS
 from tinydistill.data.readers import Examples, kept_rows, raw_rows, subset
 from tinydistill.errors import TinyDistillError
@@ -162,6 +164,52 @@ def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_an
         if labelled:
             out.answers.append(_spans(row, c, answers, where))
     return out
+
+
+def augment_questions_into(cfg: Config, settings: QASettings, out: Path, sources: Callable[[], Any]) -> dict:
+    """Write the training questions and their TinyBERT copies to ``out/train.jsonl`` in the columns ``data.qa``
+    names; returns the metrics. Only a question is rewritten: its context and answer spans stay as they are, so
+    every copy keeps its labels. ``sources()`` loads the candidates."""
+    from tinydistill.augment.texts import augment_texts, write_rows
+
+    if cfg.data.dir is not None:
+        raise TinyDistillError("augment for task qa reads data.train_file (a SQuAD JSON file or a table), not data.dir")
+    q = read_questions(cfg.data, "train", settings)
+    keep = kept_rows(cfg.data, "train", len(q.ids), cfg.seed)
+    index = list(range(len(q.ids))) if keep is None else keep
+    t0 = time.perf_counter()
+    found = sources()
+    t1 = time.perf_counter()
+    texts = [q.questions[i] for i in index]
+    variants = augment_texts(texts, cfg.augment, cfg.seed, found.vectors, found.masked_lm, tag="question")
+    seconds = time.perf_counter() - t1
+    rows = []
+    for i, copies in zip(index, variants):
+        spans, context = q.answers[i], q.contexts[i]
+        answers = {"text": [context[a:b] for a, b in spans], "answer_start": [a for a, _ in spans]}
+        for k, text in enumerate(copies):
+            ident = q.ids[i] if k == 0 else f"{q.ids[i]}-aug{k}"
+            rows.append(
+                {
+                    settings.id_column: ident,
+                    settings.question_column: text,
+                    settings.context_column: context,
+                    settings.answers_column: answers,
+                }
+            )
+    write_rows(out / "train.jsonl", rows, header=True)
+    return {
+        "stage": "augment",
+        "source": q.source,
+        "train_file": "train.jsonl",
+        "examples_in": len(index),
+        "examples_out": len(rows),
+        "texts_in": len(index),
+        "load_seconds": round(t1 - t0, 2),
+        "augment_seconds": round(seconds, 2),
+        "texts_per_second": len(index) / max(seconds, 1e-9),
+        "settings": cfg.augment.model_dump(exclude={"enabled"}),
+    }
 
 
 def _check_room(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
@@ -403,6 +451,9 @@ class QuestionAnswering(Task):
 
     def collator(self, tokenizer, teacher_tokenizer=None):
         return SpanCollator(tokenizer, teacher_tokenizer)
+
+    def augment_into(self, cfg: Config, out: Path, sources: Callable[[], Any]) -> dict:
+        return augment_questions_into(cfg, self.settings, out, sources)
 
     def config_kwargs(self) -> dict:
         return {"num_labels": 2}
