@@ -278,9 +278,25 @@ def test_the_recipe_on_a_squad_slice_through_every_command(monkeypatch, capsys, 
         *(f"{s}.train.max_steps=2" for s in ("general", "finetune", "intermediate", "prediction")),
     ]
     args = [a for s in sets for a in ("-s", s)]
+    words = sorted({w for a in small["data"] for p in a["paragraphs"] for q in p["qas"] for w in q["question"].split()})
+    (tmp_path / "v.txt").write_text("".join(f"{w} {np.cos(i)} {np.sin(i)}\n" for i, w in enumerate(words)))
+    augment = [
+        "-s",
+        "augment.enabled=true",
+        "-s",
+        f"augment.word_vectors={tmp_path / 'v.txt'}",
+        "-s",
+        "augment.copies=2",
+    ]
     run = tmp_path / "run"
-    code, _, err = run_cli(monkeypatch, capsys, "pipeline", "--teacher", str(tiny_teacher_dir), "-o", str(run), *args)
+    pipeline = ["pipeline", "--teacher", str(tiny_teacher_dir), "-o", str(run), *args, *augment]
+    code, _, err = run_cli(monkeypatch, capsys, *pipeline)
     assert code == 0, err
+    augmented = json.loads((run / "0-augment" / "metrics.json").read_text())
+    assert augmented["examples_out"] > augmented["examples_in"] > 10
+    for stage in ("3-intermediate", "4-prediction"):  # the student reads the copies; the teacher learnt the originals
+        assert str(run / "0-augment" / "train.jsonl") in (run / stage / "tinydistill.yaml").read_text()
+    assert "0-augment" not in (run / "2-teacher" / "tinydistill.yaml").read_text()
     student = run / "4-prediction"
     assert "| f1 |" in (student / "report.md").read_text()
     model = AutoModelForQuestionAnswering.from_pretrained(student)

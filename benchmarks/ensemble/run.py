@@ -89,15 +89,20 @@ def _suffix(args) -> str:
 
 
 def transfer_file(work: Path, args) -> Path:
-    """``args.transfer`` SST-2 training sentences outside every seed's labelled subset (seeded), one per line."""
+    """``args.transfer`` SST-2 training sentences outside every seed's labelled subset (seeded), one per line, written
+    once (a resumed run keeps the file)."""
     from tinydistill.data.readers import kept_rows, read_split
     from tinydistill.tasks import task_info
 
+    path = work / f"transfer-{args.transfer}.txt"
+    if path.is_file():  # a resumed run reads the sentences its finished students read
+        return path
     data = config(args, 0, "").data
     every = read_split(data.model_copy(update={"max_train_examples": None}), "train", task_info(data))
     used = set().union(*(kept_rows(data, "train", len(every), s) or () for s in {*args.seeds, *args.teacher_seeds}))
     free = [i for i in range(len(every)) if i not in used]
-    path = work / f"transfer-{args.transfer}.txt"
+    if args.transfer > len(free):
+        raise SystemExit(f"--transfer {args.transfer}: only {len(free):,} training sentences are outside every subset")
     path.write_text("".join(every.texts[i] + "\n" for i in sorted(random.Random(0).sample(free, args.transfer))))
     return path
 
