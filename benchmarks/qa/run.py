@@ -67,12 +67,17 @@ def config(args, seed: int, teacher: str, student: dict | None = None, data: dic
         "intermediate": {"train": {**train, "epochs": 1, "learning_rate": 5e-5}},
         "prediction": {
             "train": train,
-            "losses": {"soft_weight": 1.0, "hard_weight": 1.0, "temperature": args.temperature},
+            "losses": {"soft_weight": 1.0, "hard_weight": args.hard_weight, "temperature": args.temperature},
         },
     }
     if student is not None:
         tree["student"] = student
     return config_from_dict(tree)
+
+
+def named(kind: str, args) -> str:
+    """A distilled student's kind, with ``-hardW`` where the hard term's weight is not 1."""
+    return kind if args.hard_weight == 1 else f"{kind}-hard{args.hard_weight:g}"
 
 
 def write_questions(ex, path: Path) -> None:
@@ -111,6 +116,7 @@ def main() -> None:
     p.add_argument("--teacher-lr", type=float, default=8e-5)
     p.add_argument("--student-lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--hard-weight", type=float, default=1.0, help="the distilled students' hard CE weight (soft: 1)")
     p.add_argument("--alone-seeds", type=int, nargs="+", help="seeds of the alone students (default: --seeds; 0: none)")
     p.add_argument("--stage3-seeds", dest="s3kd_seeds", type=int, nargs="+", help="seeds of the s3kd students")
     p.add_argument("--kd-seeds", type=int, nargs="+", help="seeds of the kd students (default: --seeds; 0: none)")
@@ -135,13 +141,14 @@ def main() -> None:
     for seed in args.seeds:
         cfg = config(args, seed, str(teacher), STUDENT)
         if aug is not None:
-            out, c = work / f"kd-aug{args.augment_copies}-s{seed}", config(args, seed, str(teacher), STUDENT, aug)
+            out = work / f"{named(f'kd-aug{args.augment_copies}', args)}-s{seed}"
+            c = config(args, seed, str(teacher), STUDENT, aug)
             runs[out.name] = once(out, lambda o=out, c=c: distill(c, "prediction", o, task))
         wanted = {k: getattr(args, f"{k}_seeds") or args.seeds for k in ("alone", "kd", "s3kd")}
         for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
             if seed not in wanted[kind]:
                 continue
-            out = work / f"{kind}-s{seed}"
+            out = work / f"{named(kind, args) if stage else kind}-s{seed}"
             if stage is None:
                 make = lambda o=out, s=seed: finetune(config(args, s, str(start)), o)  # noqa: E731
             else:
@@ -162,7 +169,7 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     t = scores["teacher"]
     rows = [f"| teacher (MiniLM-L6) | {t['f1']:.4f} | {t['exact_match']:.4f} | 100.0 | – |"]
     summary = {}
-    for kind in ("alone", "kd", "s3kd", f"kd-aug{args.augment_copies}"):
+    for kind in ("alone", *(named(k, args) for k in ("kd", "s3kd", f"kd-aug{args.augment_copies}"))):
         seeds = [s for s in args.seeds if f"{kind}-s{s}" in scores]
         if not seeds:
             continue
@@ -177,7 +184,8 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     head = (
         f"SQuAD v1.1 dev: trained on its first {TRAIN_ARTICLES} articles (5% held out as dev), scored on the last 10 "
         f"(1,988 questions); max_length {args.max_length}; teacher {args.teacher_epochs:g} epochs, students "
-        f"{args.epochs:g}; T = {args.temperature:g}; seeds {args.seeds}; student = every 2nd teacher layer. Student "
+        f"{args.epochs:g}; T = {args.temperature:g}; hard weight {args.hard_weight:g}; seeds {args.seeds}; student = "
+        "every 2nd teacher layer. Student "
         "{ratio}x the teacher's throughput at batch 32 (windows/s), {latency}x at batch 1.\n\n"
         "| model | F1 (seeds) | exact match | % of teacher F1 | train s |\n|---|---:|---:|---:|---:|\n"
     )
