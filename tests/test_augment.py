@@ -200,6 +200,19 @@ def test_a_headerless_file_named_in_a_split_block_is_written_and_read_back_as_it
     assert sorted(set(out.labels)) == [0, 1] and len(task_info(result.data).label_names) == 2
 
 
+def test_a_parquet_training_file_is_augmented_into_jsonl(tmp_path, glove_file):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {"text": ["a good movie", "awful film"], "label": ["pos", "neg"]}
+    pq.write_table(pa.table(rows), tmp_path / "t.parquet")
+    sets = ["data.task=classification", f"data.train_file={tmp_path}/t.parquet", f"data.dev_file={tmp_path}/t.parquet"]
+    result = augment_data(load_config(None, [*sets, f"augment.word_vectors={glove_file}"]), tmp_path / "aug")
+    assert result.data.train_file == str(tmp_path / "aug" / "train.jsonl")  # rows written back in a format read back
+    out = read_split(result.data, "train", task_info(result.data))
+    assert out.texts[0] == "a good movie" and len(out) > 2 and len(set(out.texts)) == len(out)
+
+
 @pytest.fixture(scope="module")
 def tiny_mlm_dir(tmp_path_factory, tokenizer) -> Path:
     path = tmp_path_factory.mktemp("tiny_mlm")

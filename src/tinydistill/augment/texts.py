@@ -94,21 +94,28 @@ def write_rows(
     path: Path, rows: list[dict], header: bool, delimiter: str | None = None, quoting: bool | None = None
 ) -> None:
     """Rows in the format the file suffix names, as they were read (``delimiter``, ``quoting``: data.delimiter and
-    data.quoting): .jsonl; .tsv as GLUE writes it (tab-separated, no quoting) unless ``quoting``; .csv quoted where
-    needed unless ``quoting`` is false."""
+    data.quoting): .jsonl; .tsv / .txt as GLUE writes it (tab-separated, no quoting) unless ``quoting``; .csv quoted
+    where needed unless ``quoting`` is false."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with path.open("w", encoding="utf-8", newline="") as fh:
         if path.suffix == ".jsonl":
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            fh.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
             return
         lines = ([columns] if header else []) + [[str(r.get(c, "")) for c in columns] for r in rows]
-        tsv = path.suffix == ".tsv"
+        tsv = path.suffix in (".tsv", ".txt")
         if tsv and not quoting:  # fields came from tab-split lines, so they hold no tab or newline
             fh.writelines("\t".join(fields) + "\n" for fields in lines)
             return
         quote = csv.QUOTE_NONE if quoting is False else csv.QUOTE_MINIMAL
         writer = csv.writer(fh, delimiter=delimiter or ("\t" if tsv else ","), quoting=quote, lineterminator="\n")
         writer.writerows(lines)
+
+
+def output_name(source: Path) -> str:
+    """The augmented training file's name: the source's own suffix where its rows are written back in that format
+    (CSV, TSV, JSONL), else JSONL (a JSON array, Parquet, a saved dataset)."""
+    suffix = source.suffix.lower()
+    return f"train{suffix}" if suffix in (".csv", ".tsv", ".txt", ".jsonl") and source.is_file() else "train.jsonl"
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -138,11 +145,12 @@ def augment_table_into(cfg: Config, task, tmp: Path, sources) -> dict:
                 link_or_copy(Path(cfg.data.dir) / f"{split}.tsv", tmp / f"{split}.tsv")
     else:
         read = cfg.data.for_split("train")
-        write_rows(tmp / f"train{source.suffix.lower()}", rows, read.header, read.delimiter, read.quoting)
+        write_rows(tmp / output_name(source), rows, read.header, read.delimiter, read.quoting)
     texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
     metrics = {
         "stage": "augment",
         "source": str(source),
+        **({} if cfg.data.dir is not None else {"train_file": output_name(source)}),
         "examples_in": len(raw.rows),
         "examples_out": len(rows),
         "texts_in": texts_in,
