@@ -62,7 +62,6 @@ def config(args, seed: int, teacher: str, student: dict | None = None, data: dic
             **(data or {}),
         },
         "report": {"enabled": False},
-        "augment": {"copies": args.augment_copies or 20},
         "finetune": {"train": {**train, "epochs": args.teacher_epochs, "learning_rate": args.teacher_lr}},
         "intermediate": {"train": {**train, "epochs": 1, "learning_rate": 5e-5}},
         "prediction": {
@@ -72,6 +71,8 @@ def config(args, seed: int, teacher: str, student: dict | None = None, data: dic
     }
     if student is not None:
         tree["student"] = student
+    if args.augment_copies:
+        tree["augment"] = {"copies": args.augment_copies}
     return config_from_dict(tree)
 
 
@@ -81,11 +82,10 @@ def named(kind: str, args) -> str:
 
 
 def write_questions(ex, path: Path) -> None:
-    """Questions as a JSONL table in Hugging Face's squad columns (one answer each, as training reads them)."""
-    rows = [
-        {"id": str(i), "question": q, "context": c, "answers": {"text": [c[a:b]], "answer_start": [a]}}
-        for i, (q, c, ((a, b), *_)) in enumerate(zip(ex.texts, ex.pairs, ex.labels))
-    ]
+    """Questions as a JSONL table in task qa's default columns, every reference answer kept."""
+    from tinydistill.tasks.qa import QASettings, table_row
+
+    rows = [table_row(QASettings(), str(i), *row) for i, row in enumerate(zip(ex.texts, ex.pairs, ex.labels))]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 

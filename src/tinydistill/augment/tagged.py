@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from tinydistill.augment.texts import augment_texts, link_or_copy
+from tinydistill.augment.texts import augment_metrics, augment_texts, link_or_copy
 from tinydistill.augment.words import Slot, find_slots
 from tinydistill.config import Config
 from tinydistill.data.conll import Tagged
@@ -65,17 +65,12 @@ def augment_tagged_into(cfg: Config, data: Tagged, tokens_column: str, tmp: Path
     found = sources()
     t1 = time.perf_counter()
     sentences = augment_sentences(data, aug, cfg.seed, found.vectors, found.masked_lm)
-    seconds = time.perf_counter() - t1
+    times = (t0, t1, time.perf_counter())
     source = Path(data.source)
     written = _write(tmp / f"train{source.suffix.lower()}", data, sentences, tokens_column)
     for other in others:
         link_or_copy(other, tmp / other.name)
-    metrics = {
-        "stage": "augment",
-        "source": str(source),
-        "examples_in": len(data.words),
-        "examples_out": written,
-        "texts_in": len(data.words),
+    changed = {
         "entity_words_changed": sum(  # 0 unless something is wrong: only O-tagged words are candidates
             a != b
             for copies, tags in zip(sentences, data.tags)
@@ -84,9 +79,5 @@ def augment_tagged_into(cfg: Config, data: Tagged, tokens_column: str, tmp: Path
             if t != "O"
         ),
         "words_changed": sum(a != b for copies in sentences for c in copies[1:] for a, b in zip(copies[0], c)),
-        "load_seconds": round(t1 - t0, 2),
-        "augment_seconds": round(seconds, 2),
-        "texts_per_second": len(data.words) / max(seconds, 1e-9),
-        "settings": aug.model_dump(exclude={"enabled"}),
     }
-    return metrics
+    return augment_metrics(aug, source, (len(data.words), written, len(data.words)), times, **changed)

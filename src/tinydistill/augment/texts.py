@@ -136,27 +136,35 @@ def augment_table_into(cfg: Config, task, tmp: Path, sources) -> dict:
     found = sources()
     t1 = time.perf_counter()
     rows = augment_rows(raw, aug, cfg.seed, found.vectors, found.masked_lm)
-    seconds = time.perf_counter() - t1
-    source = Path(raw.source)
+    times = (t0, t1, time.perf_counter())
+    source, written = Path(raw.source), {}
     if cfg.data.dir is not None:
         write_rows(tmp / "train.tsv", rows, header=raw.glue.headerless_columns is None)
         for split in ("dev", "test"):
             if (Path(cfg.data.dir) / f"{split}.tsv").is_file():
                 link_or_copy(Path(cfg.data.dir) / f"{split}.tsv", tmp / f"{split}.tsv")
     else:
-        read = cfg.data.for_split("train")
-        write_rows(tmp / output_name(source), rows, read.header, read.delimiter, read.quoting)
+        read, written = cfg.data.for_split("train"), {"train_file": output_name(source)}
+        write_rows(tmp / written["train_file"], rows, read.header, read.delimiter, read.quoting)
     texts_in = len(raw.rows) * (2 if raw.pair_column else 1)
-    metrics = {
+    return augment_metrics(aug, source, (len(raw.rows), len(rows), texts_in), times, **written)
+
+
+def augment_metrics(
+    aug: AugmentConfig, source: str | Path, counts: tuple[int, int, int], times: tuple[float, ...], **extra
+) -> dict:
+    """An augmentation's metrics.json: ``counts`` (examples in, examples out, texts in), ``times`` (perf_counter
+    before loading the candidates, after it, after augmenting) and the ``extra`` keys of its task."""
+    (examples_in, examples_out, texts_in), (t0, t1, t2) = counts, times
+    return {
         "stage": "augment",
         "source": str(source),
-        **({} if cfg.data.dir is not None else {"train_file": output_name(source)}),
-        "examples_in": len(raw.rows),
-        "examples_out": len(rows),
+        **extra,
+        "examples_in": examples_in,
+        "examples_out": examples_out,
         "texts_in": texts_in,
         "load_seconds": round(t1 - t0, 2),
-        "augment_seconds": round(seconds, 2),
-        "texts_per_second": texts_in / max(seconds, 1e-9),
+        "augment_seconds": round(t2 - t1, 2),
+        "texts_per_second": texts_in / max(t2 - t1, 1e-9),
         "settings": aug.model_dump(exclude={"enabled"}),
     }
-    return metrics

@@ -166,11 +166,22 @@ def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_an
     return out
 
 
+def table_row(settings: QASettings, ident: str, question: str, context: str, spans: list[tuple[int, int]]) -> dict:
+    """One question as a table row in the columns ``data.qa`` names, its answers as Hugging Face's squad writes them."""
+    answers = {"text": [context[a:b] for a, b in spans], "answer_start": [a for a, _ in spans]}
+    return {
+        settings.id_column: ident,
+        settings.question_column: question,
+        settings.context_column: context,
+        settings.answers_column: answers,
+    }
+
+
 def augment_questions_into(cfg: Config, settings: QASettings, out: Path, sources: Callable[[], Any]) -> dict:
     """Write the training questions and their TinyBERT copies to ``out/train.jsonl`` in the columns ``data.qa``
     names; returns the metrics. Only a question is rewritten: its context and answer spans stay as they are, so
     every copy keeps its labels. ``sources()`` loads the candidates."""
-    from tinydistill.augment.texts import augment_texts, write_rows
+    from tinydistill.augment.texts import augment_metrics, augment_texts, write_rows
 
     if cfg.data.dir is not None:
         raise TinyDistillError("augment for task qa reads data.train_file (a SQuAD JSON file or a table), not data.dir")
@@ -182,34 +193,15 @@ def augment_questions_into(cfg: Config, settings: QASettings, out: Path, sources
     t1 = time.perf_counter()
     texts = [q.questions[i] for i in index]
     variants = augment_texts(texts, cfg.augment, cfg.seed, found.vectors, found.masked_lm, tag="question")
-    seconds = time.perf_counter() - t1
-    rows = []
-    for i, copies in zip(index, variants):
-        spans, context = q.answers[i], q.contexts[i]
-        answers = {"text": [context[a:b] for a, b in spans], "answer_start": [a for a, _ in spans]}
-        for k, text in enumerate(copies):
-            ident = q.ids[i] if k == 0 else f"{q.ids[i]}-aug{k}"
-            rows.append(
-                {
-                    settings.id_column: ident,
-                    settings.question_column: text,
-                    settings.context_column: context,
-                    settings.answers_column: answers,
-                }
-            )
+    times = (t0, t1, time.perf_counter())
+    rows = [
+        table_row(settings, q.ids[i] if k == 0 else f"{q.ids[i]}-aug{k}", text, q.contexts[i], q.answers[i])
+        for i, copies in zip(index, variants)
+        for k, text in enumerate(copies)
+    ]
     write_rows(out / "train.jsonl", rows, header=True)
-    return {
-        "stage": "augment",
-        "source": q.source,
-        "train_file": "train.jsonl",
-        "examples_in": len(index),
-        "examples_out": len(rows),
-        "texts_in": len(index),
-        "load_seconds": round(t1 - t0, 2),
-        "augment_seconds": round(seconds, 2),
-        "texts_per_second": len(index) / max(seconds, 1e-9),
-        "settings": cfg.augment.model_dump(exclude={"enabled"}),
-    }
+    counts = (len(index), len(rows), len(index))
+    return augment_metrics(cfg.augment, q.source, counts, times, train_file="train.jsonl")
 
 
 def _check_room(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
