@@ -113,6 +113,10 @@ def test_augmentation_rewrites_only_the_questions_and_every_copy_keeps_its_answe
         r["labels"] for r in enc.rows if r["example_index"] == 0
     ]  # the answer sits at the same tokens of every window: the question's length is unchanged
     assert result.metrics["examples_in"] == 3 and result.metrics["examples_out"] == 5
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(TinyDistillError, match="augment for task qa reads data.train_file"):
+        augment_data(load_config(None, [*sets, f"data.dir={tmp_path / 'folder'}"]), tmp_path / "aug-dir")
+    assert not (tmp_path / "aug-dir").exists()  # nothing left that looks finished
 
 
 @pytest.mark.parametrize(
