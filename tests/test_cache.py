@@ -121,3 +121,60 @@ def test_sentence_vectors_are_stored_in_16_bits_and_read_back_memory_mapped(tmp_
     rows = with_teacher_logits(data, again).rows
     batch = PadBoth(tokenizer, None)(rows)
     assert batch["cached_logits"].dtype == torch.float32 and batch["cached_logits"].shape == (3, 2)
+
+
+def _counting(model):
+    """``model`` with a list that records how many rows each forward pass ran."""
+    seen = []
+    model.register_forward_pre_hook(lambda _m, _a, kw: seen.append(len(kw["input_ids"])), with_kwargs=True)
+    return model, seen
+
+
+def test_rows_another_set_holds_are_read_back_and_only_new_rows_computed(
+    capsys, tmp_path, tiny_classifier_dir, tokenizer
+):
+    from transformers import BertForSequenceClassification
+
+    teacher, seen = _counting(BertForSequenceClassification.from_pretrained(tiny_classifier_dir).eval())
+    texts = [f"sentence number {i}" for i in range(10)]
+    originals = EncodedDataset([dict(tokenizer(t)) for t in texts[:6]])
+    teacher_logits(teacher, originals, tokenizer, 4, tmp_path)
+    seen.clear()
+    capsys.readouterr()
+    both = EncodedDataset([dict(tokenizer(t)) for t in texts[9:3:-1] + texts[:4]])  # originals mixed with new rows
+    logits = teacher_logits(teacher, both, tokenizer, 4, tmp_path)
+    assert sum(seen) == 4 and "6 of 10 rows cached, computing the rest" in capsys.readouterr().out
+    with torch.no_grad():
+        direct = [teacher(**{k: torch.tensor([v]) for k, v in row.items()}).logits[0].numpy() for row in both.rows]
+    np.testing.assert_allclose(np.stack(logits), np.stack(direct), atol=1e-5)
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_an_interrupted_run_keeps_its_finished_segments(monkeypatch, tmp_path, tokenizer, per_token):
+    from transformers import BertForSequenceClassification, BertForTokenClassification
+
+    from tests.conftest import tiny_bert_config
+    from tinydistill import cache
+
+    monkeypatch.setattr(cache, "SEGMENT_ROWS", 4)
+    torch.manual_seed(0)
+    kind = BertForTokenClassification if per_token else BertForSequenceClassification
+    teacher, seen = _counting(kind(tiny_bert_config(tokenizer.vocab_size, num_labels=3)).eval())
+    data = EncodedDataset([dict(tokenizer("word " * (i % 5 + 1))) for i in range(10)])
+
+    def stop_at_third_batch(_module, _args, _kwargs):
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    stop = teacher.register_forward_pre_hook(stop_at_third_batch, with_kwargs=True)
+    with pytest.raises(KeyboardInterrupt):  # 2 batches of 2 rows made the first segment of 4
+        teacher_logits(teacher, data, tokenizer, 2, tmp_path, per_token=per_token)
+    stop.remove()
+    assert not list((tmp_path / "teacher-logits").glob("*.tmp-*"))
+    seen.clear()
+    logits = teacher_logits(teacher, data, tokenizer, 2, tmp_path, per_token=per_token)
+    assert sum(seen) == 6 and len(list((tmp_path / "teacher-logits").glob("*.npy"))) == 3
+    with torch.no_grad():
+        for row, got in zip(data.rows, logits):
+            direct = teacher(**{k: torch.tensor([v]) for k, v in row.items()}).logits[0].numpy()
+            np.testing.assert_allclose(got, direct, atol=1e-5)

@@ -77,7 +77,7 @@ def test_a_damaged_cache_entry_is_named_discarded_and_rebuilt(capsys, cached_ent
     capsys.readouterr()
     again = teacher_logits(teacher, data, tokenizer, 4, entry.parent.parent)
     out = capsys.readouterr().out
-    assert f"teacher-logit cache entry {entry} is damaged ({reason}" in out and "computing it again" in out
+    assert f"teacher-logit cache entry {entry} is damaged ({reason}" in out and "computing its rows again" in out
     np.testing.assert_array_equal(again, fresh)
     capsys.readouterr()
     teacher_logits(teacher, data, tokenizer, 4, entry.parent.parent)

@@ -2,9 +2,12 @@
 epochs, stages and runs.
 
 Exact only for a deterministic teacher (eval mode, which tinydistill always uses) and inputs that do
-not change between epochs (offline augmentation is fine, on-the-fly augmentation is not). The key
-hashes the teacher's weights and config and the exact token ids fed to it (so a changed data file,
-subset, tokenizer setting or max length is a new entry); nothing stale can be read back.
+not change between epochs (offline augmentation is fine, on-the-fly augmentation is not). Each row
+(a sentence, a pair, a QA window) is keyed by the teacher's weights and config, the precision and
+the row's exact token ids, so a changed row is a new key and nothing stale can be read back; rows
+another set already holds (the originals beside their augmented copies, a dev subset) are reused.
+Rows are written in segments of :data:`SEGMENT_ROWS` as they are computed: an interrupted run keeps
+the segments it finished, and the next computes only the rest.
 """
 
 from __future__ import annotations
@@ -13,16 +16,21 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from tinydistill import precision
 from tinydistill.data.keys import CACHED_LOGITS, MODEL_INPUTS
 from tinydistill.data.loaders import EncodedDataset, make_loader
-from tinydistill.ui import say, track
+from tinydistill.ui import progress, say
+
+SEGMENT_ROWS = 2048  # rows per segment file: the most an interruption can cost
 
 
 def default_cache_dir() -> Path:
@@ -48,6 +56,18 @@ def inputs_fingerprint(data: EncodedDataset) -> str:
     return h.hexdigest()
 
 
+def row_keys(data: EncodedDataset) -> list[str]:
+    """One key per row: a digest of the inputs the teacher reads (names and token ids)."""
+    keys = []
+    for row in data.rows:
+        h = hashlib.sha256()
+        for key in MODEL_INPUTS:
+            if key in row:
+                h.update(key.encode() + b"=" + np.asarray(row[key], dtype=np.int64).tobytes())
+        keys.append(h.hexdigest()[:32])
+    return keys
+
+
 @torch.inference_mode()
 def _compute_into(
     out: np.ndarray,
@@ -58,6 +78,7 @@ def _compute_into(
     batch_size: int,
     device,
     mode: str,
+    bar: tqdm,
 ) -> None:
     """Write each row's logits into ``out`` (a float32 memory map): (N, C) rows per text, or (``lengths``) each
     row's L real tokens stacked (sum of L, C). Rows are run shortest first, so each batch holds similar lengths."""
@@ -66,7 +87,7 @@ def _compute_into(
     inputs = EncodedDataset([{k: data.rows[i][k] for k in MODEL_INPUTS if k in data.rows[i]} for i in order])
     done = 0
     with precision.autocast(mode, device):
-        for batch in track(make_loader(inputs, tokenizer, batch_size, shuffle=False), "caching teacher logits"):
+        for batch in make_loader(inputs, tokenizer, batch_size, shuffle=False):
             logits = teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
             for j, row_logits in enumerate(logits):
                 i = order[done + j]
@@ -75,15 +96,12 @@ def _compute_into(
                 else:
                     out[starts[i] : starts[i + 1]] = row_logits[: starts[i + 1] - starts[i]]
             done += len(logits)
-
-
-def _unpack(stored: np.ndarray, lengths: list[int] | None) -> np.ndarray | list[np.ndarray]:
-    return stored if lengths is None else np.split(stored, np.cumsum(lengths)[:-1])
+            bar.update(len(logits))
 
 
 def _remove_stale(cache_dir: Path) -> None:
-    """Delete temporary entries whose writer is no longer running (a killed run leaves its ``*.tmp-PID.npy``)."""
-    for tmp in cache_dir.glob("*.tmp-*.npy"):
+    """Delete temporary files whose writer is no longer running (a killed run leaves its ``*.tmp-PID.npy``)."""
+    for tmp in [*cache_dir.glob("*.tmp-*.npy"), *cache_dir.glob("*.tmp-*.json")]:
         pid = tmp.name.rsplit(".tmp-", 1)[1].split(".", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             tmp.unlink(missing_ok=True)
@@ -126,52 +144,89 @@ def teacher_logits(
     budget_gb: float = 16.0,
     per_token: bool = False,
 ) -> np.ndarray | list[np.ndarray] | None:
-    """The logits of ``teacher`` for every row of ``data``, (N, C) per text or a list of (L, C) per token, from the
-    cache or computed into it (with ``teacher_precision`` bf16/fp16, under autocast: a separate cache entry); None,
-    with a line, where the entry would not fit ``budget_gb`` or the disk, or the cache cannot be written (the
-    teacher then runs live). They are written to disk as they are computed and read back memory-mapped, so the rows
-    page in as batches use them; ``store`` float16 halves the file where the values fit (sentence vectors)."""
+    """The logits of ``teacher`` for every row of ``data`` from the cache, the rows it lacks computed into it (with
+    ``teacher_precision`` bf16/fp16, under autocast: separate keys): an (N, C) array where one segment holds exactly
+    these rows, else a list of N rows, (C,) per text or (L, C) per token. None, with a line, where the rows would not
+    fit ``budget_gb`` or the disk, or the cache cannot be written (the teacher then runs live). Rows are written to
+    disk as they are computed and read back memory-mapped, so they page in as batches use them; ``store`` float16
+    halves the files where the values fit (sentence vectors)."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "teacher-logits"
     device = next(teacher.parameters()).device
     mode = precision.resolve(teacher_precision, device)
-    key = teacher_fingerprint(teacher) + inputs_fingerprint(data) + ("" if mode == "no" else mode)
-    path = cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+    what = teacher_fingerprint(teacher) + ("" if mode == "no" else mode) + (" per token" if per_token else "")
+    prefix = hashlib.sha256(what.encode()).hexdigest()[:32]
     classes = int(getattr(teacher, "output_size", None) or teacher.config.num_labels)
-    if path.is_file():
-        logits, problem = _read_entry(path, data, classes)
-        if problem is None:
-            say(f"teacher logits: cached ({path})")
-            return logits
-        say(f"teacher-logit cache entry {path} is damaged ({problem}): discarded, computing it again")
-        for f in (path, path.with_suffix(".json")):
-            f.unlink(missing_ok=True)
-    lengths = [len(r["input_ids"]) for r in data.rows] if per_token else None
-    shape = (len(data) if lengths is None else sum(lengths), classes)
+    keys = row_keys(data)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale(cache_dir)
-        if not _fits(shape[0] * shape[1] * 4, budget_gb, cache_dir):
+        found = _lookup(cache_dir, prefix, keys, classes)
+        missing = [i for i, key in enumerate(keys) if key not in found.rows]
+        if not missing:
+            say(f"teacher logits: cached ({cache_dir})")
+            return found.assemble(keys)
+        lengths = [len(r["input_ids"]) for r in data.rows] if per_token else None
+        if not _fits((len(data) if lengths is None else sum(lengths)) * classes * 4, budget_gb, cache_dir):
             return None
-        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            _compute_into(out, lengths, teacher, data, tokenizer, batch_size, device, mode)
-            out.flush()
-            del out
-            _publish(tmp, path, lengths, store)
-        finally:
-            tmp.unlink(missing_ok=True)
+        if len(missing) < len(data):
+            say(f"teacher logits: {len(data) - len(missing):,} of {len(data):,} rows cached, computing the rest")
+        with progress(len(missing), "caching teacher logits") as bar:
+            writer = _Writer(teacher, tokenizer, batch_size, device, mode, store, classes, cache_dir / prefix, bar)
+            missing.sort(key=lambda i: len(data.rows[i]["input_ids"]))  # similar lengths share a segment
+            for start in range(0, len(missing), SEGMENT_ROWS):
+                if not writer.segment(data, sorted(missing[start : start + SEGMENT_ROWS]), keys, per_token):
+                    say("teacher logits not cached: the teacher gives NaN or infinite logits; the teacher runs live")
+                    return None
+        found = _lookup(cache_dir, prefix, keys, classes)
+        if any(key not in found.rows for key in keys):  # another run removed a segment meanwhile
+            say(f"teacher logits not cached: rows went missing from {cache_dir} as they were written; live teacher")
+            return None
     except OSError as exc:
         say(f"teacher logits not cached ({cache_dir}: {exc.strerror}); the teacher runs live")
         return None
-    logits, _ = _read_entry(path, data, classes)
-    return logits
+    return found.assemble(keys)
 
 
-def _publish(tmp: Path, path: Path, lengths: list[int] | None, store: str) -> None:
-    """Turn a written temporary entry into the cache entry ``path`` (float16 where asked and the values fit), its
-    sidecar written first, so an entry never lacks one."""
+@dataclass
+class _Writer:
+    """Computes rows with the teacher and writes each set of them as one segment, named ``stem``-PID-random."""
+
+    teacher: nn.Module
+    tokenizer: object
+    batch_size: int
+    device: torch.device
+    mode: str
+    store: str
+    classes: int
+    stem: Path
+    bar: tqdm
+
+    def segment(self, data: EncodedDataset, rows: list[int], keys: list[str], per_token: bool) -> bool:
+        """Compute ``rows`` of ``data`` (in data order in the file) and publish them under their ``keys``; False (and
+        nothing published) where a value is not finite."""
+        part = EncodedDataset([data.rows[i] for i in rows])
+        lengths = [len(r["input_ids"]) for r in part.rows] if per_token else None
+        path = self.stem.with_name(f"{self.stem.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
+        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
+        try:
+            shape = (len(part) if lengths is None else sum(lengths), self.classes)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            args = (self.teacher, part, self.tokenizer, self.batch_size, self.device, self.mode, self.bar)
+            _compute_into(out, lengths, *args)
+            out.flush()
+            del out
+            return _publish(tmp, path, [keys[i] for i in rows], lengths, self.store)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, path: Path, keys: list[str], lengths: list[int] | None, store: str) -> bool:
+    """Turn a written temporary file into the segment ``path`` (float16 where asked and the values fit), then write
+    its sidecar: a segment counts once its sidecar exists. False, and nothing published, where a value is not
+    finite."""
     values = np.load(tmp, mmap_mode="r")
+    if not all(np.isfinite(part).all() for part in np.array_split(values, max(1, values.size >> 24))):
+        return False
     if store == "float16" and all(np.isfinite(c.astype(np.float16)).all() for c in np.array_split(values, 64)):
         half = tmp.with_suffix(".f16.npy")
         try:
@@ -184,10 +239,13 @@ def _publish(tmp: Path, path: Path, lengths: list[int] | None, store: str) -> No
         finally:
             half.unlink(missing_ok=True)
         values = np.load(tmp, mmap_mode="r")
-    sidecar = {"rows": len(values) if lengths is None else len(lengths), "classes": int(values.shape[1])}
-    sidecar |= {"dtype": str(values.dtype), "lengths": lengths, "sha256": _digest(tmp)}
-    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    sidecar = {"rows": len(keys), "classes": int(values.shape[1]), "dtype": str(values.dtype), "lengths": lengths}
+    sidecar |= {"sha256": _digest(tmp), "keys": keys}
     os.replace(tmp, path)
+    written = path.with_suffix(f".tmp-{os.getpid()}.json")
+    written.write_text(json.dumps(sidecar))
+    os.replace(written, path.with_suffix(".json"))
+    return True
 
 
 def _digest(path: Path) -> str:
@@ -198,29 +256,72 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_entry(path: Path, data: EncodedDataset, classes: int | None) -> tuple[np.ndarray | list | None, str | None]:
-    """The cached logits, or None and what is wrong with them (checksum, shape, row lengths, dtype, non-finite
-    values)."""
+@dataclass
+class _Found:
+    """Cached rows by key, and each segment read with its keys (so a set one segment holds comes back whole)."""
+
+    rows: dict[str, np.ndarray]
+    segments: list[tuple[list[str], np.ndarray | list[np.ndarray]]]
+
+    def assemble(self, keys: list[str]) -> np.ndarray | list[np.ndarray]:
+        for segment_keys, values in self.segments:
+            if segment_keys == keys:
+                return values
+        return [self.rows[key] for key in keys]
+
+
+def _lookup(cache_dir: Path, prefix: str, keys: list[str], classes: int) -> _Found:
+    """The rows of ``keys`` that this teacher's segments hold (only segments holding some are read and checked); a
+    damaged one is named and deleted, and its rows left out (they are computed again)."""
+    wanted, found = set(keys), _Found({}, [])
+    for path in sorted(p for p in cache_dir.glob(f"{prefix}-*.npy") if ".tmp-" not in p.name):
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            segment_keys = list(meta["keys"])
+        except FileNotFoundError:
+            writer = path.stem.split("-")[1]
+            if writer.isdigit() and _running(int(writer)) and int(writer) != os.getpid():
+                continue  # another run is publishing it now
+            meta, segment_keys = {}, []
+        except (OSError, ValueError, KeyError, TypeError):
+            meta, segment_keys = {}, []
+        hits = [j for j, key in enumerate(segment_keys) if key in wanted and key not in found.rows]
+        if segment_keys and not hits:
+            continue
+        values, problem = _read_segment(path, meta, classes)
+        if problem is not None:
+            say(f"teacher-logit cache entry {path} is damaged ({problem}): discarded, computing its rows again")
+            for f in (path, path.with_suffix(".json")):
+                f.unlink(missing_ok=True)
+            continue
+        found.rows |= {segment_keys[j]: values[j] for j in hits}
+        found.segments.append((segment_keys, values))
+    return found
+
+
+def _read_segment(path: Path, meta: dict, classes: int) -> tuple[np.ndarray | list | None, str | None]:
+    """A segment's values ((N, C), or a list of (L, C) per token), or what is wrong with them or with its sidecar
+    ``meta`` (missing, checksum, shape, row lengths, dtype, non-finite values)."""
+    if not meta:
+        exists = path.with_suffix(".json").is_file()
+        return None, "its .json sidecar is unreadable" if exists else "its .json sidecar is missing"
     try:
-        sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        if sidecar.get("sha256") != _digest(path):
+        if meta.get("sha256") != _digest(path):
             return None, "checksum differs from the one written"
-        logits = np.load(path, allow_pickle=False, mmap_mode="r")
-    except FileNotFoundError:
-        return None, "its .json sidecar is missing"
+        values = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as exc:
         return None, f"unreadable: {exc}"
-    rows, lengths = len(data), sidecar.get("lengths")
-    if logits.dtype not in (np.float32, np.float16) or str(logits.dtype) != sidecar.get("dtype"):
-        return None, f"dtype {logits.dtype}, expected float32 or float16 as its sidecar says"
-    if lengths is not None and lengths != [len(r["input_ids"]) for r in data.rows]:
-        return None, "its per-row token counts differ from the data's"
-    expected = rows if lengths is None else sum(lengths)
-    if logits.ndim != 2 or logits.shape[0] != expected or (classes and logits.shape[1] != classes):
-        return None, f"shape {logits.shape}, expected ({expected}, {classes})"
-    if not all(np.isfinite(part).all() for part in np.array_split(logits, max(1, logits.size >> 24))):
+    keys, lengths = meta["keys"], meta.get("lengths")
+    if values.dtype not in (np.float32, np.float16) or str(values.dtype) != meta.get("dtype"):
+        return None, f"dtype {values.dtype}, expected float32 or float16 as its sidecar says"
+    if lengths is not None and len(lengths) != len(keys):
+        return None, f"{len(lengths)} row lengths for {len(keys)} rows"
+    expected = len(keys) if lengths is None else sum(lengths)
+    if values.ndim != 2 or values.shape[0] != expected or values.shape[1] != classes:
+        return None, f"shape {values.shape}, expected ({expected}, {classes})"
+    if not all(np.isfinite(part).all() for part in np.array_split(values, max(1, values.size >> 24))):
         return None, "holds NaN or infinite values"
-    return (logits if lengths is None else _unpack(logits, lengths)), None
+    return (values if lengths is None else np.split(values, np.cumsum(lengths)[:-1])), None
 
 
 def with_teacher_logits(data: EncodedDataset, logits) -> EncodedDataset:
