@@ -178,3 +178,34 @@ def test_an_interrupted_run_keeps_its_finished_segments(monkeypatch, tmp_path, t
         for row, got in zip(data.rows, logits):
             direct = teacher(**{k: torch.tensor([v]) for k, v in row.items()}).logits[0].numpy()
             np.testing.assert_allclose(got, direct, atol=1e-5)
+
+
+def test_the_least_recently_used_segments_make_room_but_never_those_a_run_reads(
+    capsys, tmp_path, tiny_classifier_dir, tokenizer
+):
+    from transformers import BertForSequenceClassification
+
+    teacher, seen = _counting(BertForSequenceClassification.from_pretrained(tiny_classifier_dir).eval())
+    sets = {name: EncodedDataset([dict(tokenizer(f"{name} sentence {i}")) for i in range(10)]) for name in "abcd"}
+    folder = tmp_path / "teacher-logits"
+    budget = 440e-9  # two segments of 10 rows x 2 labels (208 bytes each) and a few rows more
+
+    def segments() -> set:
+        return {p.name for p in folder.glob("*.npy")}
+
+    teacher_logits(teacher, sets["a"], tokenizer, 4, tmp_path, budget_gb=budget)
+    (a,) = segments()
+    teacher_logits(teacher, sets["b"], tokenizer, 4, tmp_path, budget_gb=budget)
+    (b,) = segments() - {a}
+    teacher_logits(teacher, sets["a"], tokenizer, 4, tmp_path, budget_gb=budget)  # read back: a is now the newer
+    capsys.readouterr()
+    teacher_logits(teacher, sets["c"], tokenizer, 4, tmp_path, budget_gb=budget)
+    assert f"removing the least recently used segment {folder / b}" in capsys.readouterr().out
+    assert a in segments() and b not in segments() and len(segments()) == 2
+    (c,) = segments() - {a}
+    seen.clear()
+    grown = EncodedDataset(sets["a"].rows + sets["d"].rows[:4])  # a is the oldest now, but this run reads it
+    logits = teacher_logits(teacher, grown, tokenizer, 4, tmp_path, budget_gb=budget)
+    assert sum(seen) == 4 and len(logits) == 14
+    assert a in segments() and f"least recently used segment {folder / a}" not in capsys.readouterr().out
+    assert c not in segments() and len(segments()) == 2  # c made room instead

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +118,9 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _fits(size: int, budget_gb: float, cache_dir: Path) -> bool:
-    """Whether an entry of ``size`` bytes may be written: within the budget and the free disk (a line if not)."""
+def _fits(size: int, new: int, budget_gb: float, cache_dir: Path, keep: set[Path]) -> bool:
+    """Whether ``new`` bytes of a set of ``size`` may be written: the set within the budget, the least recently used
+    segments (but those in ``keep``) deleted until the whole cache is, and a gigabyte of disk left (a line if not)."""
     gb = size / 1e9
     if gb > budget_gb:
         say(
@@ -126,11 +128,40 @@ def _fits(size: int, budget_gb: float, cache_dir: Path) -> bool:
             "teacher runs live (raise teacher_cache_gb, or use fewer rows or labels)"
         )
         return False
+    _make_room(cache_dir, new, budget_gb * 1e9, keep)
     free = shutil.disk_usage(cache_dir).free
-    if size > free - 1e9:  # keep a gigabyte for everything else
-        say(f"teacher logits not cached: they would take {gb:.1f} GB, {cache_dir} has {free / 1e9:.1f} GB free")
+    if new > free - 1e9:  # keep a gigabyte for everything else
+        say(f"teacher logits not cached: they would take {new / 1e9:.1f} GB, {cache_dir} has {free / 1e9:.1f} GB free")
         return False
     return True
+
+
+def _make_room(cache_dir: Path, new: int, budget: float, keep: set[Path]) -> None:
+    """Delete the least recently used segments not in ``keep`` until ``new`` more bytes keep the cache in ``budget``."""
+    held = {}
+    for path in cache_dir.glob("*.npy"):
+        try:
+            if ".tmp-" not in path.name:
+                held[path] = (path.stat().st_size, path.with_suffix(".json").stat().st_mtime_ns)
+        except FileNotFoundError:  # unfinished, or removed by another run meanwhile
+            continue
+    total = sum(size for size, _ in held.values())
+    for path in sorted((p for p in held if p not in keep), key=lambda p: held[p][1]):
+        if total + new <= budget:
+            return
+        say(f"teacher logits: removing the least recently used segment {path} ({held[path][0] / 1e9:.2f} GB)")
+        for f in (path.with_suffix(".json"), path):
+            f.unlink(missing_ok=True)
+        total -= held[path][0]
+
+
+def _mark_used(path: Path) -> None:
+    """Stamp a segment's sidecar as used now, to the nanosecond (the kernel's file times are coarse)."""
+    now = time.time_ns()
+    try:
+        os.utime(path.with_suffix(".json"), ns=(now, now))
+    except OSError:  # a cache shared read-only is still read
+        pass
 
 
 def teacher_logits(
@@ -166,7 +197,9 @@ def teacher_logits(
             say(f"teacher logits: cached ({cache_dir})")
             return found.assemble(keys)
         lengths = [len(r["input_ids"]) for r in data.rows] if per_token else None
-        if not _fits((len(data) if lengths is None else sum(lengths)) * classes * 4, budget_gb, cache_dir):
+        size = (len(data) if lengths is None else sum(lengths)) * classes * 4
+        new = (len(missing) if lengths is None else sum(lengths[i] for i in missing)) * classes * 4
+        if not _fits(size, new + 128 * (len(missing) // SEGMENT_ROWS + 1), budget_gb, cache_dir, found.paths):
             return None
         if len(missing) < len(data):
             say(f"teacher logits: {len(data) - len(missing):,} of {len(data):,} rows cached, computing the rest")
@@ -262,6 +295,7 @@ class _Found:
 
     rows: dict[str, np.ndarray]
     segments: list[tuple[list[str], np.ndarray | list[np.ndarray]]]
+    paths: set[Path]
 
     def assemble(self, keys: list[str]) -> np.ndarray | list[np.ndarray]:
         for segment_keys, values in self.segments:
@@ -273,7 +307,7 @@ class _Found:
 def _lookup(cache_dir: Path, prefix: str, keys: list[str], classes: int) -> _Found:
     """The rows of ``keys`` that this teacher's segments hold (only segments holding some are read and checked); a
     damaged one is named and deleted, and its rows left out (they are computed again)."""
-    wanted, found = set(keys), _Found({}, [])
+    wanted, found = set(keys), _Found({}, [], set())
     for path in sorted(p for p in cache_dir.glob(f"{prefix}-*.npy") if ".tmp-" not in p.name):
         try:
             meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
@@ -296,6 +330,8 @@ def _lookup(cache_dir: Path, prefix: str, keys: list[str], classes: int) -> _Fou
             continue
         found.rows |= {segment_keys[j]: values[j] for j in hits}
         found.segments.append((segment_keys, values))
+        found.paths.add(path)
+        _mark_used(path)  # most recently used: the last to be removed to make room
     return found
 
 

@@ -429,8 +429,8 @@ class DistillStage(_Strict):
     teacher_cache_gb: float = Field(
         16.0,
         ge=0,
-        description="most disk the cache of teachers' layers may take (least recently used entries make room); an "
-        "entry of layers or of logits larger than this is not cached (the teacher runs live)",
+        description="most disk each teacher cache (layers; logits) may take (the least recently used entries make "
+        "room); a set of layers or of logits larger than this is not cached (the teacher runs live)",
     )
     carry_projections: bool = Field(
         True,
