@@ -254,3 +254,33 @@ def test_a_distilled_students_new_head_starts_at_the_log_odds(monkeypatch, capsy
     rate = np.clip(np.asarray(read_split(cfg.data, "train", task, seed=cfg.seed).labels).mean(0), 1e-4, 1 - 1e-4)
     bias = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").classifier.bias.detach().numpy()
     assert np.allclose(bias, np.log(rate / (1 - rate)), atol=1e-4)
+
+
+def test_the_threshold_is_tuned_on_the_kept_evaluations_outputs_without_predicting_dev_again(
+    monkeypatch, tmp_path, tiny_teacher_dir, glue
+):
+    """The stage tunes and reports from the dev outputs of the evaluation whose weights it saves: no further dev
+    pass, and a fresh evaluation of the saved model scores exactly what the stage reported."""
+    from transformers import AutoConfig
+
+    from tinydistill.config import load_config
+    from tinydistill.evaluate import evaluate
+    from tinydistill.stages import finetune, template
+
+    passes = []
+    predict = template.predict
+    monkeypatch.setattr(template, "predict", lambda *a, **kw: passes.append(1) or predict(*a, **kw))
+    data = glue.parent / "multilabel" / "goemotions"
+    section = f"data.multilabel={{label_names_file: {data / 'emotions.txt'}, tune_threshold: true}}"
+    sets = [*GOEMOTIONS, f"data.dir={data}", section, f"teacher={tiny_teacher_dir}", f"cache_dir={tmp_path / 'c'}"]
+    sets += ["finetune.train.epochs=3", "finetune.train.batch_size=16", "finetune.train.learning_rate=1e-3"]
+    cfg = load_config(None, sets)
+    out = finetune(cfg, tmp_path / "teacher")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert passes == [] and len(metrics["evals"]) == 3
+    assert "## Per label (dev, threshold" in (out / "report.md").read_text()
+    assert metrics["best"]["step"] == 3  # no later evaluation beat the first: the saved weights are step 3's
+    assert AutoConfig.from_pretrained(out).multilabel_threshold == metrics["dev"]["threshold"]
+    fresh = evaluate(cfg, out, "dev")
+    for key in ("macro_f1", "micro_f1", "example_f1"):
+        assert fresh[key] == pytest.approx(metrics["dev"][key], abs=1e-9), key

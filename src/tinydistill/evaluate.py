@@ -55,11 +55,18 @@ def predict(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) 
 def evaluate_model(model: nn.Module, loader: DataLoader, task: Task, accelerator=None) -> dict[str, float]:
     """The task's metrics of ``model`` on ``loader``, as the model is scored (what its config saved, e.g. a tuned
     threshold)."""
+    return scored_outputs(model, loader, task, accelerator)[0]
+
+
+def scored_outputs(
+    model: nn.Module, loader: DataLoader, task: Task, accelerator=None
+) -> tuple[dict[str, float], tuple[list, list]]:
+    """:func:`evaluate_model`'s metrics, and the outputs and gold labels they were computed from."""
     task = task.for_model(getattr(model, "config", None))
     outputs, labels = predict(model, loader, task, accelerator)
     if labels is None:
         raise TinyDistillError("this split has no labels to score against")
-    return compute_metrics(task, outputs, labels)
+    return compute_metrics(task, outputs, labels), (outputs, labels)
 
 
 def _with_model_labels(cfg: DataConfig, folder: Path) -> DataConfig:

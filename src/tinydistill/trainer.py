@@ -29,7 +29,7 @@ from tinydistill.config import TrainConfig
 from tinydistill.data.keys import CACHED_LOGITS, LABELS, TARGET_ROW
 from tinydistill.data.loaders import split_inputs
 from tinydistill.errors import TinyDistillError
-from tinydistill.evaluate import evaluate_model
+from tinydistill.evaluate import scored_outputs
 from tinydistill.objectives import CapturePlan, LossTerm, StepContext, projection_layer
 from tinydistill.process import process_state
 from tinydistill.targets import TargetStore
@@ -144,6 +144,7 @@ class TrainResult:
     objective_before: dict | None
     objective_after: dict | None
     precision: str  # what the student trained in, after resolving "auto"
+    dev_outputs: tuple[list, list] | None = None  # final_eval's dev outputs and gold labels, where they are kept
 
     @property
     def final_eval(self) -> dict | None:
@@ -257,6 +258,7 @@ class _Loop:
         self.inner = acc.unwrap_model(self.trainee)
         self.recs: tuple[Recorder | None, Recorder | None] = (None, None)
         self.best_weights: dict | None = None
+        self.kept: tuple[int, tuple[list, list]] | None = None  # the step and dev outputs the weights may belong to
 
     def resume(self, checkpoint: CheckpointSpec | None) -> TrainState:
         """A fresh state, or the one of the newest intact checkpoint (weights, optimizer, RNG restored)."""
@@ -372,7 +374,7 @@ class _Loop:
         run = self.run
         if self.eval_loader is None or run.task is None:
             return
-        metrics = evaluate_model(self.inner.student, self.eval_loader, run.task, self.acc)
+        metrics, outputs = scored_outputs(self.inner.student, self.eval_loader, run.task, self.acc)
         state.evals.append({"step": state.steps, "epoch": round(state.steps / self.steps_per_epoch, 3), **metrics})
         self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=state.steps)
         score = metrics[run.task.metric]
@@ -380,9 +382,18 @@ class _Loop:
             state.best_score = score
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.inner.student.state_dict().items()}
             state.best = state.evals[-1]
+        if state.best is state.evals[-1] or not run.select_best:
+            self.kept = (state.steps, outputs)
         say(f"[{self.desc}] step {state.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         for cb in self.callbacks:
             cb.on_evaluate(state, metrics)
+
+    def final_outputs(self, steps: int) -> tuple[list, list] | None:
+        """The dev outputs the trained weights belong to: the best evaluation's, else the last one's where it ran
+        at the last step (``steps``); None where this process made no such evaluation (e.g. it resumed after it)."""
+        if self.kept is None or (self.best_weights is None and self.kept[0] != steps):
+            return None
+        return self.kept[1]
 
     def close(self) -> None:
         for (
@@ -446,4 +457,5 @@ def train(
         state.objective_before,
         after,
         loop.mixed,
+        loop.final_outputs(state.steps),
     )

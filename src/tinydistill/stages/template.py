@@ -76,7 +76,7 @@ def run_stage(plan: StagePlan, cfg: Config, folder: Path, callbacks: Sequence[Ca
         callbacks=callbacks,
     )
     reporting = cfg.report.enabled and is_main_process()
-    dev = _dev_outputs(plan, result.student, details=reporting)
+    dev = _dev_outputs(plan, result, details=reporting)
     result = _tuned(plan, result, dev)
     projections = result.projections if plan.save_projections else None
     save_model(folder, result.student, plan.tokenizer, projections, cfg)
@@ -102,13 +102,14 @@ def save_model(folder: Path, model: nn.Module, tokenizer, projections: nn.Module
     (folder / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
 
 
-def _dev_outputs(plan: StagePlan, model: nn.Module, details: bool) -> tuple[list, list] | None:
-    """The trained model's dev outputs and gold labels, predicted once for what reads them after training (the task's
-    tuning; with ``details``, its report tables); None when nothing does or dev has no labels."""
+def _dev_outputs(plan: StagePlan, result: TrainResult, details: bool) -> tuple[list, list] | None:
+    """The trained model's dev outputs and gold labels for what reads them after training (the task's tuning; with
+    ``details``, its report tables): those of the evaluation its weights belong to, else predicted now; None when
+    nothing reads them or dev has no labels."""
     task, loader = plan.run.task, plan.run.eval_loader
     if task is None or loader is None or not (task.tunes or (details and task.report_details)):
         return None
-    outputs, golds = predict(model, loader, task)
+    outputs, golds = result.dev_outputs or predict(result.student, loader, task)
     return None if golds is None else (outputs, golds)
 
 
