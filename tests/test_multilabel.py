@@ -284,3 +284,39 @@ def test_the_threshold_is_tuned_on_the_kept_evaluations_outputs_without_predicti
     fresh = evaluate(cfg, out, "dev")
     for key in ("macro_f1", "micro_f1", "example_f1"):
         assert fresh[key] == pytest.approx(metrics["dev"][key], abs=1e-9), key
+
+
+def test_a_transfer_set_is_labelled_by_the_teachers_sigmoids_and_skipped_by_the_hard_loss(
+    monkeypatch, capsys, tmp_path, tokenizer, glue
+):
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+    from tests.conftest import tiny_bert_config
+    from tests.helpers import run_cli
+    from tinydistill.config import load_config
+
+    task = MultiLabel("m", ["a", "b", "c"])
+    student, gold = torch.randn(4, 3), torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1, 0]])
+    with_rows = torch.cat([gold[:2], torch.full((1, 3), float("nan")), gold[2:3]])
+    assert torch.isclose(task.hard_loss(student, with_rows), task.hard_loss(student[[0, 1, 3]], gold[:3]))
+    assert task.hard_loss(student[:1], torch.full((1, 3), float("nan"))) == 0  # a batch of transfer rows only
+    data = glue.parent / "multilabel" / "goemotions"
+    sets = [*GOEMOTIONS, f"data.dir={data}", f"data.multilabel={{label_names_file: {data / 'emotions.txt'}}}"]
+    task = task_info(load_config(None, sets).data)
+    teacher = tmp_path / "teacher"
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size, layers=2, **task.config_kwargs()))
+    model.save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    (tmp_path / "more.txt").write_text("what a lovely day\nthis is awful\nno idea what you mean\n", encoding="utf-8")
+    sets += [f"data.transfer_files=[{tmp_path / 'more.txt'}]", "student.every_k_teacher_layers=2"]
+    sets += ["prediction.train.max_steps=3", "prediction.losses={soft_weight: 1, hard_weight: 1}"]
+    sets += ["report.enabled=false", f"cache_dir={tmp_path / 'cache'}"]
+    args = ["distill", "--stage", "prediction", "--teacher", str(teacher), "-o", str(tmp_path / "out")]
+    code, out, err = run_cli(monkeypatch, capsys, *args, *[a for s in sets for a in ("-s", s)])
+    assert code == 0, err
+    assert "transfer set: 3 unlabelled examples beside 48 labelled ones" in out
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]
+    assert all(np.isfinite(h["hard"]) and np.isfinite(h["soft"]) for h in history)
+    bias = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").classifier.bias
+    assert torch.isfinite(bias).all()  # the new head's log-odds come from the labelled rows alone

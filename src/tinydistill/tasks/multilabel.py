@@ -4,6 +4,7 @@ cross-entropy, micro / macro / example-based F1 at a threshold."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -11,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tinydistill.config import DataConfig, InputPath, LossConfig
-from tinydistill.data.readers import Examples, column, mapped_label, raw_rows, read_texts
+from tinydistill.data.readers import Examples, column, mapped_label, raw_rows, read_texts, read_transfer
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
 from tinydistill.tasks.base import as_arrays
@@ -111,6 +112,13 @@ class MultiLabel(PerText):
                 say(f"{ex.source}: {empty:,} of {len(ex):,} rows have no label (kept: they teach 'none of them')")
         return ex
 
+    def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
+        """The texts of a transfer file (.txt, or the text column of a table), each with no gold labels: a row of
+        NaN, which the hard-label loss skips."""
+        ex = read_transfer(cfg, path, None)
+        ex.labels = [[math.nan] * self.num_labels for _ in ex.texts]
+        return ex
+
     def labels_from(
         self, rows: list[dict], name: str, cfg: DataConfig, source: str, required: bool = True
     ) -> list | None:
@@ -159,7 +167,11 @@ class MultiLabel(PerText):
         heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == self.num_labels]
         if not heads or heads[-1].bias is None or bool(heads[-1].bias.detach().any()):
             return
-        rate = np.clip(np.asarray([r[LABELS] for r in train.rows], dtype=np.float64).mean(0), 1e-4, 1 - 1e-4)
+        gold = np.asarray([r[LABELS] for r in train.rows], dtype=np.float64)
+        gold = gold[~np.isnan(gold).any(1)]  # transfer-set rows have no labels
+        if not len(gold):
+            return
+        rate = np.clip(gold.mean(0), 1e-4, 1 - 1e-4)
         with torch.no_grad():
             heads[-1].bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))))
         say(f"new head: biases set to the labels' log-odds in train ({rate.min():.4f} to {rate.max():.4f} positive)")
@@ -175,7 +187,8 @@ class MultiLabel(PerText):
     def hard_loss(self, student: Tensor, labels: Tensor) -> Tensor:
         from tinydistill import losses as L
 
-        return L.hard_binary_cross_entropy(student, labels)
+        keep = ~labels.isnan().any(-1)  # transfer-set rows have no gold labels
+        return L.hard_binary_cross_entropy(student[keep], labels[keep]) if keep.any() else student.sum() * 0.0
 
     def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
         """T logit of the weighted mean of sigmoid(t_i / T), label by label: its sigmoid at T is that mean."""
