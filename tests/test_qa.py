@@ -362,3 +362,44 @@ def test_two_qa_teachers_train_a_student_from_their_mean(monkeypatch, capsys, tm
     code, out, err = run_cli(monkeypatch, capsys, *args, *[a for s in sets for a in ("-s", s)])
     assert code == 0, err
     assert "the weighted mean of 2 teachers' predictions" in out and (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_a_transfer_set_of_questions_without_answers_is_labelled_by_the_teacher(
+    monkeypatch, capsys, tmp_path, tokenizer
+):
+    from transformers import BertForQuestionAnswering
+
+    from tests.conftest import tiny_bert_config
+    from tests.helpers import run_cli
+    from tinydistill.data.readers import concat
+
+    cfg, task = _task(_squad(tmp_path / "s.json"), max_length=40, qa={"doc_stride": 10})
+    unanswerable = [
+        {"id": "u", "question": "Who planted it?", "context": CONTEXT, "answers": [], "is_impossible": True}
+    ]
+    (tmp_path / "more.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unanswerable * 2))
+    more = task.read_transfer(cfg, tmp_path / "more.jsonl")  # any answers are not read: SQuAD 2.0 rows are fine
+    data = task.encode(concat(read_split(cfg, "train", task), more), tokenizer, 40, training=True)
+    assert "have no window that holds their whole answer" not in capsys.readouterr().out
+    labels = next(iter(task.loader(data, tokenizer, len(data))))["labels"]  # padded with IGNORE, in row order
+    transfer = torch.tensor([r["example_index"] >= 3 for r in data.rows])  # questions 4 and 5 came from the file
+    assert transfer.any() and not (labels[transfer] == 1).any() and (labels[~transfer] == 1).any()
+    torch.manual_seed(0)
+    logits = torch.randn(labels.shape)
+    assert torch.isclose(task.hard_loss(logits, labels), task.hard_loss(logits[~transfer], labels[~transfer]))
+    assert task.hard_loss(logits[transfer], labels[transfer]) == 0  # a batch of transfer windows only
+    teacher = tmp_path / "teacher"
+    BertForQuestionAnswering(tiny_bert_config(tokenizer.vocab_size, layers=2)).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    sets = ["data.task=qa", f"data.train_file={tmp_path / 's.json'}", f"data.dev_file={tmp_path / 's.json'}"]
+    sets += ["data.max_length=40", "data.qa={doc_stride: 10}", f"data.transfer_files=[{tmp_path / 'more.jsonl'}]"]
+    sets += ["prediction.train.max_steps=3", "prediction.losses={soft_weight: 1, hard_weight: 1}"]
+    sets += ["report.enabled=false", f"cache_dir={tmp_path / 'cache'}"]
+    args = ["distill", "--stage", "prediction", "--teacher", str(teacher), "--student", str(teacher)]
+    code, out, err = run_cli(
+        monkeypatch, capsys, *args, "-o", str(tmp_path / "out"), *[a for s in sets for a in ("-s", s)]
+    )
+    assert code == 0, err
+    assert "transfer set: 2 unlabelled examples beside 3 labelled ones" in out
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]
+    assert all(np.isfinite(h["soft"]) and np.isfinite(h["hard"]) for h in history)

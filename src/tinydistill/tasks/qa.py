@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tinydistill.config import Config, DataConfig, LossConfig
 from tinydistill.data.keys import CACHED_LOGITS, LABELS, MODEL_INPUTS
-from tinydistill.data.readers import Examples, kept_rows, raw_rows, subset
+from tinydistill.data.readers import Examples, kept_rows, raw_rows, read_table, subset
 from tinydistill.errors import TinyDistillError
 from tinydistill.registry import register_kind
 from tinydistill.tasks.base import Task
@@ -137,6 +137,14 @@ def _spans(row: dict, context: str, column: str, where: str) -> list[tuple[int, 
 def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_answers: bool = True) -> Questions:
     """One split's questions: a SQuAD JSON file as published, or a table (JSONL, CSV, Parquet, a saved dataset)."""
     rows, source, _ = raw_rows(cfg, split)
+    return questions_of(rows, source, settings, require_answers)
+
+
+def questions_of(
+    rows: list[dict], source: str, settings: QASettings, require_answers: bool = True, answers_too: bool = True
+) -> Questions:
+    """The questions of a file's ``rows`` (a SQuAD JSON object's, or a table's in the columns ``settings`` name), with
+    their answers where ``answers_too`` and the file has them."""
     names = (settings.question_column, settings.context_column, settings.answers_column, settings.id_column)
     if len(rows) == 1 and isinstance(rows[0].get("data"), list):
         rows, names = squad_rows(rows[0]["data"], source), ("question", "context", "answers", "id")
@@ -146,7 +154,7 @@ def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_an
     missing = [c for c in (question, context) if c not in rows[0]]
     if missing:
         raise TinyDistillError(f"{source}: no column {missing[0]!r} (its columns: {', '.join(map(str, rows[0]))})")
-    labelled = answers in rows[0]
+    labelled = answers_too and answers in rows[0]
     if require_answers and not labelled:
         raise TinyDistillError(f"{source}: no column {answers!r} with the answers (set data.qa.answers_column)")
     ids, out = (
@@ -264,9 +272,9 @@ def encode_questions(ex: Examples, tokenizer, max_length: int, stride: int, trai
         in_context = [s == 1 for s in enc.sequence_ids(w)]
         offsets = enc["offset_mapping"][w]
         row = {key: enc[key][w] for key in MODEL_INPUTS if key in enc} | {EXAMPLE: k}
-        if ex.labels is not None:
-            row[LABELS] = window_labels(in_context, offsets, ex.labels[k][0])
-            if row[LABELS][0][0] != 1:
+        if ex.labels is not None:  # a transfer-set question has no answers: its windows no gold position
+            row[LABELS] = window_labels(in_context, offsets, ex.labels[k][0] if ex.labels[k] else None)
+            if ex.labels[k] and row[LABELS][0][0] != 1:
                 answered.add(k)
         if ex.soft is not None:  # several teachers' combined start/end logits, one (L, 2) per window
             row[CACHED_LOGITS] = ex.soft[w]
@@ -277,20 +285,21 @@ def encode_questions(ex: Examples, tokenizer, max_length: int, stride: int, trai
             if ex.labels is not None:
                 row[GOLD_STARTS], row[GOLD_ENDS] = ([s[j] for s in ex.labels[k]] for j in (0, 1))
         rows.append(row)
-    _say_cut(ex, len(ex) - len(answered) if ex.labels is not None else 0, max_length, len(rows))
+    labelled = sum(1 for spans in ex.labels if spans) if ex.labels is not None else 0
+    _say_cut(ex, labelled - len(answered), labelled, max_length, len(rows))
     return EncodedDataset(rows, None, ex)
 
 
-def _say_cut(ex: Examples, unanswered: int, max_length: int, windows: int) -> None:
-    """Refuse data where no window holds any answer; say how many questions have none."""
-    if unanswered and unanswered == len(ex):
+def _say_cut(ex: Examples, unanswered: int, labelled: int, max_length: int, windows: int) -> None:
+    """Refuse data where no window holds any answer; say how many of the ``labelled`` questions have none."""
+    if unanswered and unanswered == labelled:
         raise TinyDistillError(
             f"{ex.source}: no window of any question holds its whole answer at max_length {max_length}; raise "
             "max_length (and check answer_start)"
         )
     if unanswered:
         say(
-            f"{ex.source}: {unanswered} of {len(ex)} questions have no window that holds their whole answer (trained "
+            f"{ex.source}: {unanswered} of {labelled} questions have no window that holds their whole answer (trained "
             "to point at the first token there)"
         )
     if windows > len(ex):
@@ -429,6 +438,12 @@ class QuestionAnswering(Task):
         ex = Examples(q.questions, q.contexts, q.answers, q.source)
         keep = kept_rows(cfg, split, len(ex), seed)
         return ex if keep is None else subset(ex, keep)
+
+    def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
+        """The questions and contexts of a transfer file (SQuAD JSON or a table, as ``read``; any answers are not
+        read): the teacher's start and end distributions are their targets, and no window has a gold position."""
+        q = questions_of(read_table(path, cfg), str(path), self.settings, require_answers=False, answers_too=False)
+        return Examples(q.questions, q.contexts, [[] for _ in q.questions], q.source)
 
     def encode(
         self, ex: Examples, tokenizer, max_length: int, teacher_tokenizer=None, training: bool = False
