@@ -289,11 +289,14 @@ class _Found:
     """Cached rows by key, and each segment read with its keys (so a set one segment holds comes back whole)."""
 
     rows: dict[str, np.ndarray]
-    segments: list[tuple[list[str], np.ndarray | list[np.ndarray]]]
-    paths: set[Path]
+    segments: dict[Path, tuple[list[str], np.ndarray | list[np.ndarray]]]
+
+    @property
+    def paths(self) -> set[Path]:
+        return set(self.segments)
 
     def assemble(self, keys: list[str]) -> np.ndarray | list[np.ndarray]:
-        for segment_keys, values in self.segments:
+        for segment_keys, values in self.segments.values():
             if segment_keys == keys:
                 return values
         return [self.rows[key] for key in keys]
@@ -302,7 +305,7 @@ class _Found:
 def _lookup(cache_dir: Path, prefix: str, keys: list[str], classes: int) -> _Found:
     """The rows of ``keys`` that this teacher's segments hold (only segments holding some are read and checked); a
     damaged one is named and deleted, and its rows left out (they are computed again)."""
-    wanted, found = set(keys), _Found({}, [], set())
+    wanted, found = set(keys), _Found({}, {})
     for path in sorted(p for p in cache_dir.glob(f"{prefix}-*.npy") if ".tmp-" not in p.name):
         try:
             meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
@@ -324,8 +327,7 @@ def _lookup(cache_dir: Path, prefix: str, keys: list[str], classes: int) -> _Fou
                 f.unlink(missing_ok=True)
             continue
         found.rows |= {segment_keys[j]: values[j] for j in hits}
-        found.segments.append((segment_keys, values))
-        found.paths.add(path)
+        found.segments[path] = (segment_keys, values)
         _mark_used(path)  # most recently used: the last to be removed to make room
     return found
 

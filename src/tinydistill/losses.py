@@ -71,7 +71,10 @@ def soft_binary_cross_entropy(
 
 def hard_binary_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
     """Binary cross-entropy to gold multi-hot labels: student_logits (B, C), labels (B, C) of 0/1 -> scalar, the mean
-    over the batch and the labels (as transformers' multi-label head computes it)."""
+    over the batch and the labels (as transformers' multi-label head computes it); 0 (with a gradient) when B is 0, e.g.
+    a batch of unlabelled transfer-set rows only."""
+    if not len(labels):
+        return student_logits.sum() * 0.0
     return F.binary_cross_entropy_with_logits(student_logits.float(), labels.float())
 
 

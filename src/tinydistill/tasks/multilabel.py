@@ -188,7 +188,7 @@ class MultiLabel(PerText):
         from tinydistill import losses as L
 
         keep = ~labels.isnan().any(-1)  # transfer-set rows have no gold labels
-        return L.hard_binary_cross_entropy(student[keep], labels[keep]) if keep.any() else student.sum() * 0.0
+        return L.hard_binary_cross_entropy(student[keep], labels[keep])
 
     def ensemble_logits(self, logits: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
         """T logit of the weighted mean of sigmoid(t_i / T), label by label: its sigmoid at T is that mean."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -137,26 +137,27 @@ def _spans(row: dict, context: str, column: str, where: str) -> list[tuple[int, 
 def read_questions(cfg: DataConfig, split: str, settings: QASettings, require_answers: bool = True) -> Questions:
     """One split's questions: a SQuAD JSON file as published, or a table (JSONL, CSV, Parquet, a saved dataset)."""
     rows, source, _ = raw_rows(cfg, split)
-    return questions_of(rows, source, settings, require_answers)
+    return questions_of(rows, source, settings, "required" if require_answers else "if present")
 
 
-def questions_of(
-    rows: list[dict], source: str, settings: QASettings, require_answers: bool = True, answers_too: bool = True
-) -> Questions:
+Answers = Literal["required", "if present", "ignored"]  # what a reader does with a file's answers
+
+
+def questions_of(rows: list[dict], source: str, settings: QASettings, answers: Answers = "required") -> Questions:
     """The questions of a file's ``rows`` (a SQuAD JSON object's, or a table's in the columns ``settings`` name), with
-    their answers where ``answers_too`` and the file has them."""
+    their answers: ``answers`` "required", "if present" or "ignored"."""
     names = (settings.question_column, settings.context_column, settings.answers_column, settings.id_column)
     if len(rows) == 1 and isinstance(rows[0].get("data"), list):
         rows, names = squad_rows(rows[0]["data"], source), ("question", "context", "answers", "id")
-    question, context, answers, ident = names
+    question, context, answer_column, ident = names
     if not rows:
         raise TinyDistillError(f"{source} has no questions")
     missing = [c for c in (question, context) if c not in rows[0]]
     if missing:
         raise TinyDistillError(f"{source}: no column {missing[0]!r} (its columns: {', '.join(map(str, rows[0]))})")
-    labelled = answers_too and answers in rows[0]
-    if require_answers and not labelled:
-        raise TinyDistillError(f"{source}: no column {answers!r} with the answers (set data.qa.answers_column)")
+    labelled = answers != "ignored" and answer_column in rows[0]
+    if answers == "required" and not labelled:
+        raise TinyDistillError(f"{source}: no column {answer_column!r} with the answers (set data.qa.answers_column)")
     ids, out = (
         [str(r.get(ident, i + 1)) for i, r in enumerate(rows)],
         Questions([], [], [], [] if labelled else None, source),
@@ -170,7 +171,7 @@ def questions_of(
         out.questions.append(q)
         out.contexts.append(c)
         if labelled:
-            out.answers.append(_spans(row, c, answers, where))
+            out.answers.append(_spans(row, c, answer_column, where))
     return out
 
 
@@ -442,7 +443,7 @@ class QuestionAnswering(Task):
     def read_transfer(self, cfg: DataConfig, path: str | Path) -> Examples:
         """The questions and contexts of a transfer file (SQuAD JSON or a table, as ``read``; any answers are not
         read): the teacher's start and end distributions are their targets, and no window has a gold position."""
-        q = questions_of(read_table(path, cfg), str(path), self.settings, require_answers=False, answers_too=False)
+        q = questions_of(read_table(path, cfg), str(path), self.settings, answers="ignored")
         return Examples(q.questions, q.contexts, [[] for _ in q.questions], q.source)
 
     def encode(
